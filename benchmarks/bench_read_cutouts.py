@@ -1,0 +1,81 @@
+"""Benchmark: how fast the data layer streams 96x96 FITS cutouts (and the HDF5 pack).
+
+    python benchmarks/bench_read_cutouts.py [--n 10000] [--workers 0 2] [--dir DIR]
+
+Writes N single-band cutouts (once; reused if --dir already holds them), then times a
+full pass through ``CutoutDataset`` with a DataLoader for each worker count, packing
+them with ``write_pack``, and a pass through ``PackedDataset``.  Prints cutouts/s and the
+process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+from torch.utils.data import DataLoader
+
+from gampen.data.dataset import CutoutDataset, PackedDataset
+from gampen.data.packfile import write_pack
+
+SIZE = 96
+
+
+def make_cutouts(folder: Path, n: int) -> Table:
+    """Write ``n`` noisy 96x96 float32 cutouts unless they already exist."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    names = [f"{i:07d}.fits" for i in range(n)]
+    for name in names:
+        path = folder / name
+        if not path.exists():
+            fits.PrimaryHDU(rng.normal(0, 1, (SIZE, SIZE)).astype(np.float32)).writeto(path)
+    return Table({"object_id": np.arange(n), "file_name": names})
+
+
+def rate(dataset, workers: int) -> float:
+    """Cutouts per second for one full DataLoader pass."""
+    loader = DataLoader(dataset, batch_size=256, num_workers=workers)
+    start = time.perf_counter()
+    count = sum(len(batch["index"]) for batch in loader)
+    return count / (time.perf_counter() - start)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--dir", type=Path, help="where to keep the cutouts (default: temp)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = args.dir or Path(tmp)
+        start = time.perf_counter()
+        table = make_cutouts(folder / "cutouts", args.n)
+        print(f"prepared {args.n} cutouts in {time.perf_counter() - start:.1f} s")
+        data = CutoutDataset(table, image_dir=folder / "cutouts", input_size=SIZE)
+        for workers in args.workers:
+            print(f"FITS stream, {workers} worker(s): {rate(data, workers):8.0f} cutouts/s")
+        start = time.perf_counter()
+        write_pack(
+            table, folder / "pack.h5", image_dir=folder / "cutouts", input_size=SIZE, progress=False
+        )
+        print(f"pack written:             {args.n / (time.perf_counter() - start):8.0f} cutouts/s")
+        packed = PackedDataset(folder / "pack.h5")
+        for workers in args.workers:
+            print(f"pack stream, {workers} worker(s): {rate(packed, workers):8.0f} cutouts/s")
+        print(f"peak RSS (main process): {peak_rss_mib():.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The ``gampen`` command line: one entry point, one sub-command per capability.
+
+Each capability lives in its own module exposing ``add_parser(subparsers)``, which
+registers the sub-command and sets ``func`` (called with the parsed arguments, returning
+an exit status).  Heavy imports (torch, galsim) happen inside the commands, so
+``gampen --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from gampen import __version__
+from gampen.errors import GampenError
+
+#: Modules that register sub-commands, in the order ``--help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = ("gampen.data.commands",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every registered sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="gampen",
+        description="Calibrated Bayesian posteriors of galaxy morphology "
+        "(bulge-to-total ratio, effective radius, flux) from survey cutouts.",
+    )
+    parser.add_argument("--version", action="version", version=f"gampen {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print debug messages")
+    subparsers = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except GampenError as exc:
+        print(f"gampen {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

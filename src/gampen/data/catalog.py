@@ -1,0 +1,168 @@
+"""Catalog reading, checking and writing through astropy Table (DESIGN §4.1).
+
+Formats are chosen by extension only: an unknown extension is an error, never a silent
+fallback to CSV.  Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from astropy.table import Table
+
+from gampen.atomic import atomic_path
+from gampen.errors import CatalogError
+
+#: astropy format name for each supported table extension (lower case).
+TABLE_FORMATS: dict[str, str] = {
+    ".csv": "ascii.csv",
+    ".ecsv": "ascii.ecsv",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".fts": "fits",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+
+#: Extensions recognised as FITS images when a directory is used instead of a catalog.
+FITS_IMAGE_SUFFIXES: tuple[str, ...] = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz")
+
+
+def table_format(path: str | os.PathLike[str]) -> str:
+    """The astropy format name for ``path``, from its extension; error if unknown."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in TABLE_FORMATS:
+        raise CatalogError(
+            f"{path}: cannot tell the table format from the extension",
+            value=suffix or "(none)",
+            allowed=", ".join(sorted(TABLE_FORMATS)),
+        )
+    return TABLE_FORMATS[suffix]
+
+
+def read_catalog(path: str | os.PathLike[str]) -> Table:
+    """Read a catalog (CSV, ECSV, FITS or Parquet, by extension) into an astropy Table."""
+    fmt = table_format(path)
+    if not Path(path).is_file():
+        raise CatalogError(f"catalog file not found: {path}")
+    try:
+        table = Table.read(path, format=fmt)
+    except Exception as exc:  # astropy raises many types for a broken file
+        raise CatalogError(f"{path}: cannot be read as {fmt}: {exc}") from exc
+    table.meta["gampen_source"] = str(path)
+    return table
+
+
+def write_table(table: Table, path: str | os.PathLike[str]) -> Path:
+    """Write ``table`` atomically in the format its extension names; returns the path."""
+    fmt = table_format(path)
+    with atomic_path(path) as tmp:
+        out = table.copy(copy_data=False)
+        out.meta.pop("gampen_source", None)
+        out.write(tmp, format=fmt)
+    return Path(path)
+
+
+def catalog_from_directory(directory: str | os.PathLike[str]) -> Table:
+    """A catalog of every FITS image in ``directory`` (sorted); object_id is the file stem."""
+    folder = Path(directory)
+    names = sorted(p.name for p in folder.iterdir() if p.name.lower().endswith(FITS_IMAGE_SUFFIXES))
+    if not names:
+        raise CatalogError(
+            f"{folder}: no FITS images found", allowed=f"files ending in {FITS_IMAGE_SUFFIXES}"
+        )
+    ids = [name.split(".")[0] for name in names]
+    table = Table({"object_id": ids, "file_name": names})
+    table.meta["gampen_source"] = str(folder)
+    return table
+
+
+def band_columns(table: Table, bands: Sequence[str] | None) -> list[str]:
+    """The file-name column(s) to read: ``file_name`` or one ``file_name_<band>`` per band."""
+    if bands and all(f"file_name_{b}" in table.colnames for b in bands):
+        return [f"file_name_{b}" for b in bands]
+    if "file_name" in table.colnames:
+        return ["file_name"]
+    wanted = [f"file_name_{b}" for b in bands] if bands else []
+    raise CatalogError(
+        f"{_source(table)}: no image column",
+        value=table.colnames,
+        allowed="a 'file_name' column" + (f" or columns {wanted}" if wanted else ""),
+    )
+
+
+def object_ids(table: Table) -> np.ndarray:
+    """The ``object_id`` column (or row numbers when absent), checked to be unique."""
+    if "object_id" not in table.colnames:
+        return np.arange(len(table), dtype=np.int64)
+    ids = np.asarray(table["object_id"])
+    if np.ma.is_masked(table["object_id"]):
+        raise CatalogError(f"{_source(table)}: column 'object_id' has empty values")
+    unique, counts = np.unique(ids, return_counts=True)
+    if len(unique) != len(ids):
+        dup = unique[counts > 1][:5].tolist()
+        raise CatalogError(
+            f"{_source(table)}: column 'object_id' has {len(ids) - len(unique)} duplicate "
+            f"value(s), e.g. {dup}",
+            allowed="unique object_id values",
+        )
+    return ids
+
+
+def label_array(table: Table, names: Sequence[str]) -> np.ndarray:
+    """The label columns as a float64 (n, k) array; error on a missing or non-finite value."""
+    missing = [n for n in names if n not in table.colnames]
+    if missing:
+        raise CatalogError(
+            f"{_source(table)}: label column(s) {missing} not found",
+            allowed=f"columns among {table.colnames}",
+        )
+    out = np.empty((len(table), len(names)), dtype=np.float64)
+    for j, name in enumerate(names):
+        column = table[name]
+        values = np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            ids = object_ids(table)[bad[:5]].tolist()
+            raise CatalogError(
+                f"{_source(table)}: label column '{name}' has {bad.size} missing or "
+                f"non-finite value(s), e.g. at object_id {ids}",
+                allowed="finite numbers",
+            )
+        out[:, j] = values
+    return out
+
+
+def resolve_image_dir(
+    table: Table,
+    catalog_path: str | os.PathLike[str] | None,
+    image_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Where ``file_name`` paths are relative to (DESIGN §4.1).
+
+    An explicit ``image_dir`` wins; otherwise the catalog's folder, or its ``cutouts/``
+    sub-folder when the first file is found there and not beside the catalog.
+    """
+    if image_dir is not None:
+        folder = Path(image_dir)
+        if not folder.is_dir():
+            raise CatalogError(f"image directory not found: {folder}")
+        return folder
+    base = Path(catalog_path).parent if catalog_path is not None else Path.cwd()
+    if Path(catalog_path or "").is_dir():
+        return Path(catalog_path)  # a directory of FITS files used as the catalog
+    if len(table) == 0:
+        return base
+    columns = [c for c in table.colnames if c == "file_name" or c.startswith("file_name_")]
+    first = str(table[columns[0]][0]) if columns else ""
+    if first and not (base / first).exists() and (base / "cutouts" / first).exists():
+        return base / "cutouts"
+    return base
+
+
+def _source(table: Table) -> str:
+    """The file a table was read from, for error messages."""
+    return str(table.meta.get("gampen_source", "catalog"))
