@@ -12,13 +12,19 @@ import argparse
 import importlib
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 
 from gampen import __version__
 from gampen.errors import GampenError
 
 #: Modules that register sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("gampen.data.commands",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "gampen.data.commands",
+    "gampen.model.command",
+    "gampen.train.command",
+    "gampen.simulate.command",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,10 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    _configure_logging(verbose=args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
@@ -52,6 +55,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GampenError as exc:
         print(f"gampen {args.command}: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _configure_logging(*, verbose: bool) -> None:
+    """gampen's messages at INFO; Lightning's own chatter only when verbose."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    lightning = logging.getLogger("lightning.pytorch")
+    lightning.propagate = False  # it has its own handler; don't print each line twice
+    lightning.setLevel(logging.INFO if verbose else logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
 
 
 if __name__ == "__main__":

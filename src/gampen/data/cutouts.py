@@ -157,3 +157,13 @@ def _finish(path: PathLike, cube: np.ndarray, size: int) -> Cutout:
 def _bad_shape(path: PathLike, reason: str) -> None:
     """Raise the error for a cutout whose geometry the model cannot use."""
     raise CutoutError(path, reason, flag=Flag.BAD_SHAPE)
+
+
+def header_photometry(path: PathLike) -> dict[str, float]:
+    """``pixel_scale`` (PIXSCALE) and ``zero_point`` (MAGZP) from a cutout's primary header."""
+    try:
+        header = fits.getheader(path)
+    except (OSError, ValueError):
+        return {}
+    keys = {"pixel_scale": "PIXSCALE", "zero_point": "MAGZP"}
+    return {name: float(header[key]) for name, key in keys.items() if key in header}

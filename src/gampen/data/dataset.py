@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,9 @@ from gampen.errors import CutoutError
 
 log = logging.getLogger(__name__)
 
-Augment = Callable[[torch.Tensor], torch.Tensor]
-
 
 class GalaxyDataset(Dataset):
-    """Shared item assembly: stretch, optional augmentation and standardised targets."""
+    """Shared item assembly: stretch and standardised targets."""
 
     def __init__(
         self,
@@ -44,12 +42,10 @@ class GalaxyDataset(Dataset):
         n_items: int,
         stretch: ArcsinhStretch,
         targets: np.ndarray | None,
-        augment: Augment | None,
     ) -> None:
         self._n = n_items
         self.stretch = stretch
         self._targets = None if targets is None else np.asarray(targets, dtype=np.float32)
-        self.augment = augment
 
     def __len__(self) -> int:
         return self._n
@@ -57,8 +53,6 @@ class GalaxyDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         cutout = self.read(index)
         image = torch.from_numpy(self.stretch(cutout.image))
-        if self.augment is not None:
-            image = self.augment(image)
         item: dict[str, Any] = {
             "image": image,
             "index": index,
@@ -87,7 +81,6 @@ class CutoutDataset(GalaxyDataset):
         hdu: str | int | None = None,
         stretch: ArcsinhStretch | None = None,
         label_transform: LabelTransform | None = None,
-        augment: Augment | None = None,
         cache: bool = False,
     ) -> None:
         targets = None
@@ -97,7 +90,6 @@ class CutoutDataset(GalaxyDataset):
             n_items=len(catalog),
             stretch=stretch or ArcsinhStretch(),
             targets=targets,
-            augment=augment,
         )
         object_ids(catalog)  # checks uniqueness up front
         columns = band_columns(catalog, bands)
@@ -133,7 +125,6 @@ class PackedDataset(GalaxyDataset):
         *,
         stretch: ArcsinhStretch | None = None,
         label_transform: LabelTransform | None = None,
-        augment: Augment | None = None,
     ) -> None:
         self.pack = PackReader(path)
         targets = None
@@ -143,7 +134,6 @@ class PackedDataset(GalaxyDataset):
             n_items=len(self.pack),
             stretch=stretch or ArcsinhStretch(),
             targets=targets,
-            augment=augment,
         )
         self.input_size = self.pack.input_size
 

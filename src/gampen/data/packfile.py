@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 from gampen import __version__
 from gampen.atomic import atomic_path
 from gampen.data.catalog import band_columns, label_array, object_ids
-from gampen.data.cutouts import Cutout, read_cutout
+from gampen.data.cutouts import Cutout, header_photometry, read_cutout
 from gampen.errors import CatalogError, CutoutError
-from gampen.flags import summarise
+from gampen.flags import is_fatal, summarise
 
 PACK_FORMAT = "gampen-pack"
 PACK_VERSION = 1
@@ -84,6 +84,11 @@ def write_pack(
         h5["flags"], h5["n_bad_pixels"] = flags, n_bad
         h5.create_dataset("message", data=messages, dtype=h5py.string_dtype())
         _write_columns(h5, catalog, ids, [str(v) for v in catalog[columns[0]]])
+        first_good = np.flatnonzero(~is_fatal(flags))
+        if first_good.size:
+            path = folder / str(catalog[columns[0]][first_good[0]])
+            for name, value in header_photometry(path).items():
+                h5.attrs[name] = value
     return summarise(flags)
 
 
@@ -111,6 +116,8 @@ class PackReader:
             )
         self.input_size = int(attrs["input_size"])
         self.bands = tuple(json.loads(attrs["bands"]))
+        #: ``pixel_scale`` and ``zero_point`` from the first good cutout's header, if any.
+        self.photometry = {k: float(attrs[k]) for k in ("pixel_scale", "zero_point") if k in attrs}
         self._h5: h5py.File | None = None
         self._pid: int | None = None
 
@@ -124,13 +131,17 @@ class PackReader:
             image=image, flags=int(self.flags[index]), n_bad_pixels=int(self.n_bad_pixels[index])
         )
 
+    def table(self) -> Table:
+        """object_id, file_name and every stored numeric column, as an astropy Table."""
+        with h5py.File(self.path, "r") as h5:
+            data = {"object_id": _as_text(h5["object_id"][:])}
+            data["file_name"] = _as_text(h5["file_name"][:])
+            data.update({name: h5["columns"][name][:] for name in h5["columns"]})
+        return Table(data, meta={"gampen_source": str(self.path)})
+
     def labels(self, names: Sequence[str]) -> np.ndarray:
         """Catalog columns ``names`` as an (n, k) float64 array, checked to be finite."""
-        with h5py.File(self.path, "r") as h5:
-            data = {name: h5["columns"][name][:] for name in names if name in h5["columns"]}
-            data["object_id"] = h5["object_id"][:]
-        table = Table(data, meta={"gampen_source": str(self.path)})
-        return label_array(table, names)
+        return label_array(self.table(), names)
 
     def _file(self) -> h5py.File:
         """This process's read-only handle (h5py handles must not cross a fork)."""
@@ -169,3 +180,10 @@ def _write_columns(h5: h5py.File, catalog: Table, ids: np.ndarray, files: list[s
         column = catalog[name]
         if name != "object_id" and column.dtype.kind in "biuf" and column.ndim == 1:
             group[name] = np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
+
+
+def _as_text(values: np.ndarray) -> np.ndarray:
+    """h5py returns variable-length strings as bytes; decode them (numbers pass through)."""
+    if values.dtype.kind in "OS":
+        return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values])
+    return values

@@ -1,0 +1,55 @@
+"""Validation of configuration values: each failure names the field, the value and the range.
+
+Shared by every validated dataclass config (network, training, simulation), so that all
+of gampen's configuration errors read the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from gampen.errors import ConfigError
+
+
+def check_choice(where: str, name: str, value: Any, allowed: Iterable[Any]) -> None:
+    """Refuse a value outside a fixed set."""
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ConfigError(f"{where} field '{name}' is invalid", value=value, allowed=allowed)
+
+
+def check_int(where: str, name: str, value: Any, low: int, high: int) -> None:
+    """Refuse a non-integer (bools included) or an integer outside ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(
+            f"{where} field '{name}' is invalid", value=value, allowed=f"integer in [{low}, {high}]"
+        )
+
+
+def check_float(
+    where: str,
+    name: str,
+    value: Any,
+    *,
+    low: float,
+    high: float,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Refuse a non-number or a number outside the interval (open or closed at each end)."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    above = is_number and (value > low if low_open else value >= low)
+    below = is_number and (value < high if high_open else value <= high)
+    if not (above and below):
+        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+        raise ConfigError(f"{where} field '{name}' is invalid", value=value, allowed=interval)
+
+
+def check_known_fields(where: str, data: dict[str, Any], known: Iterable[str]) -> None:
+    """Refuse keys that are not fields of the config (catches typos in YAML files)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping", value=type(data).__name__)
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {where} field(s)", value=unknown, allowed=sorted(known))

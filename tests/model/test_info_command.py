@@ -1,0 +1,69 @@
+"""``gampen info``: the readable summary and the raw JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gampen.cli import main
+from gampen.model.bundle import save_bundle
+from gampen.model.config import NetworkConfig
+from gampen.model.network import GampenNet
+
+
+@pytest.fixture
+def bundle_dir(tmp_path: Path, tiny_config: NetworkConfig) -> Path:
+    """A small saved bundle with metrics and provenance."""
+    return save_bundle(
+        tmp_path / "bundle",
+        GampenNet(tiny_config),
+        param_names=["bt", "r_e", "flux"],
+        bands=["i"],
+        pixel_scale=0.168,
+        zero_point=27.0,
+        preprocessing={
+            "stretch": {"kind": "arcsinh"},
+            "labels": {"kinds": ["logit", "log", "log"]},
+        },
+        metrics={"val_nll": -1.25, "coverage_68": 0.6812},
+        provenance={"command": "gampen train run.yaml"},
+    )
+
+
+def test_info_prints_the_key_facts(bundle_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["info", str(bundle_dir)]) == 0
+    text = capsys.readouterr().out
+    for fact in (
+        "compact backbone",
+        "widths 4-8-8-16",
+        "trainable parameters",
+        "STN zoom, zoom in [0.25, 1.25]",
+        "dropout 0.01 from stage 3",
+        "bt, r_e, flux",
+        "i (1 band)",
+        "32 x 32 px at 0.168 arcsec/px (5.38 arcsec across); zero point 27",
+        'stretch: {"kind": "arcsinh"}',
+        "val_nll: -1.25",
+        "coverage_68: 0.6812",
+        "command: gampen train run.yaml",
+        "created: ",
+        "format 1",
+    ):
+        assert fact in text, fact
+
+
+def test_info_json_prints_the_raw_metadata(
+    bundle_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["info", "--json", str(bundle_dir)]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document == json.loads((bundle_dir / "gampen.json").read_text())
+
+
+def test_info_on_a_broken_bundle_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["info", str(tmp_path)]) == 2
+    assert "not a gampen bundle" in capsys.readouterr().err

@@ -1,0 +1,188 @@
+"""End-to-end training on tiny synthetic sets: bundle, resume after a kill, NaN guard,
+transfer learning, packs and two-process DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gampen.data.catalog import read_catalog
+from gampen.data.packfile import write_pack
+from gampen.model.bundle import load_bundle
+from gampen.train.config import TrainConfig
+from gampen.train.fit import train
+from gampen.train.module import GampenModule, TrainingDivergedError
+
+from ..synthetic import TINY_NETWORK, write_labelled_set
+
+
+def _config(tmp_path, catalog, **fields) -> TrainConfig:
+    base = dict(
+        catalog=str(catalog),
+        out=str(tmp_path / "model"),
+        input_size=32,
+        epochs=2,
+        batch_size=16,
+        network=dict(TINY_NETWORK),
+        progress=False,
+        logger=["csv"],
+    )
+    return TrainConfig(**{**base, **fields})
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    return write_labelled_set(tmp_path_factory.mktemp("set"), n=96)
+
+
+def test_train_writes_a_complete_bundle(tmp_path, labelled):
+    bundle_path = train(_config(tmp_path, labelled, epochs=3))
+    bundle = load_bundle(bundle_path)
+    assert bundle.param_names == ["bt", "r_e", "flux"]
+    assert (bundle.pixel_scale, bundle.zero_point) == (0.2, 27.0)  # from the FITS headers
+    assert set(bundle.preprocessing) == {"stretch", "labels"}
+    metrics = bundle.metrics
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 96
+    assert metrics["val_nll"] < metrics["val_nll_baseline"] + 1.0  # sane, finite
+    run = tmp_path / "model.run"
+    splits = read_catalog(run / "splits.csv")
+    assert sorted(set(splits["split"])) == ["test", "train", "val"]
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    assert (run / "logs" / "version_0" / "metrics.csv").exists()
+    assert json.loads((run / "config.json").read_text())["epochs"] == 3
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from lightning.pytorch.callbacks import Callback
+    from gampen.train.config import TrainConfig
+    from gampen.train.fit import train
+
+    class Kill(Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if trainer.current_epoch == 1 and batch_idx == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    train(TrainConfig(**{config}), callbacks=[Kill()])
+    """
+)
+
+
+def test_resume_after_kill_is_bitwise_identical(tmp_path, labelled):
+    straight = _config(tmp_path / "a", labelled, epochs=3, early_stopping_patience=0)
+    train(straight)
+    killed = _config(tmp_path / "b", labelled, epochs=3, early_stopping_patience=0)
+    script = KILLER.format(config=repr(killed.to_dict()))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr[-2000:]  # really killed mid-epoch 1
+    assert not (tmp_path / "b" / "model").exists()
+    killed.resume = True
+    train(killed)
+    a = load_file(tmp_path / "a" / "model.run" / "checkpoints" / "last.ckpt")
+    b = load_file(tmp_path / "b" / "model.run" / "checkpoints" / "last.ckpt")
+    weights = [k for k in a if k.startswith("/state_dict/")]
+    assert weights and all(torch.equal(a[k], b[k]) for k in weights)
+    moments = [k for k in a if k.startswith("/optimizer_states/")]
+    assert moments and all(torch.equal(a[k], b[k]) for k in moments)
+
+
+def test_resume_refuses_changed_settings(tmp_path, labelled):
+    train(_config(tmp_path, labelled, epochs=1))
+    with pytest.raises(Exception, match=r"--resume with settings that differ.*'lr'"):
+        train(_config(tmp_path, labelled, epochs=2, lr=0.1, resume=True))
+
+
+def test_nan_guard_names_object_ids(tmp_path, labelled):
+    from gampen.model.config import NetworkConfig
+    from gampen.model.network import GampenNet
+
+    net = GampenNet(NetworkConfig(input_size=32, **TINY_NETWORK))
+    with torch.no_grad():
+        next(net.head.parameters()).fill_(float("nan"))
+    module = GampenModule(net, _config(tmp_path, labelled), object_ids=["a", "b", "c", "d"])
+    batch = {
+        "image": torch.zeros(2, 1, 32, 32),
+        "target": torch.zeros(2, 3),
+        "flags": torch.zeros(2, dtype=torch.int64),
+        "index": torch.tensor([1, 3]),
+    }
+    with pytest.raises(TrainingDivergedError, match=r"non-finite training loss.*\['b', 'd'\]"):
+        module.training_step(batch, 0)
+
+
+def test_transfer_learning_freezes_and_keeps_scalers(tmp_path, labelled):
+    first = load_bundle(train(_config(tmp_path / "a", labelled, epochs=1)))
+    tuned = load_bundle(
+        train(
+            _config(
+                tmp_path / "b",
+                labelled,
+                epochs=1,
+                lr=0.01,
+                init_from=str(tmp_path / "a" / "model"),
+                freeze=["stn", "backbone"],
+            )
+        )
+    )
+    for name, value in first.net.backbone.state_dict().items():
+        assert torch.equal(value, tuned.net.backbone.state_dict()[name]), name
+    head_a, head_b = first.net.head.state_dict(), tuned.net.head.state_dict()
+    assert any(not torch.equal(head_a[k], head_b[k]) for k in head_a)
+    assert tuned.preprocessing["labels"] == first.preprocessing["labels"]
+
+
+def test_train_from_pack(tmp_path, labelled):
+    table = read_catalog(labelled)
+    pack = tmp_path / "train.h5"
+    write_pack(table, pack, image_dir=labelled.parent / "cutouts", input_size=32, progress=False)
+    bundle = load_bundle(train(_config(tmp_path, pack, epochs=1)))
+    assert bundle.pixel_scale == 0.2 and bundle.metrics["n_val"] > 0
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path, labelled):
+    command = [
+        sys.executable,
+        "-m",
+        "gampen",
+        "train",
+        str(labelled),
+        "--out",
+        str(tmp_path / "model"),
+        "--input-size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--accelerator",
+        "cpu",
+        "--no-progress",
+        "--logger",
+        "csv",
+        "--config",
+        str(_tiny_yaml(tmp_path)),
+    ]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    bundle = load_bundle(tmp_path / "model")
+    assert bundle.metrics["epochs_trained"] == 1
+
+
+def _tiny_yaml(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(json.dumps({"network": TINY_NETWORK}))  # JSON is YAML
+    return path
