@@ -40,7 +40,7 @@ def test_info_prints_the_key_facts(bundle_dir: Path, capsys: pytest.CaptureFixtu
         "widths 4-8-8-16",
         "trainable parameters",
         "STN zoom, zoom in [0.25, 1.25]",
-        "dropout 0.01 from stage 3",
+        "dropout 0.1 classifier only",
         "bt, r_e, flux",
         "i (1 band)",
         "32 x 32 px at 0.168 arcsec/px (5.38 arcsec across); zero point 27",

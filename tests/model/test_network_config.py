@@ -19,7 +19,7 @@ def test_defaults_resolve_per_backbone() -> None:
         "zoom",
     )
     assert compact.widths == (32, 64, 128, 256)
-    assert (compact.hidden, compact.dropout, compact.dropout_from) == (128, 0.01, 3)
+    assert (compact.hidden, compact.dropout, compact.dropout_from) == (128, 0.1, 5)
     vgg = NetworkConfig(backbone="vgg16")
     assert vgg.widths == (64, 128, 256, 512, 512)
     assert (vgg.hidden, vgg.dropout, vgg.dropout_from) == (4096, 0.0004, None)

@@ -80,7 +80,9 @@ def _architecture(c: NetworkConfig, n_parameters: int) -> list[str]:
     stn = "none" if c.stn == "none" else f"{c.stn}, zoom in [{c.zoom_min:g}, {c.zoom_max:g}]"
     dropout = f"dropout {c.dropout:g}"
     if c.backbone == "compact":
-        dropout += f" from stage {c.dropout_from}"
+        last_stage = len(c.widths)
+        where = "classifier only" if c.dropout_from > last_stage else f"from stage {c.dropout_from}"
+        dropout += f" {where}"
     return [
         f"{c.backbone} backbone, widths {widths}, hidden {c.hidden}; "
         f"{n_parameters:,} trainable parameters",

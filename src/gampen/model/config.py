@@ -37,7 +37,7 @@ COVARIANCES: tuple[str, ...] = ("full", "diagonal")
 
 #: Per-backbone defaults for the fields left at ``None``.
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "compact": {"widths": (32, 64, 128, 256), "hidden": 128, "dropout": 0.01, "dropout_from": 3},
+    "compact": {"widths": (32, 64, 128, 256), "hidden": 128, "dropout": 0.1, "dropout_from": 5},
     "vgg16": {"widths": (64, 128, 256, 512, 512), "hidden": 4096, "dropout": 0.0004},
 }
 #: Smallest input each backbone accepts (its total down-sampling factor).
