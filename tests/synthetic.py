@@ -30,3 +30,31 @@ def write_labelled_set(folder: Path, *, n: int = 96, size: int = 32, seed: int =
     path = folder / "info.csv"
     Table(rows=rows, names=["object_id", "file_name", "bt", "r_e", "flux"]).write(path)
     return path
+
+
+def tiny_bundle(folder: Path, *, size: int = 32, seed: int = 0) -> Path:
+    """An untrained tiny bundle (random weights, scalers fitted to plausible labels)."""
+    import torch
+
+    from gampen.data.labels import LabelTransform
+    from gampen.data.normalize import ArcsinhStretch
+    from gampen.model.bundle import save_bundle
+    from gampen.model.config import NetworkConfig
+    from gampen.model.network import GampenNet
+
+    torch.manual_seed(seed)
+    net = GampenNet(NetworkConfig(input_size=size, **TINY_NETWORK))
+    rng = np.random.default_rng(seed)
+    labels = LabelTransform.fit(
+        ["bt", "r_e", "flux"],
+        np.stack([rng.uniform(0, 1, 200), rng.uniform(0.3, 3, 200), rng.uniform(10, 1e3, 200)], 1),
+    )
+    return save_bundle(
+        folder / "bundle",
+        net,
+        param_names=["bt", "r_e", "flux"],
+        bands=["i"],
+        pixel_scale=0.2,
+        zero_point=27.0,
+        preprocessing={"stretch": ArcsinhStretch().to_dict(), "labels": labels.to_dict()},
+    )

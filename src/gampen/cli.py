@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gampen.data.commands",
     "gampen.model.command",
     "gampen.train.command",
+    "gampen.infer.command",
     "gampen.simulate.command",
 )
 

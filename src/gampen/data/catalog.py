@@ -7,6 +7,7 @@ fallback to CSV.  Writes are atomic.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,7 +50,10 @@ def read_catalog(path: str | os.PathLike[str]) -> Table:
     if not Path(path).is_file():
         raise CatalogError(f"catalog file not found: {path}")
     try:
-        table = Table.read(path, format=fmt)
+        with warnings.catch_warnings():
+            # Parquet files from other writers lack astropy's string-width metadata.
+            warnings.filterwarnings("ignore", message="No table::len::")
+            table = Table.read(path, format=fmt)
     except Exception as exc:  # astropy raises many types for a broken file
         raise CatalogError(f"{path}: cannot be read as {fmt}: {exc}") from exc
     table.meta["gampen_source"] = str(path)

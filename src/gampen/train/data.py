@@ -26,6 +26,7 @@ from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
 from gampen.data.packfile import PackReader, is_pack
 from gampen.errors import CatalogError, ConfigError
+from gampen.seeding import derive_seed
 from gampen.train.augment import Augment
 from gampen.train.config import TrainConfig
 from gampen.train.splits import column_splits, random_splits
@@ -34,11 +35,6 @@ log = logging.getLogger(__name__)
 
 #: Catalogs up to this many rows are cached in memory automatically.
 AUTO_CACHE_ROWS = 20_000
-
-
-def derive_seed(*parts: int) -> int:
-    """A 63-bit seed from several integers (independent streams for each tuple)."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> 1)
 
 
 class SeededSampler(Sampler):

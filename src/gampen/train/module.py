@@ -20,8 +20,8 @@ from gampen.errors import GampenError
 from gampen.flags import FATAL
 from gampen.model.loss import gaussian_nll, get_loss
 from gampen.model.network import GampenNet
+from gampen.seeding import derive_seed
 from gampen.train.config import TrainConfig
-from gampen.train.data import derive_seed
 
 
 class TrainingDivergedError(GampenError):

@@ -1,0 +1,78 @@
+"""Monte Carlo dropout posterior samples for a batch of galaxies.
+
+For each galaxy: ``n_passes`` stochastic forward passes (dropout active), each giving a
+Gaussian (mean, Cholesky factor) in standardised label space, and ``n_samples`` draws in
+total, sample ``j`` coming from pass ``j mod n_passes`` (GaMPEN draws one sample per pass
+with 1000 passes; passes are expensive, draws cheap, so the two are separate here).
+
+Exact speed-up: the network's deterministic prefix (STN and every layer before the first
+dropout) runs once per galaxy, batched over galaxies; only the stochastic suffix runs
+``n_passes`` times, on the galaxy's features replicated inside one batch.  The numbers are
+those of full passes (tested against :func:`naive_samples`).
+
+Reproducibility: every random number for a galaxy (dropout masks, Gaussian draws) comes
+from the global torch RNG seeded with that galaxy's own key, so results do not depend on
+the batch size, the number of workers or devices, or on interruptions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gampen.model.network import Features, GampenNet, GaussianOutput, enable_mc_dropout
+from gampen.seeding import derive_seed
+
+
+def galaxy_keys(seed: int, rows: np.ndarray) -> np.ndarray:
+    """One seed per galaxy from the run's seed and the galaxy's catalog row."""
+    return np.array([derive_seed(seed, row) for row in np.asarray(rows).tolist()], np.int64)
+
+
+@torch.inference_mode()
+def posterior_samples(
+    net: GampenNet, images: torch.Tensor, keys: np.ndarray, *, n_passes: int, n_samples: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples (B, n_samples, k) in standardised space and the STN zoom (B,)."""
+    enable_mc_dropout(net)
+    features = net.features(images)
+    samples = [
+        _galaxy_samples(net, _one(features, i), int(key), n_passes, n_samples)
+        for i, key in enumerate(keys)
+    ]
+    return torch.stack(samples), features.zoom
+
+
+@torch.inference_mode()
+def naive_samples(
+    net: GampenNet, images: torch.Tensor, keys: np.ndarray, *, n_passes: int, n_samples: int
+) -> torch.Tensor:
+    """Reference path without the speed-up: ``n_passes`` full forward passes per galaxy."""
+    enable_mc_dropout(net)
+    out = []
+    for i, key in enumerate(keys):
+        torch.manual_seed(int(key))
+        passes = net(images[i : i + 1].expand(n_passes, -1, -1, -1))
+        out.append(_draw(passes, n_samples))
+    return torch.stack(out)
+
+
+def _galaxy_samples(
+    net: GampenNet, features: Features, key: int, n_passes: int, n_samples: int
+) -> torch.Tensor:
+    """One galaxy's samples: replicate its features, run the stochastic suffix, draw."""
+    torch.manual_seed(key)
+    return _draw(net.from_features(features.repeat_interleave(n_passes)), n_samples)
+
+
+def _draw(passes: GaussianOutput, n_samples: int) -> torch.Tensor:
+    """``n_samples`` draws, sample j from pass j mod P: mean + L @ eps."""
+    n_passes, k = passes.mean.shape
+    which = torch.arange(n_samples) % n_passes
+    eps = torch.randn(n_samples, k, 1, dtype=passes.mean.dtype)
+    return passes.mean[which] + (passes.scale_tril[which] @ eps).squeeze(-1)
+
+
+def _one(features: Features, i: int) -> Features:
+    """Galaxy ``i``'s features as a batch of one."""
+    return Features(features.maps[i : i + 1], features.zoom[i : i + 1])

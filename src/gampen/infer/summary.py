@@ -1,0 +1,103 @@
+"""Posterior summaries (DESIGN §4.5), computed for many galaxies at once.
+
+From physical-unit samples (B, S, k): mean, median, mode, standard deviation and the
+equal-tailed 68.27 / 95.45 / 99.73 % intervals (the 1, 2 and 3 sigma probabilities).
+
+The mode comes from a kernel density estimate done for all galaxies and parameters in one
+vectorised step: each galaxy's samples are standardised by their own median and standard
+deviation, binned on a fine common grid, smoothed with one Gaussian kernel (Scott's
+bandwidth, 1.06 S^-1/5 standard deviations) by a single convolution, and the peak is
+refined by a parabola through the three highest bins.  No per-galaxy Python loop and no
+per-galaxy scipy KDE (GaMPEN's aggregation step costs about a CPU-second per galaxy).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: Interval name -> probability content (equal-tailed).
+LEVELS: dict[str, float] = {"ci68": 0.6827, "ci95": 0.9545, "ci99": 0.9973}
+#: Summary columns per parameter, in output order.
+STATISTICS: tuple[str, ...] = (
+    "mean",
+    "median",
+    "mode",
+    "std",
+    *(f"{name}_{end}" for name in LEVELS for end in ("lo", "hi")),
+)
+_GRID_HALF_WIDTH = 6.0  # standard deviations either side of the median
+_GRID_BINS = 400
+
+
+def summarise(samples: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """Columns ``<name>_<statistic>`` for samples (B, S, k); NaN rows stay NaN."""
+    x = torch.as_tensor(np.asarray(samples, dtype=np.float32))
+    ordered = x.sort(dim=1).values  # one sort serves every quantile and the mode
+    stats = {
+        "mean": x.mean(dim=1),
+        "median": _quantile(ordered, 0.5),
+        "std": x.std(dim=1, correction=1) if x.shape[1] > 1 else torch.zeros_like(x[:, 0]),
+    }
+    stats["mode"] = kde_mode(x, median=stats["median"])
+    for name, level in LEVELS.items():
+        stats[f"{name}_lo"] = _quantile(ordered, (1 - level) / 2)
+        stats[f"{name}_hi"] = _quantile(ordered, (1 + level) / 2)
+    return {f"{p}_{s}": stats[s][:, j].numpy() for j, p in enumerate(names) for s in STATISTICS}
+
+
+def kde_mode(samples: torch.Tensor, *, median: torch.Tensor | None = None) -> torch.Tensor:
+    """Mode of each (galaxy, parameter) sample set in (B, S, k); returns (B, k)."""
+    b, s, k = samples.shape
+    if median is None:
+        median = samples.median(dim=1).values
+    x = samples.permute(0, 2, 1).reshape(b * k, s)
+    center = median.reshape(b * k)
+    scale = x.std(dim=1, correction=0)
+    flat = ~(scale > 0)  # constant samples (or NaN): the mode is the value itself
+    z = (x - center[:, None]) / torch.where(flat, 1.0, scale)[:, None]
+    counts = _histogram(z)
+    bandwidth = 1.06 * s ** (-0.2)
+    density = _smooth(counts, bandwidth / (2 * _GRID_HALF_WIDTH / _GRID_BINS))
+    z_mode = _peak(density)
+    mode = torch.where(flat, center, center + scale * z_mode)
+    return mode.reshape(b, k)
+
+
+def _quantile(ordered: torch.Tensor, p: float) -> torch.Tensor:
+    """Quantile ``p`` along dim 1 of sorted samples, linear interpolation (numpy's default)."""
+    position = p * (ordered.shape[1] - 1)
+    low = math.floor(position)
+    high = min(low + 1, ordered.shape[1] - 1)
+    frac = position - low
+    return ordered[:, low] * (1 - frac) + ordered[:, high] * frac
+
+
+def _histogram(z: torch.Tensor) -> torch.Tensor:
+    """Counts (N, bins) of standardised samples on the common grid (outliers dropped)."""
+    position = (z + _GRID_HALF_WIDTH) / (2 * _GRID_HALF_WIDTH) * _GRID_BINS
+    inside = (position >= 0) & (position < _GRID_BINS)
+    index = torch.where(inside, position, 0).long()
+    counts = torch.zeros(z.shape[0], _GRID_BINS, dtype=z.dtype)
+    return counts.scatter_add_(1, index, inside.to(z.dtype))
+
+
+def _smooth(counts: torch.Tensor, sigma_bins: float) -> torch.Tensor:
+    """Convolve every row with one Gaussian kernel of width ``sigma_bins``."""
+    half = math.ceil(4 * sigma_bins)
+    offsets = torch.arange(-half, half + 1, dtype=counts.dtype)
+    kernel = torch.exp(-0.5 * (offsets / sigma_bins) ** 2)
+    return F.conv1d(counts[:, None], (kernel / kernel.sum())[None, None], padding=half)[:, 0]
+
+
+def _peak(density: torch.Tensor) -> torch.Tensor:
+    """Grid position of each row's maximum, refined by a parabola through its neighbours."""
+    top = density.argmax(dim=1).clamp(1, _GRID_BINS - 2)
+    left, mid, right = (density.gather(1, (top + d)[:, None])[:, 0] for d in (-1, 0, 1))
+    curvature = left - 2 * mid + right
+    shift = torch.where(curvature < 0, 0.5 * (left - right) / curvature, 0.0).clamp(-0.5, 0.5)
+    centre_of_bin = top.to(density.dtype) + 0.5 + shift
+    return centre_of_bin * (2 * _GRID_HALF_WIDTH / _GRID_BINS) - _GRID_HALF_WIDTH

@@ -1,0 +1,215 @@
+"""gampen predict end to end: the output contract, bad files, resume, reproducibility, DDP."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import h5py
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from gampen.data.catalog import read_catalog, write_table
+from gampen.errors import BundleError, GampenValueError
+from gampen.flags import Flag
+from gampen.infer.predict import PredictOptions, predict
+from gampen.infer.summary import STATISTICS
+
+from ..synthetic import tiny_bundle, write_labelled_set
+
+FAST = dict(n_passes=4, n_samples=50, batch_size=8, chunk_size=8, num_workers=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("predict")
+    catalog = write_labelled_set(folder / "data", n=30)
+    return catalog, tiny_bundle(folder)
+
+
+def test_output_has_every_contract_column(tmp_path, setup):
+    catalog, bundle = setup
+    table = predict(catalog, out=tmp_path / "p.fits", model=bundle, options=PredictOptions(**FAST))
+    expected = ["object_id", "file_name"]
+    for p in ("bt", "r_e", "flux", "mag"):
+        expected += [f"{p}_{s}" for s in STATISTICS]
+    assert {*expected, "stn_zoom", "flags"} <= set(table.colnames)
+    back = Table.read(tmp_path / "p.fits")
+    assert len(back) == 30 and list(back["object_id"]) == list(range(30))
+    assert np.all((back["bt_ci99_lo"] >= 0) & (back["bt_ci99_hi"] <= 1))
+    assert np.all(back["r_e_ci68_lo"] <= back["r_e_median"])
+    assert np.all(back["r_e_median"] <= back["r_e_ci68_hi"])
+    np.testing.assert_allclose(
+        back["mag_median"], 27 - 2.5 * np.log10(back["flux_median"]), rtol=1e-4
+    )
+    assert np.all(back["flags"] == 0) and np.all(np.isfinite(back["stn_zoom"]))
+    assert not (tmp_path / "p.fits.partial").exists()
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".ecsv"])
+def test_other_output_formats(tmp_path, setup, suffix):
+    catalog, bundle = setup
+    predict(catalog, out=tmp_path / f"p{suffix}", model=bundle, options=PredictOptions(**FAST))
+    assert len(read_catalog(tmp_path / f"p{suffix}")) == 30
+
+
+def test_same_output_for_any_batching_and_workers(tmp_path, setup):
+    catalog, bundle = setup
+    a = predict(catalog, model=bundle, options=PredictOptions(**FAST))
+    other = {**FAST, "batch_size": 3, "chunk_size": 8, "num_workers": 1}
+    b = predict(catalog, model=bundle, options=PredictOptions(**other))
+    for name in a.colnames:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    c = predict(catalog, model=bundle, options=PredictOptions(**{**FAST, "seed": 1}))
+    assert not np.array_equal(a["r_e_mean"], c["r_e_mean"])
+
+
+def test_broken_files_are_flagged_and_the_run_finishes(tmp_path, setup):
+    catalog, bundle = setup
+    folder = catalog.parent / "cutouts"
+    table = read_catalog(catalog)[:6]
+    table["file_name"] = table["file_name"].astype("U400")
+    table["file_name"][0] = "does_not_exist.fits"
+    good = (folder / table["file_name"][1]).read_bytes()
+    (tmp_path / "trunc.fits").write_bytes(good[: len(good) // 2])
+    fits.PrimaryHDU(np.full((32, 32), np.nan, np.float32)).writeto(tmp_path / "nan.fits")
+    fits.PrimaryHDU(np.ones((20, 20), np.float32)).writeto(tmp_path / "small.fits")
+    partly = fits.getdata(folder / table["file_name"][5]).copy()
+    partly[:2, :2] = np.nan
+    fits.PrimaryHDU(partly).writeto(tmp_path / "partly.fits")
+    for row, name in [(1, "trunc.fits"), (2, "nan.fits"), (3, "small.fits"), (5, "partly.fits")]:
+        table["file_name"][row] = str(tmp_path / name)
+    table["file_name"][4] = str(folder / table["file_name"][4])
+    write_table(table, tmp_path / "broken.csv")
+    out = predict(
+        tmp_path / "broken.csv",
+        model=bundle,
+        options=PredictOptions(**FAST),
+        out=tmp_path / "p.csv",
+    )
+    flags = list(out["flags"])
+    assert flags[:5] == [
+        Flag.UNREADABLE,
+        Flag.UNREADABLE,
+        Flag.NONFINITE | Flag.EMPTY,
+        Flag.BAD_SHAPE,
+        0,
+    ]
+    assert flags[5] == Flag.NONFINITE and out["n_bad_pixels"][5] == 4
+    assert np.all(np.isnan(out["r_e_mean"][:4])) and np.all(np.isfinite(out["r_e_mean"][4:]))
+
+
+def test_directory_without_catalog(tmp_path, setup):
+    catalog, bundle = setup
+    table = predict(catalog.parent / "cutouts", model=bundle, options=PredictOptions(**FAST))
+    assert len(table) == 30 and table["object_id"][0] == "0000"
+
+
+def test_samples_file(tmp_path, setup):
+    catalog, bundle = setup
+    options = PredictOptions(**{**FAST, "samples_out": str(tmp_path / "s.h5")})
+    table = predict(catalog, out=tmp_path / "p.parquet", model=bundle, options=options)
+    with h5py.File(tmp_path / "s.h5") as h5:
+        samples = h5["samples"][:]
+        assert samples.shape == (30, 50, 3) and samples.dtype == np.float32
+        assert [n.decode() for n in h5["param_names"][:]] == ["bt", "r_e", "flux"]
+        assert h5.attrs["n_passes"] == 4 and h5["samples"].compression == "gzip"
+        np.testing.assert_array_equal(h5["object_id"][:], table["object_id"])
+    np.testing.assert_allclose(np.median(samples[:, :, 1], axis=1), table["r_e_median"], rtol=1e-5)
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal
+    from gampen.infer import parts
+    from gampen.infer.predict import PredictOptions, predict
+
+    original, count = parts.PartStore.write, [0]
+    def write(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        count[0] += 1
+        if count[0] == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+    parts.PartStore.write = write
+    predict({catalog!r}, out={out!r}, model={bundle!r}, options=PredictOptions(**{options}))
+    """
+)
+
+
+def test_killed_run_resumes_to_identical_output(tmp_path, setup):
+    catalog, bundle = setup
+    options = {**FAST, "samples_out": str(tmp_path / "s.h5")}
+    out = tmp_path / "p.fits"
+    script = KILLER.format(catalog=str(catalog), out=str(out), bundle=str(bundle), options=options)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr[-2000:]
+    assert not out.exists() and len(list((tmp_path / "p.fits.partial").glob("*.parquet"))) == 2
+    resumed = predict(catalog, out=out, model=bundle, options=PredictOptions(**options))
+    straight = predict(
+        catalog,
+        out=tmp_path / "q.fits",
+        model=bundle,
+        options=PredictOptions(**{**options, "samples_out": str(tmp_path / "t.h5")}),
+    )
+    for name in straight.colnames:
+        np.testing.assert_array_equal(resumed[name], straight[name], err_msg=name)
+    with h5py.File(tmp_path / "s.h5") as a, h5py.File(tmp_path / "t.h5") as b:
+        np.testing.assert_array_equal(a["samples"][:], b["samples"][:])
+
+
+def test_resume_with_other_settings_refused(tmp_path, setup):
+    catalog, bundle = setup
+    partial = tmp_path / "p.fits.partial"
+    partial.mkdir()
+    (partial / "settings.json").write_text('{"n_passes": 99}')
+    with pytest.raises(GampenValueError, match="unfinished run with other settings"):
+        predict(catalog, out=tmp_path / "p.fits", model=bundle, options=PredictOptions(**FAST))
+
+
+def test_option_errors_and_missing_default_model(setup):
+    with pytest.raises(Exception, match=r"'n_passes' is invalid; got 0"):
+        PredictOptions(n_passes=0)
+    with pytest.raises(BundleError, match="no default model bundle"):
+        predict(setup[0], options=PredictOptions(**FAST))
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one(tmp_path, setup):
+    catalog, bundle = setup
+    command = [
+        sys.executable,
+        "-m",
+        "gampen",
+        "predict",
+        str(catalog),
+        "--out",
+        str(tmp_path / "ddp.parquet"),
+        "--model",
+        str(bundle),
+        "--n-passes",
+        "4",
+        "--n-samples",
+        "50",
+        "--chunk-size",
+        "8",
+        "--num-workers",
+        "0",
+        "--devices",
+        "2",
+        "--strategy",
+        "ddp",
+        "--accelerator",
+        "cpu",
+        "--no-progress",
+    ]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ddp = read_catalog(tmp_path / "ddp.parquet")
+    single = predict(catalog, model=bundle, options=PredictOptions(**FAST))
+    for name in single.colnames:
+        np.testing.assert_array_equal(ddp[name], single[name], err_msg=name)
