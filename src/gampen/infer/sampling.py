@@ -11,11 +11,18 @@ dropout) runs once per galaxy, batched over galaxies; only the stochastic suffix
 those of full passes (tested against :func:`naive_samples`).
 
 Reproducibility: every random number for a galaxy (dropout masks, Gaussian draws) comes
-from the global torch RNG seeded with that galaxy's own key, so results do not depend on
-the batch size, the number of workers or devices, or on interruptions.
+from a NumPy PCG64 stream seeded with that galaxy's own key, so results do not depend on
+the batch size, the number of workers or devices, or on interruptions.  The masks are made
+from 16-bit random integers (keep where r >= round(p * 65536)), several times faster than
+torch's CPU Bernoulli sampler, which otherwise dominates the cost of a pass; the drop
+probability is p to within 2e-5.
 """
 
 from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -36,10 +43,12 @@ def posterior_samples(
     """Samples (B, n_samples, k) in standardised space and the STN zoom (B,)."""
     enable_mc_dropout(net)
     features = net.features(images)
-    samples = [
-        _galaxy_samples(net, _one(features, i), int(key), n_passes, n_samples)
-        for i, key in enumerate(keys)
-    ]
+    samples = []
+    for i, key in enumerate(keys):
+        rng = np.random.default_rng(int(key))
+        with seeded_dropout(net, rng):
+            passes = net.from_features(_one(features, i).repeat_interleave(n_passes))
+        samples.append(_draw(passes, n_samples, rng))
     return torch.stack(samples), features.zoom
 
 
@@ -51,25 +60,42 @@ def naive_samples(
     enable_mc_dropout(net)
     out = []
     for i, key in enumerate(keys):
-        torch.manual_seed(int(key))
-        passes = net(images[i : i + 1].expand(n_passes, -1, -1, -1))
-        out.append(_draw(passes, n_samples))
+        rng = np.random.default_rng(int(key))
+        with seeded_dropout(net, rng):
+            passes = net(images[i : i + 1].expand(n_passes, -1, -1, -1))
+        out.append(_draw(passes, n_samples, rng))
     return torch.stack(out)
 
 
-def _galaxy_samples(
-    net: GampenNet, features: Features, key: int, n_passes: int, n_samples: int
-) -> torch.Tensor:
-    """One galaxy's samples: replicate its features, run the stochastic suffix, draw."""
-    torch.manual_seed(key)
-    return _draw(net.from_features(features.repeat_interleave(n_passes)), n_samples)
+@contextlib.contextmanager
+def seeded_dropout(net: torch.nn.Module, rng: np.random.Generator) -> Iterator[None]:
+    """Within the block, every dropout layer of ``net`` draws its mask from ``rng``."""
+    layers = [m for m in net.modules() if isinstance(m, torch.nn.Dropout)]
+    for layer in layers:
+        layer.forward = functools.partial(_dropout, p=layer.p, rng=rng)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer.forward
 
 
-def _draw(passes: GaussianOutput, n_samples: int) -> torch.Tensor:
+def _dropout(x: torch.Tensor, *, p: float, rng: np.random.Generator) -> torch.Tensor:
+    """Inverted dropout of ``x`` with a mask from 16-bit random integers."""
+    if p == 0:
+        return x
+    bits = np.frombuffer(rng.bytes(2 * x.numel()), dtype=np.uint16).reshape(x.shape)
+    scale = np.float32(1.0 / (1.0 - p))
+    mask = np.where(bits >= round(p * 65536), scale, np.float32(0.0))
+    return x * torch.from_numpy(mask).to(device=x.device, dtype=x.dtype)
+
+
+def _draw(passes: GaussianOutput, n_samples: int, rng: np.random.Generator) -> torch.Tensor:
     """``n_samples`` draws, sample j from pass j mod P: mean + L @ eps."""
     n_passes, k = passes.mean.shape
     which = torch.arange(n_samples) % n_passes
-    eps = torch.randn(n_samples, k, 1, dtype=passes.mean.dtype)
+    eps = torch.from_numpy(rng.standard_normal((n_samples, k, 1), dtype=np.float32))
+    eps = eps.to(device=passes.mean.device, dtype=passes.mean.dtype)
     return passes.mean[which] + (passes.scale_tril[which] @ eps).squeeze(-1)
 
 
