@@ -71,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--backbones", nargs="+", default=["compact", "vgg16"])
+    parser.add_argument("--n-vgg", type=int, default=16, help="galaxies for vgg16 (slow)")
     parser.add_argument("--n-passes", type=int, default=100)
     parser.add_argument("--n-samples", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -85,7 +86,7 @@ def main() -> None:
         write_table(table, folder / "catalog.csv")
         for backbone in args.backbones:
             bundle, net = untrained_bundle(folder, backbone)
-            n = args.n if backbone == "compact" else min(args.n, 200)
+            n = args.n if backbone == "compact" else min(args.n, args.n_vgg)
             sub = table[:n]
             write_table(sub, folder / f"catalog-{n}.csv")
             options = PredictOptions(

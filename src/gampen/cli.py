@@ -20,11 +20,12 @@ from gampen.errors import GampenError
 
 #: Modules that register sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "gampen.data.commands",
-    "gampen.model.command",
-    "gampen.train.command",
-    "gampen.infer.command",
     "gampen.simulate.command",
+    "gampen.data.commands",
+    "gampen.train.command",
+    "gampen.model.command",
+    "gampen.infer.command",
+    "gampen.demo",
 )
 
 

@@ -79,3 +79,12 @@ def test_summaries_keep_nan_rows_nan():
     stats = summarise(samples, ["a", "b"])
     for column in stats.values():
         assert np.isnan(column[1]) and np.all(np.isfinite(column[[0, 2]]))
+
+
+@pytest.mark.gpu
+def test_gpu_samples_match_cpu(net):
+    images = torch.randn(2, 1, 32, 32)
+    keys = galaxy_keys(3, np.arange(2))
+    cpu, _ = posterior_samples(net, images, keys, n_passes=4, n_samples=20)
+    gpu, _ = posterior_samples(net.cuda(), images.cuda(), keys, n_passes=4, n_samples=20)
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-3, atol=1e-4)
