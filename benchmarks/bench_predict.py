@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from bench_read_cutouts import make_cutouts
 from torch.utils.flop_counter import FlopCounterMode
@@ -71,7 +72,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--backbones", nargs="+", default=["compact", "vgg16"])
-    parser.add_argument("--n-vgg", type=int, default=16, help="galaxies for vgg16 (slow)")
+    parser.add_argument("--n-vgg", type=int, default=4, help="galaxies for vgg16 (slow)")
+    parser.add_argument(
+        "--rows",
+        type=int,
+        help="catalog rows, cycling over the N cutouts "
+        "(memory scaling: peak RSS must not grow with the catalog)",
+    )
     parser.add_argument("--n-passes", type=int, default=100)
     parser.add_argument("--n-samples", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -88,6 +95,9 @@ def main() -> None:
             bundle, net = untrained_bundle(folder, backbone)
             n = args.n if backbone == "compact" else min(args.n, args.n_vgg)
             sub = table[:n]
+            if args.rows and backbone == "compact":
+                n, sub = args.rows, table[np.arange(args.rows) % len(table)]
+                sub["object_id"] = np.arange(args.rows)
             write_table(sub, folder / f"catalog-{n}.csv")
             options = PredictOptions(
                 n_passes=args.n_passes,
@@ -109,7 +119,8 @@ def main() -> None:
             )
             out.unlink()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS: {rss:.0f} MiB")
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"peak RSS: {rss:.0f} MiB (main process), {workers:.0f} MiB (largest loader worker)")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from gampen.model.network import Features, GampenNet, GaussianOutput, enable_mc_dropout
+from gampen.model.network import Features, GampenNet, enable_mc_dropout
 from gampen.seeding import derive_seed
 
 
@@ -40,15 +40,21 @@ def galaxy_keys(seed: int, rows: np.ndarray) -> np.ndarray:
 def posterior_samples(
     net: GampenNet, images: torch.Tensor, keys: np.ndarray, *, n_passes: int, n_samples: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples (B, n_samples, k) in standardised space and the STN zoom (B,)."""
+    """Samples (B, n_samples, k) in standardised space and the STN zoom (B,).
+
+    The suffix runs galaxy by galaxy on exactly ``n_passes`` rows: a matrix product's
+    rounding can depend on its row count, and a galaxy's samples must not depend on which
+    other galaxies share its batch.
+    """
     enable_mc_dropout(net)
-    features = net.features(images)
+    features = net.features(images.contiguous(memory_format=torch.channels_last))
     samples = []
     for i, key in enumerate(keys):
         rng = np.random.default_rng(int(key))
+        one = Features(features.maps[i : i + 1], features.zoom[i : i + 1])
         with seeded_dropout(net, rng):
-            passes = net.from_features(_one(features, i).repeat_interleave(n_passes))
-        samples.append(_draw(passes, n_samples, rng))
+            passes = net.from_features(one.repeat_interleave(n_passes))
+        samples.append(_draw(passes.mean, passes.scale_tril, n_samples, rng))
     return torch.stack(samples), features.zoom
 
 
@@ -63,7 +69,7 @@ def naive_samples(
         rng = np.random.default_rng(int(key))
         with seeded_dropout(net, rng):
             passes = net(images[i : i + 1].expand(n_passes, -1, -1, -1))
-        out.append(_draw(passes, n_samples, rng))
+        out.append(_draw(passes.mean, passes.scale_tril, n_samples, rng))
     return torch.stack(out)
 
 
@@ -85,20 +91,16 @@ def _dropout(x: torch.Tensor, *, p: float, rng: np.random.Generator) -> torch.Te
     if p == 0:
         return x
     bits = np.frombuffer(rng.bytes(2 * x.numel()), dtype=np.uint16).reshape(x.shape)
-    scale = np.float32(1.0 / (1.0 - p))
-    mask = np.where(bits >= round(p * 65536), scale, np.float32(0.0))
-    return x * torch.from_numpy(mask).to(device=x.device, dtype=x.dtype)
+    keep = torch.from_numpy(bits >= round(p * 65536)).to(x.device)
+    return x.mul(keep).mul_(1.0 / (1.0 - p))
 
 
-def _draw(passes: GaussianOutput, n_samples: int, rng: np.random.Generator) -> torch.Tensor:
-    """``n_samples`` draws, sample j from pass j mod P: mean + L @ eps."""
-    n_passes, k = passes.mean.shape
+def _draw(
+    mean: torch.Tensor, scale_tril: torch.Tensor, n_samples: int, rng: np.random.Generator
+) -> torch.Tensor:
+    """``n_samples`` draws from one galaxy's passes, sample j from pass j mod P."""
+    n_passes, k = mean.shape
     which = torch.arange(n_samples) % n_passes
     eps = torch.from_numpy(rng.standard_normal((n_samples, k, 1), dtype=np.float32))
-    eps = eps.to(device=passes.mean.device, dtype=passes.mean.dtype)
-    return passes.mean[which] + (passes.scale_tril[which] @ eps).squeeze(-1)
-
-
-def _one(features: Features, i: int) -> Features:
-    """Galaxy ``i``'s features as a batch of one."""
-    return Features(features.maps[i : i + 1], features.zoom[i : i + 1])
+    eps = eps.to(device=mean.device, dtype=mean.dtype)
+    return mean[which] + (scale_tril[which] @ eps).squeeze(-1)
