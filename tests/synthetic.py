@@ -58,3 +58,19 @@ def tiny_bundle(folder: Path, *, size: int = 32, seed: int = 0) -> Path:
         zero_point=27.0,
         preprocessing={"stretch": ArcsinhStretch().to_dict(), "labels": labels.to_dict()},
     )
+
+
+#: Flags that make a gampen command run as two CPU processes with Lightning DDP (gloo).
+DDP_TWO_CPUS = ["--devices", "2", "--strategy", "ddp", "--accelerator", "cpu", "--no-progress"]
+
+
+def run_gampen(*args: str) -> None:
+    """Run ``python -m gampen ARGS`` in a subprocess; fail with its stderr if it fails."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    command = [sys.executable, "-m", "gampen", *args]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ from gampen.flags import Flag
 from gampen.infer.predict import PredictOptions, predict
 from gampen.infer.summary import STATISTICS
 
-from ..synthetic import tiny_bundle, write_labelled_set
+from ..synthetic import DDP_TWO_CPUS, run_gampen, tiny_bundle, write_labelled_set
 
 FAST = dict(n_passes=4, n_samples=50, batch_size=8, chunk_size=8, num_workers=0, progress=False)
 
@@ -196,14 +195,12 @@ def test_shipped_default_model_is_used_without_model(tmp_path):
 @pytest.mark.slow
 def test_ddp_two_processes_match_one(tmp_path, setup):
     catalog, bundle = setup
-    command = [
-        sys.executable,
-        "-m",
-        "gampen",
+    out = tmp_path / "ddp.parquet"
+    run_gampen(
         "predict",
         str(catalog),
         "--out",
-        str(tmp_path / "ddp.parquet"),
+        str(out),
         "--model",
         str(bundle),
         "--n-passes",
@@ -214,18 +211,9 @@ def test_ddp_two_processes_match_one(tmp_path, setup):
         "8",
         "--num-workers",
         "0",
-        "--devices",
-        "2",
-        "--strategy",
-        "ddp",
-        "--accelerator",
-        "cpu",
-        "--no-progress",
-    ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    ddp = read_catalog(tmp_path / "ddp.parquet")
+        *DDP_TWO_CPUS,
+    )
+    ddp = read_catalog(out)
     single = predict(catalog, model=bundle, options=PredictOptions(**FAST))
     for name in single.colnames:
         np.testing.assert_array_equal(ddp[name], single[name], err_msg=name)

@@ -4,7 +4,6 @@ transfer learning, packs and two-process DDP."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,7 @@ from gampen.train.config import TrainConfig
 from gampen.train.fit import train
 from gampen.train.module import GampenModule, TrainingDivergedError
 
-from ..synthetic import TINY_NETWORK, write_labelled_set
+from ..synthetic import DDP_TWO_CPUS, TINY_NETWORK, run_gampen, write_labelled_set
 
 
 def _config(tmp_path, catalog, **fields) -> TrainConfig:
@@ -149,10 +148,7 @@ def test_train_from_pack(tmp_path, labelled):
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tmp_path, labelled):
-    command = [
-        sys.executable,
-        "-m",
-        "gampen",
+    run_gampen(
         "train",
         str(labelled),
         "--out",
@@ -163,21 +159,12 @@ def test_ddp_two_cpu_processes(tmp_path, labelled):
         "1",
         "--batch-size",
         "16",
-        "--devices",
-        "2",
-        "--strategy",
-        "ddp",
-        "--accelerator",
-        "cpu",
-        "--no-progress",
         "--logger",
         "csv",
         "--config",
         str(_tiny_yaml(tmp_path)),
-    ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+        *DDP_TWO_CPUS,
+    )
     bundle = load_bundle(tmp_path / "model")
     assert bundle.metrics["epochs_trained"] == 1
 

@@ -142,3 +142,14 @@ def test_checkpoint_io_round_trip_without_pickle(tmp_path):
     assert not (tmp_path / "c.ckpt").read_bytes().startswith(b"\x80")  # not a pickle stream
     with pytest.raises(Exception, match="cannot store without pickle"):
         io.save_checkpoint({"bad": object()}, tmp_path / "d.ckpt")
+
+
+def test_mlflow_logger_needs_mlflow(tmp_path):
+    import importlib.util
+
+    from gampen.train.fit import _loggers
+
+    if importlib.util.find_spec("mlflow") is not None:
+        pytest.skip("MLflow is installed here; the missing-package message cannot be shown")
+    with pytest.raises(ConfigError, match=r"--logger mlflow needs MLflow.*gampen\[mlflow\]"):
+        _loggers(TrainConfig(logger=["mlflow"]), tmp_path)

@@ -108,8 +108,13 @@ class TrainingData(pl.LightningDataModule):
         self.pixel_scale, self.zero_point = _photometry(source, self.table, self.dataset, config)
 
     @property
-    def n_bands(self) -> int:
-        return len(self.config.bands) if self.config.bands else 1
+    def bands(self) -> list[str]:
+        """Band names: the config's, else the pack's, else one unnamed band."""
+        if self.config.bands:
+            return list(self.config.bands)
+        if isinstance(self.dataset, PackedDataset):
+            return list(self.dataset.pack.bands)
+        return ["band0"]
 
     def train_dataloader(self) -> DataLoader:
         c = self.config
@@ -146,7 +151,14 @@ class TrainingData(pl.LightningDataModule):
     def _dataset(self, source: Path) -> GalaxyDataset:
         c = self.config
         if is_pack(source):
-            return PackedDataset(source, stretch=self.stretch, label_transform=self.labels)
+            packed = PackedDataset(source, stretch=self.stretch, label_transform=self.labels)
+            if packed.input_size != c.input_size:
+                raise ConfigError(
+                    f"{source} holds {packed.input_size}-pixel cutouts",
+                    value=c.input_size,
+                    allowed=f"--input-size {packed.input_size}",
+                )
+            return packed
         cache = c.cache if c.cache is not None else len(self.table) <= AUTO_CACHE_ROWS
         return CutoutDataset(
             self.table,

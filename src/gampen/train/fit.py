@@ -92,7 +92,7 @@ def train(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Path | 
         config.out,
         net.eval(),
         param_names=list(config.targets),
-        bands=list(config.bands) if config.bands else ["band0"],
+        bands=data.bands,
         pixel_scale=data.pixel_scale,
         zero_point=data.zero_point,
         preprocessing={"stretch": data.stretch.to_dict(), "labels": data.labels.to_dict()},
@@ -104,7 +104,7 @@ def train(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Path | 
 def _network_config(config: TrainConfig, data: TrainingData) -> NetworkConfig:
     """The architecture: the config's ``network`` fields plus what the data fixes."""
     fixed = {
-        "n_bands": data.n_bands,
+        "n_bands": len(data.bands),
         "input_size": config.input_size,
         "n_params": len(config.targets),
     }
