@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,7 @@ class RankChunks(Sampler):
     def __len__(self) -> int:
         return len(self.chunks)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         return iter(self.chunks)
 
 
