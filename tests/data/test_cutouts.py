@@ -37,6 +37,7 @@ def test_first_image_extension_and_named_hdu(tmp_path):
     hdul.writeto(path)
     np.testing.assert_array_equal(read_cutout(path, 32).image[0], sci)
     np.testing.assert_array_equal(read_cutout(path, 32, hdu="VAR").image[0], var)
+    np.testing.assert_array_equal(read_cutout(path, 32, hdu="2").image[0], var)  # CLI index
     with pytest.raises(CutoutError, match=r"mef\.fits: has no HDU 'WHT'.*SCI"):
         read_cutout(path, 32, hdu="WHT")
 

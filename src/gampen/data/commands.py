@@ -47,9 +47,8 @@ def _pack(args: argparse.Namespace) -> int:
     table = read_catalog(args.catalog)
     image_dir = resolve_image_dir(table, args.catalog, args.image_dir)
     bands = args.bands.split(",") if args.bands else None
-    hdu = int(args.hdu) if args.hdu and args.hdu.isdigit() else args.hdu
     counts = write_pack(
-        table, args.out, image_dir=image_dir, input_size=args.size, bands=bands, hdu=hdu
+        table, args.out, image_dir=image_dir, input_size=args.size, bands=bands, hdu=args.hdu
     )
     print(f"wrote {len(table)} galaxies to {args.out}; flags: {counts or 'none'}")
     return 0

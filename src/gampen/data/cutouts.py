@@ -104,10 +104,13 @@ def _read_array(path: Path, hdu: str | int | None) -> np.ndarray:
 def _select_hdu(
     path: Path, hdul: fits.HDUList, hdu: str | int | None
 ) -> fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU:
-    """The requested HDU, else the primary HDU if it holds data, else the first image HDU."""
+    """The requested HDU, else the primary HDU if it holds data, else the first image HDU.
+
+    ``hdu`` is a name or an index; a string of digits (as typed on a command line) is an index.
+    """
     if hdu is not None:
         try:
-            chosen = hdul[hdu]
+            chosen = hdul[int(hdu) if isinstance(hdu, str) and hdu.isdigit() else hdu]
         except (KeyError, IndexError) as exc:
             names = [h.name for h in hdul]
             raise CutoutError(

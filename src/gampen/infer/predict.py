@@ -107,7 +107,7 @@ def _run(
         image_dir=resolve_image_dir(table, source, options.image_dir),
         input_size=bundle.input_size,
         bands=bundle.bands if len(bundle.bands) > 1 else None,
-        hdu=int(options.hdu) if options.hdu and options.hdu.isdigit() else options.hdu,
+        hdu=options.hdu,
         stretch=ArcsinhStretch.from_dict(bundle.preprocessing["stretch"]),
     )
     module = PosteriorModule(bundle, store, options, ids, table)

@@ -165,7 +165,7 @@ class TrainingData(pl.LightningDataModule):
             image_dir=resolve_image_dir(self.table, source, c.image_dir),
             input_size=c.input_size,
             bands=c.bands,
-            hdu=int(c.hdu) if c.hdu and c.hdu.isdigit() else c.hdu,
+            hdu=c.hdu,
             stretch=self.stretch,
             label_transform=self.labels,
             cache=cache,
