@@ -29,6 +29,11 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+def count_or_auto(text: str) -> int | str:
+    """A ``--devices`` value: a whole number, or a word Lightning knows such as ``auto``."""
+    return int(text) if text.isdigit() else text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every registered sub-command."""
     parser = argparse.ArgumentParser(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+
+from gampen.cli import count_or_auto
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--samples-out", help="also write every sample to this HDF5 file")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--num-workers", type=int, default=1, help="cutout-reading processes")
-    p.add_argument("--devices", default="1", help="devices per node (int or 'auto')")
+    p.add_argument(
+        "--devices", type=count_or_auto, default=1, help="devices per node (int or 'auto')"
+    )
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
     p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
@@ -51,22 +56,8 @@ def run(args: argparse.Namespace) -> int:
     """Predict and report where the results went."""
     from gampen.infer.predict import PredictOptions, predict
 
-    options = PredictOptions(
-        n_passes=args.n_passes,
-        n_samples=args.n_samples,
-        batch_size=args.batch_size,
-        chunk_size=args.chunk_size,
-        seed=args.seed,
-        num_workers=args.num_workers,
-        devices=int(args.devices) if args.devices.isdigit() else args.devices,
-        num_nodes=args.num_nodes,
-        strategy=args.strategy,
-        accelerator=args.accelerator,
-        image_dir=args.image_dir,
-        hdu=args.hdu,
-        samples_out=args.samples_out,
-        progress=args.progress,
-    )
+    fields = [f.name for f in dataclasses.fields(PredictOptions)]
+    options = PredictOptions(**{name: getattr(args, name) for name in fields})
     table = predict(args.catalog, out=args.out, model=args.model, options=options)
     if table is not None:
         print(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from gampen.cli import count_or_auto
+
 #: CLI flags that set fields of the network config rather than of the training config.
 NETWORK_FLAGS = ("backbone", "stn", "dropout")
 
@@ -60,7 +62,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--run-dir", help="checkpoints and logs (default: <out>.run)")
     g.add_argument("--init-from", help="start from a trained bundle (transfer learning)")
     g.add_argument("--freeze", type=_names, help="with --init-from: freeze 'stn', 'backbone'")
-    g.add_argument("--devices", type=_devices, help="devices per node (int or 'auto')")
+    g.add_argument("--devices", type=count_or_auto, help="devices per node (int or 'auto')")
     g.add_argument("--num-nodes", type=int)
     g.add_argument("--strategy", help="Lightning strategy, e.g. ddp")
     g.add_argument("--accelerator", help="cpu, gpu or auto")
@@ -92,7 +94,3 @@ def _names(text: str) -> list[str]:
 
 def _floats(text: str) -> list[float]:
     return [float(t) for t in _names(text)]
-
-
-def _devices(text: str) -> int | str:
-    return int(text) if text.isdigit() else text
