@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gampen.train.command",
     "gampen.model.command",
     "gampen.infer.command",
+    "gampen.evaluate.calibrate_command",
     "gampen.demo",
 )
 

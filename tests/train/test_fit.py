@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from gampen.data.catalog import read_catalog
 from gampen.data.packfile import write_pack
+from gampen.errors import ConfigError
 from gampen.model.bundle import load_bundle
 from gampen.train.config import TrainConfig
 from gampen.train.fit import train
@@ -58,6 +59,19 @@ def test_train_writes_a_complete_bundle(tmp_path, labelled):
     assert json.loads((run / "config.json").read_text())["epochs"] == 3
 
 
+def test_mixture_training_stores_its_label_epsilon(tmp_path, labelled):
+    config = _config(tmp_path, labelled, loss="mixture", train_passes=4, label_eps=0.05)
+    bundle = load_bundle(train(config))
+    assert bundle.preprocessing["labels"]["eps"] == 0.05
+    assert bundle.provenance["data"] == "info.csv"  # no absolute path of this machine
+    assert bundle.provenance["splits"] == "model.run/splits.csv"
+    assert bundle.metrics["val_nll"] < bundle.metrics["val_nll_baseline"] + 1.0
+    with pytest.raises(ConfigError, match="train_passes"):
+        _config(tmp_path, labelled, loss="mixture", train_passes=1)
+    with pytest.raises(ConfigError, match="label_eps"):
+        _config(tmp_path, labelled, label_eps=0.5)
+
+
 KILLER = textwrap.dedent(
     """
     import os, signal, sys
@@ -75,10 +89,11 @@ KILLER = textwrap.dedent(
 )
 
 
-def test_resume_after_kill_is_bitwise_identical(tmp_path, labelled):
-    straight = _config(tmp_path / "a", labelled, epochs=3, early_stopping_patience=0)
+@pytest.mark.parametrize("loss", ["nll", "mixture"])
+def test_resume_after_kill_is_bitwise_identical(tmp_path, labelled, loss):
+    straight = _config(tmp_path / "a", labelled, epochs=3, early_stopping_patience=0, loss=loss)
     train(straight)
-    killed = _config(tmp_path / "b", labelled, epochs=3, early_stopping_patience=0)
+    killed = _config(tmp_path / "b", labelled, epochs=3, early_stopping_patience=0, loss=loss)
     script = KILLER.format(config=repr(killed.to_dict()))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == -9, result.stderr[-2000:]  # really killed mid-epoch 1

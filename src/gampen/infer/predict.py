@@ -38,6 +38,7 @@ from gampen.data.normalize import ArcsinhStretch
 from gampen.flags import Flag, is_fatal, summarise
 from gampen.infer.parts import PartStore
 from gampen.infer.sampling import galaxy_keys, posterior_samples
+from gampen.infer.spread import SpreadMap
 from gampen.infer.summary import summarise as summarise_samples
 from gampen.model.bundle import Bundle, load_bundle
 from gampen.models import default_model_path
@@ -213,6 +214,7 @@ class PosteriorModule(pl.LightningModule):
         self.net = bundle.net
         self.bundle, self.store, self.options = bundle, store, options
         self.labels = LabelTransform.from_dict(bundle.preprocessing["labels"])
+        self.spread = SpreadMap.from_calibration(bundle.calibration, bundle.param_names)
         self.ids = ids
         self.files = np.asarray(table["file_name"]) if "file_name" in table.colnames else None
         self._bar: tqdm | None = None
@@ -258,7 +260,12 @@ class PosteriorModule(pl.LightningModule):
             idx = good[start : start + o.batch_size]
             batch = images[idx].to(self.device)
             s, zm = posterior_samples(
-                self.net, batch, keys[idx], n_passes=o.n_passes, n_samples=o.n_samples
+                self.net,
+                batch,
+                keys[idx],
+                n_passes=o.n_passes,
+                n_samples=o.n_samples,
+                spread=self.spread,
             )
             z[idx], zoom[idx] = s.cpu().numpy(), zm.cpu().numpy()
         return z, zoom
@@ -306,6 +313,7 @@ def _settings(
     return {
         **wanted,
         "model_sha256": bundle.metadata.get("weights_sha256"),
+        "calibration": {k: bundle.calibration.get(k) for k in ("scale", "tail", "knee")},
         "source": str(Path(source).resolve()),
         "n_rows": len(table),
     }

@@ -10,6 +10,10 @@ dropout) runs once per galaxy, batched over galaxies; only the stochastic suffix
 ``n_passes`` times, on the galaxy's features replicated inside one batch.  The numbers are
 those of full passes (tested against :func:`naive_samples`).
 
+Calibration: ``spread`` (a :class:`~gampen.infer.spread.SpreadMap`, fitted by ``gampen
+calibrate``) reshapes each galaxy's full predictive distribution — the mixture over
+passes — per parameter about the mean of its draws, keeping its ranks and correlations.
+
 Reproducibility: every random number for a galaxy (dropout masks, Gaussian draws) comes
 from a NumPy PCG64 stream seeded with that galaxy's own key, so results do not depend on
 the batch size, the number of workers or devices, or on interruptions.  The masks are made
@@ -27,6 +31,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from gampen.infer.spread import SpreadMap
 from gampen.model.network import Features, GampenNet, enable_mc_dropout
 from gampen.seeding import derive_seed
 
@@ -38,9 +43,18 @@ def galaxy_keys(seed: int, rows: np.ndarray) -> np.ndarray:
 
 @torch.inference_mode()
 def posterior_samples(
-    net: GampenNet, images: torch.Tensor, keys: np.ndarray, *, n_passes: int, n_samples: int
+    net: GampenNet,
+    images: torch.Tensor,
+    keys: np.ndarray,
+    *,
+    n_passes: int,
+    n_samples: int,
+    spread: SpreadMap | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples (B, n_samples, k) in standardised space and the STN zoom (B,).
+
+    ``spread`` recalibrates each galaxy's predictive mixture; ``None`` leaves it as the
+    network gives it.
 
     The suffix runs galaxy by galaxy on exactly ``n_passes`` rows: a matrix product's
     rounding can depend on its row count, and a galaxy's samples must not depend on which
@@ -54,7 +68,7 @@ def posterior_samples(
         one = Features(features.maps[i : i + 1], features.zoom[i : i + 1])
         with seeded_dropout(net, rng):
             passes = net.from_features(one.repeat_interleave(n_passes))
-        samples.append(_draw(passes.mean, passes.scale_tril, n_samples, rng))
+        samples.append(_draw(passes.mean, passes.scale_tril, n_samples, rng, spread))
     return torch.stack(samples), features.zoom
 
 
@@ -96,11 +110,19 @@ def _dropout(x: torch.Tensor, *, p: float, rng: np.random.Generator) -> torch.Te
 
 
 def _draw(
-    mean: torch.Tensor, scale_tril: torch.Tensor, n_samples: int, rng: np.random.Generator
+    mean: torch.Tensor,
+    scale_tril: torch.Tensor,
+    n_samples: int,
+    rng: np.random.Generator,
+    spread: SpreadMap | None = None,
 ) -> torch.Tensor:
     """``n_samples`` draws from one galaxy's passes, sample j from pass j mod P."""
     n_passes, k = mean.shape
     which = torch.arange(n_samples) % n_passes
     eps = torch.from_numpy(rng.standard_normal((n_samples, k, 1), dtype=np.float32))
     eps = eps.to(device=mean.device, dtype=mean.dtype)
-    return mean[which] + (scale_tril[which] @ eps).squeeze(-1)
+    draws = mean[which] + (scale_tril[which] @ eps).squeeze(-1)
+    if spread is None:
+        return draws
+    calibrated = spread.apply(draws.cpu().numpy().astype(np.float64))
+    return torch.from_numpy(calibrated).to(device=mean.device, dtype=mean.dtype)

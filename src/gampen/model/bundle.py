@@ -18,7 +18,10 @@ field                content
 ``zero_point``       photometric zero point (``mag = zero_point - 2.5 log10(flux)``)
 ``preprocessing``    the data layer's dict, stored as given; must hold ``stretch`` and
                      ``labels`` (pixel stretch; label transforms and scaler statistics)
-``calibration``      dict; by default ``{"scale": {name: 1.0, ...}}`` (identity)
+``calibration``      dict; ``scale`` (and optionally ``tail``, ``knee``) give every
+                     parameter the factors of the map ``gampen predict`` applies to the
+                     posterior (:mod:`gampen.infer.spread`); by default all 1.0
+                     (identity); ``gampen calibrate`` adds ``method``, ``fit``, ``check``
 ``provenance``       dict; ``created`` (UTC, ISO 8601) is added when missing
 ``metrics``          dict of validation metrics
 ``weights_sha256``   SHA-256 of ``model.safetensors``; a mismatched pair is refused
@@ -73,6 +76,8 @@ REQUIRED_FIELDS: tuple[str, ...] = (
     "metrics",
     "weights_sha256",
 )
+
+CALIBRATION_KEYS: tuple[str, ...] = ("method", "scale", "tail", "knee", "fit", "check")
 
 
 @dataclass
@@ -310,8 +315,34 @@ def _validate(metadata: dict[str, Any]) -> None:
     for key in ("stretch", "labels"):
         if key not in metadata["preprocessing"]:
             raise BundleError(f"field 'preprocessing' lacks the key '{key}'")
+    _check_calibration(metadata["calibration"], metadata["param_names"])
     _check_type("gampen_version", metadata["gampen_version"], str, "a string")
     _check_type("weights_sha256", metadata["weights_sha256"], str, "a hex string")
+
+
+def _check_calibration(calibration: dict[str, Any], param_names: list[str]) -> None:
+    """Refuse a calibration without a positive, finite spread factor for every parameter."""
+    unknown = sorted(set(calibration) - set(CALIBRATION_KEYS))
+    if unknown:
+        raise BundleError(
+            "field 'calibration' has unknown key(s)", value=unknown, allowed=CALIBRATION_KEYS
+        )
+    method = calibration.get("method", "spread")
+    if method != "spread":
+        raise BundleError("unknown calibration method", value=method, allowed=("spread",))
+    for key in ("scale", "tail"):
+        factors = calibration.get(key, {} if key == "tail" else None)
+        if key == "tail" and not factors:
+            continue
+        if not isinstance(factors, dict) or sorted(factors) != sorted(param_names):
+            raise BundleError(
+                f"calibration '{key}' must give one factor per parameter",
+                value=factors,
+                allowed=param_names,
+            )
+        for name, factor in factors.items():
+            _check_number(f"calibration.{key}.{name}", factor, positive=True)
+    _check_number("calibration.knee", calibration.get("knee", 1.0), positive=True)
 
 
 def _check_version(version: Any) -> None:

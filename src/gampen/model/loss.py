@@ -14,6 +14,12 @@ with ``mean`` and ``target`` (B, k) and ``scale_tril`` (B, k, k); ``reduction`` 
 * ``diagonal``: independent Gaussians with standard deviations ``L_ii``; the off-diagonal
   entries are ignored, so train it with ``NetworkConfig(covariance="diagonal")``.
 * ``mse``: mean squared error of the mean only (no uncertainty is learnt).
+
+:func:`mixture_nll` scores the MC-dropout predictive distribution itself: ``K`` stochastic
+passes of one image give ``K`` Gaussians, and the loss is ``-log (1/K sum_k N(y; mu_k,
+L_k L_k^T))``.  Trained this way, ``L`` learns only the scatter that the pass-to-pass
+jitter of ``mu`` does not already explain, so prediction (which draws across passes) does
+not count the dropout noise twice, as training every pass alone with ``nll`` does.
 """
 
 from __future__ import annotations
@@ -43,6 +49,24 @@ def gaussian_nll(
     whitened = torch.linalg.solve_triangular(scale_tril, residual, upper=False).squeeze(-1)
     log_diagonal = torch.diagonal(scale_tril, dim1=-2, dim2=-1).log()
     per_galaxy = _gaussian_terms(whitened, log_diagonal)
+    return _reduce(per_galaxy, reduction)
+
+
+def mixture_nll(
+    means: torch.Tensor,
+    scale_trils: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """NLL of the equal-weight mixture of ``K`` Gaussians: means (K, B, k), L (K, B, k, k)."""
+    if means.ndim != 3:
+        raise GampenValueError("means must be (passes, batch, k)", value=tuple(means.shape))
+    n_passes = means.shape[0]
+    per_pass = torch.stack(
+        [gaussian_nll(means[p], scale_trils[p], target, reduction="none") for p in range(n_passes)]
+    )
+    per_galaxy = math.log(n_passes) - torch.logsumexp(-per_pass, dim=0)
     return _reduce(per_galaxy, reduction)
 
 

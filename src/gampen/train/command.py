@@ -47,7 +47,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--backbone", choices=("compact", "vgg16"), help="CNN (default compact)")
     g.add_argument("--stn", choices=("zoom", "affine", "none"), help="spatial transformer")
     g.add_argument("--dropout", type=float, help="dropout rate (also used by MC dropout)")
-    g.add_argument("--loss", choices=("nll", "diagonal", "mse"), help="training loss")
+    g.add_argument(
+        "--loss",
+        choices=("nll", "diagonal", "mse", "mixture"),
+        help="training loss: 'mixture' (default preset: NLL of the MC-dropout mixture) or "
+        "'nll' (GaMPEN's: NLL of each dropout pass alone)",
+    )
+    g.add_argument(
+        "--train-passes", type=int, help="dropout passes per image for --loss mixture (default 8)"
+    )
+    g.add_argument(
+        "--label-eps",
+        type=float,
+        help="bt logit epsilon: logit(eps + (1 - 2 eps) bt) (GaMPEN: 0.001)",
+    )
     g.add_argument("--optimizer", choices=("adamw", "sgd"))
     g.add_argument("--lr", type=float, help="learning rate")
     g.add_argument("--epochs", type=int)

@@ -15,12 +15,13 @@ from typing import Any
 import yaml
 
 from gampen.checks import check_choice, check_float, check_int, check_known_fields
+from gampen.data.labels import LOGIT_EPS
 from gampen.errors import ConfigError
 
 WHERE = "training config"
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "none")
-LOSSES = ("nll", "diagonal", "mse")
+LOSSES = ("nll", "diagonal", "mse", "mixture")
 LOGGERS = ("csv", "tensorboard", "mlflow")
 FREEZABLE = ("stn", "backbone")
 
@@ -49,6 +50,8 @@ class TrainConfig:
     # network (fields of gampen.model.config.NetworkConfig, e.g. backbone, dropout, stn)
     network: dict[str, Any] = field(default_factory=dict)
     loss: str = "nll"
+    train_passes: int = 8
+    label_eps: float = LOGIT_EPS
     # optimisation
     optimizer: str = "adamw"
     lr: float = 2e-3
@@ -89,6 +92,10 @@ class TrainConfig:
         for name in ("val_fraction", "test_fraction"):
             check_float(WHERE, name, getattr(self, name), low=0.0, high=0.5)
         check_choice(WHERE, "loss", self.loss, LOSSES)
+        check_int(WHERE, "train_passes", self.train_passes, 2, 256)
+        check_float(
+            WHERE, "label_eps", self.label_eps, low=0.0, high=0.5, low_open=True, high_open=True
+        )
         check_choice(WHERE, "optimizer", self.optimizer, OPTIMIZERS)
         check_choice(WHERE, "schedule", self.schedule, SCHEDULES)
         check_float(WHERE, "lr", self.lr, low=0.0, high=10.0, low_open=True)

@@ -94,7 +94,9 @@ class TrainingData(pl.LightningDataModule):
         values = label_array(self.table, config.targets)
         self.splits = _splits(self.table, values, config)
         train_rows = np.flatnonzero(self.splits == "train")
-        self.labels = labels or LabelTransform.fit(config.targets, values[train_rows])
+        self.labels = labels or LabelTransform.fit(
+            config.targets, values[train_rows], eps=config.label_eps
+        )
         self.dataset = self._dataset(source)
         self.rows = {name: np.flatnonzero(self.splits == name) for name in ("train", "val", "test")}
         if len(self.rows["val"]) == 0:

@@ -8,7 +8,6 @@ Only the global-zero rank writes the bundle.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import sys
@@ -24,6 +23,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from gampen import __version__
 from gampen.atomic import atomic_path
+from gampen.checksum import file_sha256
 from gampen.data.catalog import write_table
 from gampen.data.labels import LabelTransform
 from gampen.errors import ConfigError
@@ -31,10 +31,11 @@ from gampen.model.bundle import load_bundle, save_bundle
 from gampen.model.config import NetworkConfig
 from gampen.model.loss import gaussian_nll
 from gampen.model.network import GampenNet
+from gampen.seeding import derive_seed
 from gampen.train.checkpoint_io import SafeCheckpointIO
 from gampen.train.config import TrainConfig
 from gampen.train.data import TrainingData
-from gampen.train.module import GampenModule
+from gampen.train.module import VALIDATION_STREAM, GampenModule
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def train(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Path | 
     best = _best_checkpoint(trainer)
     state = SafeCheckpointIO().load_checkpoint(best)["state_dict"]
     net.load_state_dict({k.removeprefix("net."): v for k, v in state.items()})
-    metrics = _metrics(net, data, trainer, best)
+    metrics = _metrics(module, data, trainer, best)
     return save_bundle(
         config.out,
         net.eval(),
@@ -203,9 +204,11 @@ def _best_checkpoint(trainer: pl.Trainer) -> str:
     return callback.best_model_path or callback.last_model_path
 
 
-def _metrics(net: GampenNet, data: TrainingData, trainer: pl.Trainer, best: str) -> dict[str, Any]:
+def _metrics(
+    module: GampenModule, data: TrainingData, trainer: pl.Trainer, best: str
+) -> dict[str, Any]:
     """Validation NLL of the model and of the constant baseline, and the training history."""
-    val_nll = _validation_nll(net, data)
+    val_nll = _validation_nll(module, data)
     return {
         "val_nll": val_nll,
         "val_nll_baseline": _baseline_nll(data),
@@ -218,14 +221,21 @@ def _metrics(net: GampenNet, data: TrainingData, trainer: pl.Trainer, best: str)
 
 
 @torch.no_grad()
-def _validation_nll(net: GampenNet, data: TrainingData) -> float:
-    """Mean full-covariance NLL of the (eval-mode) network over the validation split."""
-    net.eval()
+def _validation_nll(module: GampenModule, data: TrainingData) -> float:
+    """Mean NLL over the validation split of what the model predicts (as ``val_nll``)."""
+    net = module.net.eval()
     total, count = 0.0, 0
-    for batch in data.val_dataloader(rank=0, world=1):
-        out = net(batch["image"])
-        total += float(gaussian_nll(out.mean, out.scale_tril, batch["target"], reduction="sum"))
+    for i, batch in enumerate(data.val_dataloader(rank=0, world=1)):
+        image, target = batch["image"], batch["target"]
+        if module.config.loss == "mixture":
+            torch.manual_seed(derive_seed(module.config.seed, VALIDATION_STREAM, i, 0))
+            loss = module.mixture_loss(image, target, mc_dropout=True, reduction="sum")
+        else:
+            out = net(image)
+            loss = gaussian_nll(out.mean, out.scale_tril, target, reduction="sum")
+        total += float(loss)
         count += len(batch["index"])
+    net.eval()
     return total / count
 
 
@@ -242,26 +252,20 @@ def _baseline_nll(data: TrainingData) -> float:
 def _provenance(
     config: TrainConfig, data: TrainingData, run_dir: Path, seconds: float
 ) -> dict[str, Any]:
-    """Where the model came from: command, config, data hash, versions, time."""
+    """Where the model came from: command, config, data hash, versions, time.
+
+    File names only, never this machine's absolute paths: bundles are shared.
+    """
     source = Path(config.catalog)
     return {
-        "command": " ".join(sys.argv),
+        "command": " ".join(["gampen", *sys.argv[1:]]),
         "config": config.to_dict(),
-        "data": str(source.resolve()),
-        "data_sha256": _sha256(source) if source.is_file() else None,
-        "splits": str((run_dir / "splits.csv").resolve()),
+        "data": source.name,
+        "data_sha256": file_sha256(source) if source.is_file() else None,
+        "splits": f"{run_dir.name}/splits.csv",
         "init_from": config.init_from,
         "gampen_version": __version__,
         "torch_version": torch.__version__,
         "lightning_version": pl.__version__,
         "training_seconds": round(seconds, 1),
     }
-
-
-def _sha256(path: Path) -> str:
-    """SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

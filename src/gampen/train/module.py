@@ -1,8 +1,11 @@
 """The LightningModule that trains a :class:`~gampen.model.network.GampenNet`.
 
-Training minimises the configured loss (full-covariance NLL by default) in standardised
-label space; validation always reports the full-covariance NLL (``val_nll``), the figure
-early stopping and checkpoint selection use.  Galaxies with a fatal flag are left out of
+Training minimises the configured loss in standardised label space: the full-covariance
+NLL of each stochastic pass (``nll``, GaMPEN's), or the NLL of the mixture of
+``train_passes`` MC-dropout passes (``mixture``, the distribution prediction draws from).
+Validation reports ``val_nll``, the NLL of the distribution the model is trained to
+predict (the eval-mode Gaussian for ``nll``, the MC mixture for ``mixture``); early
+stopping and checkpoint selection use it.  Galaxies with a fatal flag are left out of
 the loss.  A non-finite loss stops training with the batch's object_ids.
 """
 
@@ -18,10 +21,13 @@ import torch
 
 from gampen.errors import GampenError
 from gampen.flags import FATAL
-from gampen.model.loss import gaussian_nll, get_loss
-from gampen.model.network import GampenNet
+from gampen.model.loss import gaussian_nll, get_loss, mixture_nll
+from gampen.model.network import GampenNet, enable_mc_dropout
 from gampen.seeding import derive_seed
 from gampen.train.config import TrainConfig
+
+#: Stands in for the epoch when seeding validation dropout (no epoch reaches it).
+VALIDATION_STREAM = 2**32 - 1
 
 
 class TrainingDivergedError(GampenError):
@@ -35,7 +41,7 @@ class GampenModule(pl.LightningModule):
         super().__init__()
         self.net = net
         self.config = config
-        self.loss_fn = get_loss(config.loss)
+        self.loss_fn = None if config.loss == "mixture" else get_loss(config.loss)
         self.object_ids = np.asarray(object_ids)
         self._freeze(config.freeze)
 
@@ -49,8 +55,16 @@ class GampenModule(pl.LightningModule):
         seed = derive_seed(self.config.seed, self.current_epoch, batch_idx, self.global_rank)
         torch.manual_seed(seed)
 
+    def on_validation_batch_start(
+        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        # The mixture's validation passes draw dropout masks: make them the same every time.
+        torch.manual_seed(
+            derive_seed(self.config.seed, VALIDATION_STREAM, batch_idx, self.global_rank)
+        )
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        loss, n = self._loss(batch, self.loss_fn)
+        loss, n = self._loss(batch, training=True)
         if n == 0:
             return None  # every galaxy in the batch is unusable
         if not torch.isfinite(loss):
@@ -64,7 +78,7 @@ class GampenModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        loss, n = self._loss(batch, gaussian_nll)
+        loss, n = self._loss(batch, training=False)
         if n:
             self.log("val_nll", loss, prog_bar=True, sync_dist=True, batch_size=n)
 
@@ -88,14 +102,30 @@ class GampenModule(pl.LightningModule):
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
-    def _loss(self, batch: dict[str, Any], loss_fn: Any) -> tuple[torch.Tensor, int]:
-        """Loss over the batch's usable galaxies, and how many there were."""
+    def _loss(self, batch: dict[str, Any], *, training: bool) -> tuple[torch.Tensor, int]:
+        """Training loss (or ``val_nll``) over the batch's usable galaxies, and their count."""
         usable = (batch["flags"] & int(FATAL)) == 0
         n = int(usable.sum())
         if n == 0:
             return torch.zeros((), device=self.device), 0
-        out = self.net(batch["image"][usable])
-        return loss_fn(out.mean, out.scale_tril, batch["target"][usable]), n
+        images, target = batch["image"][usable], batch["target"][usable]
+        if self.config.loss == "mixture":
+            return self.mixture_loss(images, target, mc_dropout=not training), n
+        out = self.net(images)
+        loss_fn = self.loss_fn if training else gaussian_nll
+        return loss_fn(out.mean, out.scale_tril, target), n
+
+    def mixture_loss(
+        self, images: torch.Tensor, target: torch.Tensor, *, mc_dropout: bool, reduction="mean"
+    ) -> torch.Tensor:
+        """Mixture NLL over ``train_passes`` dropout passes (prefix computed once)."""
+        if mc_dropout:
+            enable_mc_dropout(self.net)
+        features = self.net.features(images)
+        passes = [self.net.from_features(features) for _ in range(self.config.train_passes)]
+        means = torch.stack([p.mean for p in passes])
+        scale_trils = torch.stack([p.scale_tril for p in passes])
+        return mixture_nll(means, scale_trils, target, reduction=reduction)
 
     def _freeze(self, parts: Sequence[str]) -> None:
         """Stop gradients through the named parts of the network (transfer learning)."""

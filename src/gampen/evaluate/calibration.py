@@ -1,0 +1,217 @@
+"""Run a calibration: sample held-out galaxies, fit spread factors, check, store in a bundle.
+
+The samples are drawn exactly as ``gampen predict`` draws them (same passes, samples and
+per-galaxy random streams for the same ``--seed``), without any calibration, in the
+network's standardised label space, where the truth is transformed the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from gampen.checksum import file_sha256
+from gampen.data.catalog import read_catalog, resolve_image_dir
+from gampen.data.dataset import CutoutDataset
+from gampen.data.labels import LabelTransform
+from gampen.data.normalize import ArcsinhStretch
+from gampen.errors import CatalogError
+from gampen.evaluate.recalibrate import FIT_LEVELS, coverage_from_pit, fit_spread, pit
+from gampen.flags import is_fatal
+from gampen.infer.sampling import galaxy_keys, posterior_samples
+from gampen.infer.summary import LEVELS
+from gampen.model.bundle import Bundle, load_bundle, save_bundle
+
+
+@dataclass
+class CalibrationRun:
+    """How to sample and split the calibration catalog."""
+
+    n_passes: int = 100
+    n_samples: int = 1000
+    batch_size: int = 64
+    num_workers: int = 1
+    seed: int = 0
+    check_fraction: float = 0.5
+    image_dir: str | None = None
+    hdu: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class CalibrationResult:
+    """The fitted factors, the coverage they give on the check part, and the bundle."""
+
+    bundle: Bundle
+    calibration: dict[str, Any]
+    checks: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+    def table(self) -> str:
+        """Coverage before and after on the check part, one row per parameter."""
+        levels = [*LEVELS, "max_abs_deviation"]
+        lines = [
+            f"coverage on {self.calibration['check']['n']} held-out galaxies "
+            "(before -> after calibration)",
+            f"{'param':<8}{'core':>7}{'tail':>7}" + "".join(f"{name:>22}" for name in levels),
+        ]
+        for name, core in self.calibration["scale"].items():
+            tail = self.calibration["tail"][name]
+            before, after = self.checks["before"][name], self.checks["after"][name]
+            cells = "".join(f"{before[c]:>11.3f} -> {after[c]:<6.3f}" for c in levels)
+            lines.append(f"{name:<8}{core:>7.3f}{tail:>7.3f}{cells}")
+        return "\n".join(lines)
+
+    def save(self, out: str | Path) -> Path:
+        """Write the bundle with the new calibration (weights unchanged)."""
+        b = self.bundle
+        return save_bundle(
+            out,
+            b.net,
+            param_names=b.param_names,
+            bands=b.bands,
+            pixel_scale=b.pixel_scale,
+            zero_point=b.zero_point,
+            preprocessing=b.preprocessing,
+            calibration=self.calibration,
+            provenance=b.provenance,
+            metrics=b.metrics,
+        )
+
+
+def calibrate(
+    bundle_path: str | Path, catalog: str | Path, run: CalibrationRun
+) -> CalibrationResult:
+    """Fit spread factors on part of ``catalog`` and check them on the rest."""
+    bundle = load_bundle(bundle_path)
+    refuse_training_catalog(catalog, bundle.provenance)
+    z, truth = standardised_samples(bundle, catalog, run)
+    fit_rows, check_rows = split_rows(len(z), run.check_fraction, run.seed)
+    fit = fit_spread(z[fit_rows], truth[fit_rows])
+    before = _coverage_report(z[check_rows], truth[check_rows], bundle.param_names)
+    after_z = fit.spread.apply(z[check_rows])
+    after = _coverage_report(after_z, truth[check_rows], bundle.param_names)
+    calibration = {
+        "method": "spread",
+        "scale": _by_name(bundle.param_names, fit.spread.scale),
+        "tail": _by_name(bundle.param_names, fit.spread.tail),
+        "knee": fit.spread.knee,
+        "fit": {
+            "catalog": Path(catalog).name,
+            "catalog_sha256": file_sha256(catalog),
+            "n": len(fit_rows),
+            "seed": run.seed,
+            "n_passes": run.n_passes,
+            "n_samples": run.n_samples,
+        },
+        "check": {"n": len(check_rows), "before": before, "after": after},
+    }
+    return CalibrationResult(bundle, calibration, {"before": before, "after": after})
+
+
+def standardised_samples(
+    bundle: Bundle, catalog: str | Path, run: CalibrationRun
+) -> tuple[np.ndarray, np.ndarray]:
+    """Uncalibrated samples (N, S, k) and truths (N, k) of the usable galaxies, standardised."""
+    table = read_catalog(catalog)
+    labels = LabelTransform.from_dict(bundle.preprocessing["labels"])
+    missing = [n for n in labels.names if n not in table.colnames]
+    if missing:
+        raise CatalogError(
+            f"{catalog} lacks the true value column(s) needed for calibration",
+            value=missing,
+            allowed=list(labels.names),
+        )
+    dataset = CutoutDataset(
+        table,
+        image_dir=resolve_image_dir(table, catalog, run.image_dir),
+        input_size=bundle.input_size,
+        bands=bundle.bands if len(bundle.bands) > 1 else None,
+        hdu=run.hdu,
+        stretch=ArcsinhStretch.from_dict(bundle.preprocessing["stretch"]),
+        label_transform=labels,
+    )
+    return _sample_all(bundle, dataset, run)
+
+
+@torch.inference_mode()
+def _sample_all(
+    bundle: Bundle, dataset: CutoutDataset, run: CalibrationRun
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw every usable galaxy's samples, batch by batch, with a progress bar."""
+    loader = DataLoader(
+        Subset(dataset, range(len(dataset))),
+        batch_size=run.batch_size,
+        num_workers=run.num_workers,
+    )
+    samples, truths = [], []
+    bar = tqdm(total=len(dataset), unit="gal", desc="calibration set", disable=not run.progress)
+    for batch in loader:
+        usable = ~is_fatal(batch["flags"].numpy())
+        rows = batch["index"].numpy()[usable]
+        if len(rows):
+            z, _ = posterior_samples(
+                bundle.net,
+                batch["image"][usable],
+                galaxy_keys(run.seed, rows),
+                n_passes=run.n_passes,
+                n_samples=run.n_samples,
+            )
+            samples.append(z.numpy())
+            truths.append(batch["target"][usable].numpy())
+        bar.update(len(usable))
+    bar.close()
+    if not samples:
+        raise CatalogError("no usable galaxy in the calibration catalog (all flagged fatal)")
+    return np.concatenate(samples), np.concatenate(truths)
+
+
+def _coverage_report(
+    z: np.ndarray, truth: np.ndarray, names: list[str]
+) -> dict[str, dict[str, float]]:
+    """Per parameter: coverage at the reported levels and the largest deviation on the grid."""
+    report = {}
+    for j, name in enumerate(names):
+        values = pit(z[:, :, j], truth[:, j])
+        headline = coverage_from_pit(values, np.array(list(LEVELS.values())))
+        grid = coverage_from_pit(values, FIT_LEVELS)
+        report[name] = {
+            **{level: round(float(c), 4) for level, c in zip(LEVELS, headline, strict=True)},
+            "max_abs_deviation": round(float(np.max(np.abs(grid - FIT_LEVELS))), 4),
+        }
+    return report
+
+
+def _by_name(names: list[str], values: np.ndarray) -> dict[str, float]:
+    """``{name: value}`` rounded for a readable JSON file."""
+    return dict(zip(names, np.round(values, 5).tolist(), strict=True))
+
+
+def refuse_training_catalog(catalog: str | Path, provenance: dict[str, Any]) -> None:
+    """Refuse to calibrate on the very catalog the model was trained on."""
+    trained_on = provenance.get("data_sha256")
+    if trained_on and Path(catalog).is_file() and file_sha256(catalog) == trained_on:
+        raise CatalogError(
+            f"{catalog} is the catalog the model was trained on; calibration needs galaxies "
+            "the model never saw",
+            allowed="a separate simulated or labelled set (e.g. gampen simulate --seed N)",
+        )
+
+
+def split_rows(n_usable: int, check_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random fitting and checking positions among the usable galaxies."""
+    n_check = round(check_fraction * n_usable)
+    n_fit = n_usable - n_check
+    if n_fit < 20 or n_check < 20:
+        raise CatalogError(
+            f"{n_usable} usable galaxies are too few to fit and check a calibration",
+            value={"fit": n_fit, "check": n_check},
+            allowed="at least 20 in each part (a few thousand give a good fit)",
+        )
+    order = np.random.default_rng(seed).permutation(n_usable)
+    return np.sort(order[n_check:]), np.sort(order[:n_check])
