@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gampen.model.command",
     "gampen.infer.command",
     "gampen.evaluate.calibrate_command",
+    "gampen.evaluate.command",
     "gampen.demo",
 )
 

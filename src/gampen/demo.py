@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate, predict, report."""
-    from gampen.evaluate.coverage import format_coverage, interval_coverage
+    from gampen.evaluate.marginal import format_coverage, interval_coverage
     from gampen.infer.predict import PredictOptions, predict
     from gampen.simulate import load_config, simulate
     from gampen.simulate.command import default_workers

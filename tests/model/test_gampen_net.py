@@ -58,17 +58,37 @@ def test_prefix_holds_no_dropout_and_suffix_starts_with_it(config: NetworkConfig
     assert isinstance(first_suffix_leaf, nn.Dropout)
 
 
-@pytest.mark.parametrize("mc", [False, True])
-def test_split_equals_forward_exactly(config: NetworkConfig, mc: bool) -> None:
-    net = GampenNet(config)
-    enable_mc_dropout(net) if mc else net.eval()
-    x = torch.randn(3, 1, 32, 32)
+def test_split_puts_every_layer_in_one_part_and_all_randomness_in_the_suffix(
+    config: NetworkConfig,
+) -> None:
+    """The prefix/suffix split, checked against full stochastic passes (not against
+    ``forward``, which is itself ``from_features(features(x))``).
+
+    Full passes over an image replicated P times and suffix passes over its features
+    replicated P times draw the same dropout masks from the same torch seed only if the
+    prefix draws none: a dropout layer moved into the prefix, or a layer lost from the
+    split, makes them differ.
+    """
+    net = enable_mc_dropout(GampenNet(dataclasses.replace(config, dropout=0.3)))
+    x = torch.randn(2, 1, 32, 32)
+    torch.manual_seed(1)
+    first = net.features(x)
+    torch.manual_seed(2)
+    second = net.features(x)
+    assert torch.equal(first.maps, second.maps) and torch.equal(first.zoom, second.zoom)
+
+    passes = 4
     torch.manual_seed(7)
-    full = net(x)
+    full = net(x.repeat_interleave(passes, dim=0))
     torch.manual_seed(7)
-    split = net.from_features(net.features(x))
+    split = net.from_features(first.repeat_interleave(passes))
     for a, b in zip(full, split, strict=True):
-        assert torch.equal(a, b)
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert (full.mean.reshape(2, passes, -1).std(dim=1) > 0).all()  # the passes do differ
+
+    parts = [net.stn, net.backbone.prefix, net.backbone.suffix, net.head]
+    owned = [id(p) for part in parts for p in part.parameters()]
+    assert len(owned) == len(set(owned)) == len(list(net.parameters()))
 
 
 def test_repeated_features_give_one_row_per_pass(tiny_config: NetworkConfig) -> None:

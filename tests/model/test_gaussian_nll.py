@@ -6,10 +6,10 @@ import itertools
 
 import pytest
 import torch
-from torch.distributions import MultivariateNormal
+from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
 from gampen.errors import GampenValueError
-from gampen.model.loss import diagonal_nll, gaussian_nll, get_loss, mse_loss
+from gampen.model.loss import diagonal_nll, gaussian_nll, get_loss, mixture_nll, mse_loss
 
 
 def _random_case(
@@ -142,3 +142,125 @@ def test_half_precision_inputs_are_promoted() -> None:
     half = gaussian_nll(mean.bfloat16(), scale_tril.bfloat16(), target.bfloat16(), reduction="none")
     assert half.dtype == torch.float32
     torch.testing.assert_close(half, expected, rtol=0.1, atol=0.1)
+
+
+# --- mixture_nll against torch.distributions; reductions and errors, exactly. ---
+
+
+def _mixture_reference(means: torch.Tensor, scale_trils: torch.Tensor, target: torch.Tensor):
+    """-log p(target) under MixtureSameFamily of equal-weight MultivariateNormals."""
+    n_passes, batch = means.shape[:2]
+    components = MultivariateNormal(means.transpose(0, 1), scale_tril=scale_trils.transpose(0, 1))
+    weights = Categorical(probs=torch.full((batch, n_passes), 1.0 / n_passes, dtype=means.dtype))
+    return -MixtureSameFamily(weights, components).log_prob(target)
+
+
+def _mixture_case(n_passes: int, batch: int, k: int) -> tuple[torch.Tensor, ...]:
+    cases = [_random_case(batch, k) for _ in range(n_passes)]
+    means = torch.stack([c[0] for c in cases])
+    scale_trils = torch.stack([c[1] for c in cases])
+    return means, scale_trils, cases[0][2]
+
+
+@pytest.mark.parametrize(("n_passes", "k"), [(1, 3), (2, 1), (5, 3), (8, 2)])
+def test_mixture_nll_equals_mixture_same_family(n_passes: int, k: int) -> None:
+    means, scale_trils, target = _mixture_case(n_passes, 16, k)
+    expected = _mixture_reference(means, scale_trils, target)
+    got = mixture_nll(means, scale_trils, target, reduction="none")
+    assert got.shape == (16,)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(mixture_nll(means, scale_trils, target), expected.mean())
+    torch.testing.assert_close(
+        mixture_nll(means, scale_trils, target, reduction="sum"), expected.sum()
+    )
+
+
+def test_mixture_of_identical_passes_is_the_single_gaussian() -> None:
+    mean, scale_tril, target = _random_case(8, 3)
+    got = mixture_nll(mean.expand(4, 8, 3), scale_tril.expand(4, 8, 3, 3), target, reduction="none")
+    expected = -MultivariateNormal(mean, scale_tril=scale_tril).log_prob(target)
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_mixture_nll_is_stable_far_from_every_pass() -> None:
+    """Per-pass NLLs of ~1e4 (exp underflows): the log-sum-exp keeps the value exact."""
+    means, scale_trils, target = _mixture_case(3, 4, 3)
+    scale_trils = 1e-2 * scale_trils
+    far = target + 30.0
+    expected = _mixture_reference(means, scale_trils, far)
+    assert expected.min() > 1e3
+    got = mixture_nll(means.float(), scale_trils.float(), far.float(), reduction="none")
+    assert got.dtype == torch.float32 and torch.isfinite(got).all()
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=0)
+
+
+def test_mixture_nll_gradient_matches_torch() -> None:
+    means, scale_trils, target = _mixture_case(3, 4, 3)
+    means.requires_grad_()
+    scale_trils.requires_grad_()
+    ours = torch.autograd.grad(mixture_nll(means, scale_trils, target), (means, scale_trils))
+    reference = torch.autograd.grad(
+        _mixture_reference(means, scale_trils, target).mean(), (means, scale_trils)
+    )
+    for got, expected in zip(ours, reference, strict=True):
+        torch.testing.assert_close(got, expected, rtol=1e-8, atol=1e-10)
+
+
+def test_mixture_nll_refuses_a_missing_pass_axis() -> None:
+    mean, scale_tril, target = _random_case(4, 3)
+    with pytest.raises(GampenValueError) as error:
+        mixture_nll(mean, scale_tril, target)
+    assert str(error.value) == "means must be (passes, batch, k); got (4, 3)"
+    means, scale_trils, target = _mixture_case(2, 4, 3)
+    with pytest.raises(GampenValueError, match="scale_tril must be"):
+        mixture_nll(means, scale_trils[:, :, :2, :2], target)
+    with pytest.raises(GampenValueError, match="unknown reduction"):
+        mixture_nll(means, scale_trils, target, reduction="max")
+
+
+@pytest.mark.parametrize("loss", [gaussian_nll, diagonal_nll, mse_loss])
+def test_every_reduction_of_every_loss(loss) -> None:
+    """B = 5 galaxies, k = 3 parameters: "none" is one value per galaxy."""
+    mean, scale_tril, target = _random_case(5, 3)
+    sigma = torch.diagonal(scale_tril, dim1=-2, dim2=-1)
+    expected = {
+        gaussian_nll: -MultivariateNormal(mean, scale_tril=scale_tril).log_prob(target),
+        diagonal_nll: -torch.distributions.Normal(mean, sigma).log_prob(target).sum(-1),
+        mse_loss: torch.nn.functional.mse_loss(mean, target, reduction="none").mean(-1),
+    }[loss]
+    torch.testing.assert_close(loss(mean, scale_tril, target, reduction="none"), expected)
+    torch.testing.assert_close(loss(mean, scale_tril, target, reduction="sum"), expected.sum())
+    torch.testing.assert_close(loss(mean, scale_tril, target), expected.mean())
+    with pytest.raises(GampenValueError) as error:
+        loss(mean, scale_tril, target, reduction="average")
+    assert str(error.value) == (
+        "unknown reduction; got 'average'; expected ('mean', 'sum', 'none')"
+    )
+
+
+def test_shape_errors_give_the_full_message() -> None:
+    mean, scale_tril, target = _random_case(4, 3)
+    with pytest.raises(GampenValueError) as error:
+        gaussian_nll(mean, scale_tril, target[:, :2])
+    assert str(error.value) == "mean and target must both be (batch, k); got ((4, 3), (4, 2))"
+    with pytest.raises(GampenValueError) as error:
+        mse_loss(mean[None], scale_tril, target[None])  # same shapes, but not (batch, k)
+    assert str(error.value) == (
+        "mean and target must both be (batch, k); got ((1, 4, 3), (1, 4, 3))"
+    )
+    with pytest.raises(GampenValueError) as error:
+        diagonal_nll(mean, scale_tril[:, :, :2], target)
+    assert str(error.value) == "scale_tril must be (batch, k, k); got (4, 3, 2); expected (4, 3, 3)"
+    with pytest.raises(GampenValueError) as error:
+        get_loss("huber")
+    assert str(error.value) == "unknown loss; got 'huber'; expected ('nll', 'diagonal', 'mse')"
+
+
+def test_float64_stays_float64_and_half_becomes_float32() -> None:
+    mean, scale_tril, target = _random_case(4, 3)
+    for loss in (gaussian_nll, diagonal_nll):
+        assert loss(mean, scale_tril, target).dtype == torch.float64
+        half = loss(mean.half(), scale_tril.half(), target.half(), reduction="none")
+        expected = loss(mean.half().float(), scale_tril.half().float(), target.half().float())
+        assert half.dtype == torch.float32
+        torch.testing.assert_close(half.mean(), expected, rtol=1e-6, atol=1e-6)

@@ -2,8 +2,8 @@
 
 The posterior ``gampen predict`` reports is the mixture over MC-dropout passes.  Its
 recalibration is the map of :mod:`gampen.infer.spread`: per parameter, a core factor ``a``
-and a tail factor ``b`` stretch each galaxy's samples about their mean, in units of their
-own standard deviation.  Both are chosen on galaxies the model never trained on so that
+and a tail factor ``b`` stretch each galaxy's samples about their median, in units of
+their own standard deviation.  Both are chosen on galaxies the model never trained on so that
 the equal-tailed intervals hold the truth as often as they claim, over a grid of levels
 from 2 % to 99.73 %: they minimise the mean squared difference between empirical and
 nominal coverage.  Coverage comes from the probability integral transform (PIT) of the
@@ -66,7 +66,7 @@ def fit_spread(samples: np.ndarray, truth: np.ndarray) -> SpreadFit:
         raise GampenValueError(
             "too few galaxies to fit a calibration", value=samples.shape[0], allowed=">= 20"
         )
-    centre = samples.mean(axis=1)
+    centre = np.median(samples, axis=1)
     sd = samples.std(axis=1)
     sd = np.where(sd > 0, sd, 1.0)
     k = samples.shape[2]

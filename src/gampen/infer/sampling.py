@@ -12,7 +12,7 @@ those of full passes (tested against :func:`naive_samples`).
 
 Calibration: ``spread`` (a :class:`~gampen.infer.spread.SpreadMap`, fitted by ``gampen
 calibrate``) reshapes each galaxy's full predictive distribution — the mixture over
-passes — per parameter about the mean of its draws, keeping its ranks and correlations.
+passes — per parameter about the median of its draws, keeping its ranks and correlations.
 
 Reproducibility: every random number for a galaxy (dropout masks, Gaussian draws) comes
 from a NumPy PCG64 stream seeded with that galaxy's own key, so results do not depend on

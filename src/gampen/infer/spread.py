@@ -1,8 +1,8 @@
 """The recalibration map ``gampen predict`` applies to each galaxy's posterior samples.
 
 Per parameter, in standardised label space, each galaxy's samples are standardised by
-their own mean ``m`` and standard deviation ``s``, ``t = (z - m) / s``, stretched by an odd,
-increasing, piecewise-linear map and mapped back, ``z' = m + s g(t)``:
+their own median ``m`` and standard deviation ``s``, ``t = (z - m) / s``, stretched by an
+odd, increasing, piecewise-linear map and mapped back, ``z' = m + s g(t)``:
 
     g(t) = a t                                  for |t| <= knee
     g(t) = a sign(t) (knee + b (|t| - knee))    beyond
@@ -11,7 +11,9 @@ increasing, piecewise-linear map and mapped back, ``z' = m + s g(t)``:
 to the core (``b = 1``: a plain rescaling, ``z' = m + a (z - m)``, covariance
 ``diag(a) C diag(a)``).  The map is monotone in every parameter, so it keeps each
 posterior's ranks and correlation structure (its copula), and the samples it makes are
-samples of a proper distribution, with a positive-definite covariance.  ``gampen calibrate``
+samples of a proper distribution, with a positive-definite covariance.  Pivoting on the
+median keeps every galaxy's median, the catalog's point estimate, exactly where it was:
+calibration changes how sure the posterior is, not where it sits.  ``gampen calibrate``
 fits ``a`` and ``b`` (:mod:`gampen.evaluate.recalibrate`).
 """
 
@@ -50,8 +52,8 @@ class SpreadMap:
         return cls(np.array(scale), np.array(tail), float(calibration.get("knee", KNEE)))
 
     def apply(self, samples: np.ndarray) -> np.ndarray:
-        """Recalibrated samples (..., S, k): each galaxy's own mean and spread are the pivot."""
-        centre = samples.mean(axis=-2, keepdims=True)
+        """Recalibrated samples (..., S, k): each galaxy's own median and spread are the pivot."""
+        centre = np.median(samples, axis=-2, keepdims=True)
         sd = samples.std(axis=-2, keepdims=True)
         sd = np.where(sd > 0, sd, 1.0)
         return centre + sd * self.stretch((samples - centre) / sd)

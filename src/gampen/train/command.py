@@ -61,6 +61,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         type=float,
         help="bt logit epsilon: logit(eps + (1 - 2 eps) bt) (GaMPEN: 0.001)",
     )
+    g.add_argument(
+        "--rotations",
+        choices=("dihedral", "any", "none"),
+        help="augmentation: exact quarter turns and flips (dihedral, default), or any angle "
+        "by bilinear resampling (any, GaMPEN's), or none",
+    )
     g.add_argument("--optimizer", choices=("adamw", "sgd"))
     g.add_argument("--lr", type=float, help="learning rate")
     g.add_argument("--epochs", type=int)

@@ -17,6 +17,7 @@ import yaml
 from gampen.checks import check_choice, check_float, check_int, check_known_fields
 from gampen.data.labels import LOGIT_EPS
 from gampen.errors import ConfigError
+from gampen.train.augment import ROTATION_MODES
 
 WHERE = "training config"
 OPTIMIZERS = ("adamw", "sgd")
@@ -66,7 +67,7 @@ class TrainConfig:
     early_stopping_patience: int = 8
     # augmentation (training split only)
     flips: bool = True
-    rotations: bool = True
+    rotations: str = "dihedral"
     max_shift: float = 2.0
     # runtime
     out: str = ""
@@ -107,6 +108,9 @@ class TrainConfig:
         check_float(WHERE, "gradient_clip", self.gradient_clip, low=0.0, high=1e6)
         check_int(WHERE, "early_stopping_patience", self.early_stopping_patience, 0, 100_000)
         check_float(WHERE, "max_shift", self.max_shift, low=0.0, high=self.input_size / 4)
+        if isinstance(self.rotations, bool):  # configs written before the modes existed
+            self.rotations = "any" if self.rotations else "none"
+        check_choice(WHERE, "rotations", self.rotations, ROTATION_MODES)
         check_int(WHERE, "num_nodes", self.num_nodes, 1, 100_000)
         check_int(WHERE, "num_workers", self.num_workers, 0, 256)
         if not self.targets:

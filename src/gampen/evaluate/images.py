@@ -1,0 +1,67 @@
+"""The cutouts of matched galaxies as the model sees them, for the model-based checks.
+
+Images are found as ``gampen predict`` finds them (``file_name`` relative to
+``--image-dir``, else the truth catalog's folder or its ``cutouts/`` sub-folder), read
+and stretched with the bundle's own settings.  A cutout that cannot be read is an error
+here: these checks run on a few chosen galaxies, and a silent gap would mislead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from astropy.table import Table
+
+from gampen.data.catalog import resolve_image_dir
+from gampen.data.dataset import CutoutDataset
+from gampen.data.normalize import ArcsinhStretch
+from gampen.errors import CatalogError, CutoutError
+from gampen.evaluate.inputs import Matched
+from gampen.flags import describe, is_fatal
+from gampen.model.bundle import Bundle
+
+
+def cutout_dataset(
+    matched: Matched, bundle: Bundle, *, truth_path: str | Path | None, image_dir: str | Path | None
+) -> CutoutDataset:
+    """A dataset over the matched galaxies' cutouts, stretched as the bundle expects."""
+    table = _with_file_names(matched)
+    return CutoutDataset(
+        table,
+        image_dir=resolve_image_dir(table, truth_path, image_dir),
+        input_size=bundle.input_size,
+        bands=bundle.bands if len(bundle.bands) > 1 else None,
+        stretch=ArcsinhStretch.from_dict(bundle.preprocessing["stretch"]),
+    )
+
+
+def load_images(dataset: CutoutDataset, positions: np.ndarray) -> torch.Tensor:
+    """Stretched images (m, bands, size, size) of the given matched positions."""
+    images = []
+    for i in np.asarray(positions, dtype=np.int64).tolist():
+        item = dataset[i]
+        if is_fatal(item["flags"]):
+            raise CutoutError(
+                dataset.paths(i)[0],
+                f"cannot be used ({', '.join(describe(item['flags']))}); check --image-dir",
+                flag=item["flags"],
+            )
+        images.append(item["image"])
+    return torch.stack(images)
+
+
+def _with_file_names(matched: Matched) -> Table:
+    """The truth rows with the ``file_name`` column(s) (from the predictions if need be)."""
+    table = matched.truth.copy(copy_data=False)
+    names = [c for c in matched.predictions.colnames if c.startswith("file_name")]
+    for name in names:
+        if name not in table.colnames:
+            table[name] = matched.predictions[name]
+    if not any(c.startswith("file_name") for c in table.colnames):
+        raise CatalogError(
+            "neither the truth catalog nor the predictions name the cutout files",
+            allowed="a 'file_name' column (as gampen simulate and gampen predict write)",
+        )
+    return table
