@@ -65,7 +65,7 @@ def test_predict_applies_the_stored_map(tmp_path, calibrated):
         raw, new = z["raw"][..., j + 1], z["cal"][..., j + 1]
         centre, sd = np.median(raw, 1, keepdims=True), raw.std(1, keepdims=True)
         t = (raw - centre) / sd
-        a, b, knee = cal["scale"][param], cal["tail"][param], cal["knee"]
+        a, b, knee = cal["scale"][param], cal["tail"][param], cal["knee"][param]
         # The map written out by hand: a t inside the knee, a (knee + b (|t| - knee)) beyond.
         g = a * np.sign(t) * np.where(np.abs(t) <= knee, np.abs(t), knee + b * (np.abs(t) - knee))
         # float32 samples round-tripped through the label transform: agree to 1e-3 sd.
@@ -107,6 +107,8 @@ def test_refuses_too_few_galaxies_and_missing_truth(tmp_path, calibrated, capsys
         ({"scale": {"bt": 1.0, "r_e": 1.0}}, "one factor per parameter"),
         ({"scale": {"bt": 1.0, "r_e": 1.0, "flux": 1.0}, "temperature": 2}, "unknown key"),
         ({"method": "isotonic", "scale": {"bt": 1, "r_e": 1, "flux": 1}}, "unknown calibration"),
+        ({"scale": {"bt": 1, "r_e": 1, "flux": 1}, "knee": {"bt": 1.0}}, "one knee per parameter"),
+        ({"scale": {"bt": 1, "r_e": 1, "flux": 1}, "knee": -1.0}, "knee"),
     ],
 )
 def test_bundle_refuses_a_broken_calibration(tmp_path, calibrated, calibration, message):

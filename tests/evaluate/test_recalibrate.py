@@ -62,9 +62,25 @@ def test_tail_factor_moves_only_samples_beyond_the_knee():
 
 def test_inverse_stretch_undoes_the_map():
     t = np.linspace(-6, 6, 241)[:, None]
-    core, tail = np.array([0.7, 1.8]), np.array([2.5, 0.4])
-    forward = SpreadMap(core, tail).stretch(t)
-    np.testing.assert_allclose(inverse_stretch(forward, core, tail), np.repeat(t, 2, 1), atol=1e-12)
+    core, tail, knee = np.array([0.7, 1.8]), np.array([2.5, 0.4]), np.array([0.5, 2.0])
+    forward = SpreadMap(core, tail, knee).stretch(t)
+    back = inverse_stretch(forward, core, tail, knee)
+    np.testing.assert_allclose(back, np.repeat(t, 2, 1), atol=1e-12)
+
+
+def test_map_from_a_bundle_calibration():
+    names = ["bt", "flux"]
+    identity = {"scale": {"bt": 1.0, "flux": 1.0}}
+    assert SpreadMap.from_calibration(identity, names) is None
+    cal = {
+        "scale": {"bt": 0.5, "flux": 2.0},
+        "tail": {"bt": 1.5, "flux": 1.0},
+        "knee": {"bt": 0.5, "flux": 2.0},
+    }
+    spread = SpreadMap.from_calibration(cal, names)
+    # Worked by hand at t = 1 and t = 3: bt 0.5 (0.5 + 1.5 (t - 0.5)); flux 2 t (inside).
+    np.testing.assert_allclose(spread.stretch(np.array([1.0, 1.0])), [0.625, 2.0])
+    np.testing.assert_allclose(spread.stretch(np.array([3.0, 3.0])), [2.125, 2.0 * 2 + 2 * 1])
 
 
 def _gaussian_posteriors(n: int, true_sigma: np.ndarray, claimed_sigma: np.ndarray, seed: int):
@@ -85,9 +101,12 @@ def test_fit_recovers_known_miscalibration():
     samples, truth = _gaussian_posteriors(3000, true_sigma, claimed, seed=6)
     fit = fit_spread(samples, truth)
     # 3000 galaxies pin a width to ~2 %; the fine grid step is 0.5 %.  Gaussian posteriors
-    # need no tail correction: the tail factor stays near 1.
+    # need no tail correction: out to 2.5 sd (beyond, few truths constrain it) the map is
+    # the plain rescaling t -> (true / claimed) t.
     np.testing.assert_allclose(fit.spread.scale, true_sigma / claimed, rtol=0.06)
-    np.testing.assert_allclose(fit.spread.tail, 1.0, rtol=0.15)
+    for t in (0.5, 1.0, 2.0, 2.5):
+        ratio = fit.spread.stretch(np.full(3, t)) / t
+        np.testing.assert_allclose(ratio, true_sigma / claimed, rtol=0.1)
     assert fit.loss_after[0] < 0.1 * fit.loss_before[0]
     assert fit.loss_after[2] < 0.1 * fit.loss_before[2]
     assert fit.loss_after[1] <= fit.loss_before[1]

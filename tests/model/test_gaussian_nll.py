@@ -9,7 +9,14 @@ import torch
 from torch.distributions import Categorical, MixtureSameFamily, MultivariateNormal
 
 from gampen.errors import GampenValueError
-from gampen.model.loss import diagonal_nll, gaussian_nll, get_loss, mixture_nll, mse_loss
+from gampen.model.loss import (
+    diagonal_nll,
+    gaussian_nll,
+    get_loss,
+    mixture_nll,
+    moments_nll,
+    mse_loss,
+)
 
 
 def _random_case(
@@ -264,3 +271,38 @@ def test_float64_stays_float64_and_half_becomes_float32() -> None:
         expected = loss(mean.half().float(), scale_tril.half().float(), target.half().float())
         assert half.dtype == torch.float32
         torch.testing.assert_close(half.mean(), expected, rtol=1e-6, atol=1e-6)
+
+
+# --- moments_nll: the Gaussian with the mixture's moments, against numpy + torch. ---
+
+
+@pytest.mark.parametrize("n_passes, k", [(2, 1), (5, 3), (8, 2)])
+def test_moments_nll_is_the_moment_matched_gaussian(n_passes: int, k: int) -> None:
+    import numpy as np
+
+    means, scale_trils, target = _mixture_case(n_passes, 6, k)
+    expected = []
+    for b in range(6):
+        m = means[:, b].numpy()
+        ls = scale_trils[:, b].numpy()
+        cov = np.mean([l_ @ l_.T for l_ in ls], axis=0) + np.atleast_2d(np.cov(m.T, ddof=1))
+        gauss = MultivariateNormal(torch.from_numpy(m.mean(0)), torch.from_numpy(cov))
+        expected.append(-gauss.log_prob(target[b]))
+    got = moments_nll(means, scale_trils, target, reduction="none")
+    torch.testing.assert_close(got, torch.stack(expected))
+    torch.testing.assert_close(
+        moments_nll(means, scale_trils, target), torch.stack(expected).mean()
+    )
+
+
+def test_moments_nll_penalises_jitter_that_a_mixture_score_tolerates() -> None:
+    """Two passes either side of the truth: the moment-matched Gaussian is as wide as the
+    jitter, so its NLL grows with it, while the mixture's stays at its nearest pass."""
+    target = torch.zeros(1, 1)
+    scale = torch.full((2, 1, 1, 1), 0.1)
+    near = torch.tensor([[[0.0]], [[1.0]]])  # one pass on the truth
+    far = torch.tensor([[[0.0]], [[3.0]]])  # same, the other pass further away
+    assert moments_nll(far, scale, target) > moments_nll(near, scale, target) + 0.5
+    assert abs(mixture_nll(far, scale, target) - mixture_nll(near, scale, target)) < 1e-3
+    with pytest.raises(GampenValueError, match="passes >= 2"):
+        moments_nll(near[:1], scale[:1], target)

@@ -17,13 +17,13 @@ from torch.utils.data import DataLoader, Subset
 from tqdm.auto import tqdm
 
 from gampen.checksum import file_sha256
-from gampen.data.catalog import read_catalog, resolve_image_dir
+from gampen.data.catalog import read_catalog
 from gampen.data.dataset import CutoutDataset
 from gampen.data.labels import LabelTransform
-from gampen.data.normalize import ArcsinhStretch
 from gampen.errors import CatalogError
 from gampen.evaluate.recalibrate import FIT_LEVELS, coverage_from_pit, fit_spread, pit
 from gampen.flags import is_fatal
+from gampen.infer.predict import bundle_dataset
 from gampen.infer.sampling import galaxy_keys, posterior_samples
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
@@ -58,13 +58,15 @@ class CalibrationResult:
         lines = [
             f"coverage on {self.calibration['check']['n']} held-out galaxies "
             "(before -> after calibration)",
-            f"{'param':<8}{'core':>7}{'tail':>7}" + "".join(f"{name:>22}" for name in levels),
+            f"{'param':<8}{'core':>7}{'tail':>7}{'knee':>6}"
+            + "".join(f"{name:>22}" for name in levels),
         ]
         for name, core in self.calibration["scale"].items():
             tail = self.calibration["tail"][name]
+            knee = self.calibration["knee"][name]
             before, after = self.checks["before"][name], self.checks["after"][name]
             cells = "".join(f"{before[c]:>11.3f} -> {after[c]:<6.3f}" for c in levels)
-            lines.append(f"{name:<8}{core:>7.3f}{tail:>7.3f}{cells}")
+            lines.append(f"{name:<8}{core:>7.3f}{tail:>7.3f}{knee:>6.1f}{cells}")
         return "\n".join(lines)
 
     def save(self, out: str | Path) -> Path:
@@ -100,7 +102,7 @@ def calibrate(
         "method": "spread",
         "scale": _by_name(bundle.param_names, fit.spread.scale),
         "tail": _by_name(bundle.param_names, fit.spread.tail),
-        "knee": fit.spread.knee,
+        "knee": _by_name(bundle.param_names, fit.spread.knee),
         "fit": {
             "catalog": Path(catalog).name,
             "catalog_sha256": file_sha256(catalog),
@@ -127,14 +129,8 @@ def standardised_samples(
             value=missing,
             allowed=list(labels.names),
         )
-    dataset = CutoutDataset(
-        table,
-        image_dir=resolve_image_dir(table, catalog, run.image_dir),
-        input_size=bundle.input_size,
-        bands=bundle.bands if len(bundle.bands) > 1 else None,
-        hdu=run.hdu,
-        stretch=ArcsinhStretch.from_dict(bundle.preprocessing["stretch"]),
-        label_transform=labels,
+    dataset = bundle_dataset(
+        bundle, table, catalog, image_dir=run.image_dir, hdu=run.hdu, label_transform=labels
     )
     return _sample_all(bundle, dataset, run)
 

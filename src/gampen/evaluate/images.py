@@ -14,12 +14,11 @@ import numpy as np
 import torch
 from astropy.table import Table
 
-from gampen.data.catalog import resolve_image_dir
 from gampen.data.dataset import CutoutDataset
-from gampen.data.normalize import ArcsinhStretch
 from gampen.errors import CatalogError, CutoutError
 from gampen.evaluate.inputs import Matched
 from gampen.flags import describe, is_fatal
+from gampen.infer.predict import bundle_dataset
 from gampen.model.bundle import Bundle
 
 
@@ -28,12 +27,8 @@ def cutout_dataset(
 ) -> CutoutDataset:
     """A dataset over the matched galaxies' cutouts, stretched as the bundle expects."""
     table = _with_file_names(matched)
-    return CutoutDataset(
-        table,
-        image_dir=resolve_image_dir(table, truth_path, image_dir),
-        input_size=bundle.input_size,
-        bands=bundle.bands if len(bundle.bands) > 1 else None,
-        stretch=ArcsinhStretch.from_dict(bundle.preprocessing["stretch"]),
+    return bundle_dataset(
+        bundle, table, truth_path, image_dir=None if image_dir is None else str(image_dir)
     )
 
 

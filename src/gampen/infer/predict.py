@@ -103,14 +103,7 @@ def _run(
     ids = object_ids(table)
     n_chunks = max(1, math.ceil(len(table) / options.chunk_size))
     store = PartStore(out, _settings(bundle, table, source, options))
-    dataset = CutoutDataset(
-        table,
-        image_dir=resolve_image_dir(table, source, options.image_dir),
-        input_size=bundle.input_size,
-        bands=bundle.bands if len(bundle.bands) > 1 else None,
-        hdu=options.hdu,
-        stretch=ArcsinhStretch.from_dict(bundle.preprocessing["stretch"]),
-    )
+    dataset = bundle_dataset(bundle, table, source, image_dir=options.image_dir, hdu=options.hdu)
     module = PosteriorModule(bundle, store, options, ids, table)
     trainer = pl.Trainer(
         accelerator=options.accelerator,
@@ -142,6 +135,27 @@ def _run(
     counts = summarise(np.asarray(result["flags"]))
     log.info("%d galaxies; flags: %s", len(result), counts or "none")
     return result
+
+
+def bundle_dataset(
+    bundle: Bundle,
+    table: Table,
+    source: str | Path | None,
+    *,
+    image_dir: str | None = None,
+    hdu: str | None = None,
+    label_transform: LabelTransform | None = None,
+) -> CutoutDataset:
+    """The catalog's cutouts as the bundle's network expects them (size, bands, stretch)."""
+    return CutoutDataset(
+        table,
+        image_dir=resolve_image_dir(table, source, image_dir),
+        input_size=bundle.input_size,
+        bands=bundle.bands if len(bundle.bands) > 1 else None,
+        hdu=hdu,
+        stretch=ArcsinhStretch.from_dict(bundle.preprocessing["stretch"]),
+        label_transform=label_transform,
+    )
 
 
 class ChunkDataset(Dataset):

@@ -4,8 +4,8 @@ Per parameter, in standardised label space, each galaxy's samples are standardis
 their own median ``m`` and standard deviation ``s``, ``t = (z - m) / s``, stretched by an
 odd, increasing, piecewise-linear map and mapped back, ``z' = m + s g(t)``:
 
-    g(t) = a t                                  for |t| <= knee
-    g(t) = a sign(t) (knee + b (|t| - knee))    beyond
+    g(t) = a t                                  for |t| <= c
+    g(t) = a sign(t) (c + b (|t| - c))          beyond the knee c
 
 ``a`` widens (> 1) or narrows (< 1) the whole posterior; ``b`` changes the tails relative
 to the core (``b = 1``: a plain rescaling, ``z' = m + a (z - m)``, covariance
@@ -24,23 +24,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: Where the tail slope takes over, in standard deviations of the galaxy's posterior.
+#: Default knee: where the tail slope takes over, in standard deviations of the posterior.
 KNEE = 1.0
 
 
 @dataclass(frozen=True)
 class SpreadMap:
-    """Core factors ``scale`` (k,) and tail factors ``tail`` (k,); identity when all 1."""
+    """Core factors ``scale``, tail factors ``tail`` and knees ``knee`` (each (k,))."""
 
     scale: np.ndarray
     tail: np.ndarray = field(default_factory=lambda: np.ones(0))
-    knee: float = KNEE
+    knee: float | np.ndarray = KNEE
 
     def __post_init__(self) -> None:
         scale = np.asarray(self.scale, dtype=np.float64)
         tail = np.ones_like(scale) if len(self.tail) == 0 else np.asarray(self.tail, np.float64)
         object.__setattr__(self, "scale", scale)
         object.__setattr__(self, "tail", tail)
+        object.__setattr__(self, "knee", np.broadcast_to(np.asarray(self.knee, float), scale.shape))
 
     @classmethod
     def from_calibration(cls, calibration: dict, names: Sequence[str]) -> SpreadMap | None:
@@ -49,7 +50,13 @@ class SpreadMap:
         tail = [float(calibration.get("tail", {}).get(n, 1.0)) for n in names]
         if all(v == 1.0 for v in scale + tail):
             return None
-        return cls(np.array(scale), np.array(tail), float(calibration.get("knee", KNEE)))
+        knee = calibration.get("knee", KNEE)
+        knees = (
+            [float(knee[n]) for n in names]
+            if isinstance(knee, dict)
+            else [float(knee)] * len(names)
+        )
+        return cls(np.array(scale), np.array(tail), np.array(knees))
 
     def apply(self, samples: np.ndarray) -> np.ndarray:
         """Recalibrated samples (..., S, k): each galaxy's own median and spread are the pivot."""

@@ -342,7 +342,12 @@ def _check_calibration(calibration: dict[str, Any], param_names: list[str]) -> N
             )
         for name, factor in factors.items():
             _check_number(f"calibration.{key}.{name}", factor, positive=True)
-    _check_number("calibration.knee", calibration.get("knee", 1.0), positive=True)
+    knee = calibration.get("knee", 1.0)
+    knees = knee if isinstance(knee, dict) else {name: knee for name in param_names}
+    if sorted(knees) != sorted(param_names):
+        raise BundleError("calibration 'knee' must give one knee per parameter", value=knee)
+    for name, value in knees.items():
+        _check_number(f"calibration.knee.{name}", value, positive=True)
 
 
 def _check_version(version: Any) -> None:

@@ -20,6 +20,13 @@ passes of one image give ``K`` Gaussians, and the loss is ``-log (1/K sum_k N(y;
 L_k L_k^T))``.  Trained this way, ``L`` learns only the scatter that the pass-to-pass
 jitter of ``mu`` does not already explain, so prediction (which draws across passes) does
 not count the dropout noise twice, as training every pass alone with ``nll`` does.
+Being a mixture score, it lets passes far from the truth go with little gradient, so the
+jitter itself is hardly pushed down.
+
+:func:`moments_nll` scores the Gaussian with the mixture's mean and covariance,
+``mean_k mu_k`` and ``mean_k L_k L_k^T + cov_k(mu_k)`` (unbiased over the ``K`` passes):
+every pass is pulled toward the truth and the jitter counts as predicted variance, so the
+network learns a total (aleatoric + dropout) variance equal to its squared error.
 """
 
 from __future__ import annotations
@@ -68,6 +75,24 @@ def mixture_nll(
     )
     per_galaxy = math.log(n_passes) - torch.logsumexp(-per_pass, dim=0)
     return _reduce(per_galaxy, reduction)
+
+
+def moments_nll(
+    means: torch.Tensor,
+    scale_trils: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """NLL of the Gaussian matching the moments of ``K`` passes: means (K, B, k), L (K, B, k, k)."""
+    if means.ndim != 3 or means.shape[0] < 2:
+        raise GampenValueError("means must be (passes >= 2, batch, k)", value=tuple(means.shape))
+    means, scale_trils = _at_least_float32(means, scale_trils)
+    centre = means.mean(dim=0)
+    spread = means - centre
+    jitter = torch.einsum("pbi,pbj->bij", spread, spread) / (means.shape[0] - 1)
+    covariance = (scale_trils @ scale_trils.transpose(-1, -2)).mean(dim=0) + jitter
+    return gaussian_nll(centre, torch.linalg.cholesky(covariance), target, reduction=reduction)
 
 
 def diagonal_nll(

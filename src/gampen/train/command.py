@@ -49,12 +49,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--dropout", type=float, help="dropout rate (also used by MC dropout)")
     g.add_argument(
         "--loss",
-        choices=("nll", "diagonal", "mse", "mixture"),
-        help="training loss: 'mixture' (default preset: NLL of the MC-dropout mixture) or "
-        "'nll' (GaMPEN's: NLL of each dropout pass alone)",
+        choices=("nll", "diagonal", "mse", "moments", "mixture"),
+        help="training loss: 'moments' (default preset: NLL of the Gaussian with the moments "
+        "of the MC-dropout mixture), 'mixture' (NLL of the mixture itself) or 'nll' "
+        "(GaMPEN's: each dropout pass alone)",
     )
     g.add_argument(
-        "--train-passes", type=int, help="dropout passes per image for --loss mixture (default 8)"
+        "--train-passes", type=int, help="dropout passes per image for the MC losses (default 8)"
     )
     g.add_argument(
         "--label-eps",

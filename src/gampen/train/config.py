@@ -22,7 +22,7 @@ from gampen.train.augment import ROTATION_MODES
 WHERE = "training config"
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("cosine", "none")
-LOSSES = ("nll", "diagonal", "mse", "mixture")
+LOSSES = ("nll", "diagonal", "mse", "moments", "mixture")
 LOGGERS = ("csv", "tensorboard", "mlflow")
 FREEZABLE = ("stn", "backbone")
 

@@ -1,10 +1,11 @@
 """The LightningModule that trains a :class:`~gampen.model.network.GampenNet`.
 
 Training minimises the configured loss in standardised label space: the full-covariance
-NLL of each stochastic pass (``nll``, GaMPEN's), or the NLL of the mixture of
-``train_passes`` MC-dropout passes (``mixture``, the distribution prediction draws from).
+NLL of each stochastic pass (``nll``, GaMPEN's), or a score of the distribution prediction
+draws from, built from ``train_passes`` MC-dropout passes: the Gaussian with the mixture's
+moments (``moments``) or the mixture itself (``mixture``).
 Validation reports ``val_nll``, the NLL of the distribution the model is trained to
-predict (the eval-mode Gaussian for ``nll``, the MC mixture for ``mixture``); early
+predict (the eval-mode Gaussian for ``nll``, the same MC score otherwise); early
 stopping and checkpoint selection use it.  Galaxies with a fatal flag are left out of
 the loss.  A non-finite loss stops training with the batch's object_ids.
 """
@@ -21,11 +22,13 @@ import torch
 
 from gampen.errors import GampenError
 from gampen.flags import FATAL
-from gampen.model.loss import gaussian_nll, get_loss, mixture_nll
+from gampen.model.loss import gaussian_nll, get_loss, mixture_nll, moments_nll
 from gampen.model.network import GampenNet, enable_mc_dropout
 from gampen.seeding import derive_seed
 from gampen.train.config import TrainConfig
 
+#: Losses that score several dropout passes of each image together.
+MC_LOSSES = {"moments": moments_nll, "mixture": mixture_nll}
 #: Stands in for the epoch when seeding validation dropout (no epoch reaches it).
 VALIDATION_STREAM = 2**32 - 1
 
@@ -41,7 +44,7 @@ class GampenModule(pl.LightningModule):
         super().__init__()
         self.net = net
         self.config = config
-        self.loss_fn = None if config.loss == "mixture" else get_loss(config.loss)
+        self.loss_fn = None if config.loss in MC_LOSSES else get_loss(config.loss)
         self.object_ids = np.asarray(object_ids)
         self._freeze(config.freeze)
 
@@ -109,23 +112,24 @@ class GampenModule(pl.LightningModule):
         if n == 0:
             return torch.zeros((), device=self.device), 0
         images, target = batch["image"][usable], batch["target"][usable]
-        if self.config.loss == "mixture":
-            return self.mixture_loss(images, target, mc_dropout=not training), n
+        if self.config.loss in MC_LOSSES:
+            return self.mc_loss(images, target, mc_dropout=not training), n
         out = self.net(images)
         loss_fn = self.loss_fn if training else gaussian_nll
         return loss_fn(out.mean, out.scale_tril, target), n
 
-    def mixture_loss(
+    def mc_loss(
         self, images: torch.Tensor, target: torch.Tensor, *, mc_dropout: bool, reduction="mean"
     ) -> torch.Tensor:
-        """Mixture NLL over ``train_passes`` dropout passes (prefix computed once)."""
+        """The MC score (``moments`` or ``mixture``) of ``train_passes`` dropout passes."""
         if mc_dropout:
             enable_mc_dropout(self.net)
         features = self.net.features(images)
         passes = [self.net.from_features(features) for _ in range(self.config.train_passes)]
         means = torch.stack([p.mean for p in passes])
         scale_trils = torch.stack([p.scale_tril for p in passes])
-        return mixture_nll(means, scale_trils, target, reduction=reduction)
+        score = MC_LOSSES[self.config.loss]
+        return score(means, scale_trils, target, reduction=reduction)
 
     def _freeze(self, parts: Sequence[str]) -> None:
         """Stop gradients through the named parts of the network (transfer learning)."""
