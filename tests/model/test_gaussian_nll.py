@@ -304,5 +304,6 @@ def test_moments_nll_penalises_jitter_that_a_mixture_score_tolerates() -> None:
     far = torch.tensor([[[0.0]], [[3.0]]])  # same, the other pass further away
     assert moments_nll(far, scale, target) > moments_nll(near, scale, target) + 0.5
     assert abs(mixture_nll(far, scale, target) - mixture_nll(near, scale, target)) < 1e-3
-    with pytest.raises(GampenValueError, match="passes >= 2"):
+    message = r"^means must be \(passes >= 2, batch, k\); got \(1, 1, 1\)$"
+    with pytest.raises(GampenValueError, match=message):
         moments_nll(near[:1], scale[:1], target)
