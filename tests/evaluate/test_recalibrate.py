@@ -7,8 +7,7 @@ import pytest
 from scipy import stats
 
 from gampen.errors import GampenValueError
-from gampen.evaluate.recalibrate import coverage_from_pit, fit_spread, inverse_stretch, pit
-from gampen.infer.spread import SpreadMap
+from gampen.evaluate.recalibrate import coverage_from_pit, fit_spread, pit
 
 
 def test_pit_is_scipys_mean_percentile_rank():
@@ -32,55 +31,6 @@ def test_coverage_from_pit_matches_equal_tailed_intervals():
     direct = ((truth >= lo) & (truth <= hi)).mean(axis=1)
     # Quantile interpolation moves a boundary by less than one sample: ~1/S of the PIT.
     np.testing.assert_allclose(coverage_from_pit(pit(samples, truth), levels), direct, atol=0.01)
-
-
-def test_plain_spread_scales_the_covariance_exactly():
-    rng = np.random.default_rng(5)
-    base = rng.multivariate_normal([1, -2, 0.5], [[1, 0.6, 0], [0.6, 2, -0.3], [0, -0.3, 0.5]], 800)
-    a = np.array([0.5, 2.0, 1.3])
-    out = SpreadMap(a).apply(base[None])[0]
-    np.testing.assert_allclose(np.cov(out.T), np.outer(a, a) * np.cov(base.T), rtol=1e-10)
-    # The median, the catalog's point estimate, does not move.
-    np.testing.assert_allclose(np.median(out, 0), np.median(base, 0), atol=1e-12)
-
-
-def test_tail_factor_moves_only_samples_beyond_the_knee():
-    rng = np.random.default_rng(8)
-    base = rng.normal(size=(1, 4001, 1))
-    median = np.median(base)
-    t = (base - median) / base.std()
-    out = SpreadMap(np.array([1.0]), np.array([3.0]), knee=1.0).apply(base)
-    t_out = (out - median) / base.std()
-    inside = np.abs(t) <= 1
-    np.testing.assert_allclose(t_out[inside], t[inside], atol=1e-12)
-    # Beyond the knee: 1 + 3 (|t| - 1), sign kept (worked by hand).
-    np.testing.assert_allclose(np.abs(t_out[~inside]), 1 + 3 * (np.abs(t[~inside]) - 1))
-    assert np.all(np.sign(t_out) == np.sign(t))
-    # Ranks (and so the copula with other parameters) are unchanged.
-    assert np.array_equal(np.argsort(out[0, :, 0]), np.argsort(base[0, :, 0]))
-
-
-def test_inverse_stretch_undoes_the_map():
-    t = np.linspace(-6, 6, 241)[:, None]
-    core, tail, knee = np.array([0.7, 1.8]), np.array([2.5, 0.4]), np.array([0.5, 2.0])
-    forward = SpreadMap(core, tail, knee).stretch(t)
-    back = inverse_stretch(forward, core, tail, knee)
-    np.testing.assert_allclose(back, np.repeat(t, 2, 1), atol=1e-12)
-
-
-def test_map_from_a_bundle_calibration():
-    names = ["bt", "flux"]
-    identity = {"scale": {"bt": 1.0, "flux": 1.0}}
-    assert SpreadMap.from_calibration(identity, names) is None
-    cal = {
-        "scale": {"bt": 0.5, "flux": 2.0},
-        "tail": {"bt": 1.5, "flux": 1.0},
-        "knee": {"bt": 0.5, "flux": 2.0},
-    }
-    spread = SpreadMap.from_calibration(cal, names)
-    # Worked by hand at t = 1 and t = 3: bt 0.5 (0.5 + 1.5 (t - 0.5)); flux 2 t (inside).
-    np.testing.assert_allclose(spread.stretch(np.array([1.0, 1.0])), [0.625, 2.0])
-    np.testing.assert_allclose(spread.stretch(np.array([3.0, 3.0])), [2.125, 2.0 * 2 + 2 * 1])
 
 
 def _gaussian_posteriors(n: int, true_sigma: np.ndarray, claimed_sigma: np.ndarray, seed: int):

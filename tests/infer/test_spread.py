@@ -1,0 +1,99 @@
+"""The calibration map predict applies: exact covariance scaling, knees, ranks, bundles."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gampen.evaluate.recalibrate import inverse_stretch
+from gampen.infer.spread import SpreadMap
+
+
+def test_plain_spread_scales_the_covariance_exactly():
+    rng = np.random.default_rng(5)
+    base = rng.multivariate_normal([1, -2, 0.5], [[1, 0.6, 0], [0.6, 2, -0.3], [0, -0.3, 0.5]], 800)
+    a = np.array([0.5, 2.0, 1.3])
+    out = SpreadMap(a).apply(base[None])[0]
+    np.testing.assert_allclose(np.cov(out.T), np.outer(a, a) * np.cov(base.T), rtol=1e-10)
+    # The median, the catalog's point estimate, does not move.
+    np.testing.assert_allclose(np.median(out, 0), np.median(base, 0), atol=1e-12)
+
+
+def test_tail_factor_moves_only_samples_beyond_the_knee():
+    rng = np.random.default_rng(8)
+    base = rng.normal(size=(1, 4001, 1))
+    median = np.median(base)
+    t = (base - median) / base.std()
+    out = SpreadMap(np.array([1.0]), np.array([3.0]), knee=1.0).apply(base)
+    t_out = (out - median) / base.std()
+    inside = np.abs(t) <= 1
+    np.testing.assert_allclose(t_out[inside], t[inside], atol=1e-12)
+    # Beyond the knee: 1 + 3 (|t| - 1), sign kept (worked by hand).
+    np.testing.assert_allclose(np.abs(t_out[~inside]), 1 + 3 * (np.abs(t[~inside]) - 1))
+    assert np.all(np.sign(t_out) == np.sign(t))
+    # Ranks (and so the copula with other parameters) are unchanged.
+    assert np.array_equal(np.argsort(out[0, :, 0]), np.argsort(base[0, :, 0]))
+
+
+def test_inverse_stretch_undoes_the_map():
+    t = np.linspace(-6, 6, 241)[:, None]
+    core, tail, knee = np.array([0.7, 1.8]), np.array([2.5, 0.4]), np.array([0.5, 2.0])
+    forward = SpreadMap(core, tail, knee).stretch(t)
+    back = inverse_stretch(forward, core, tail, knee)
+    np.testing.assert_allclose(back, np.repeat(t, 2, 1), atol=1e-12)
+
+
+def test_map_from_a_bundle_calibration():
+    names = ["bt", "flux"]
+    identity = {"scale": {"bt": 1.0, "flux": 1.0}}
+    assert SpreadMap.from_calibration(identity, names) is None
+    cal = {
+        "scale": {"bt": 0.5, "flux": 2.0},
+        "tail": {"bt": 1.5, "flux": 1.0},
+        "knee": {"bt": 0.5, "flux": 2.0},
+    }
+    spread = SpreadMap.from_calibration(cal, names)
+    # Worked by hand at t = 1 and t = 3: bt 0.5 (0.5 + 1.5 (t - 0.5)); flux 2 t (inside).
+    np.testing.assert_allclose(spread.stretch(np.array([1.0, 1.0])), [0.625, 2.0])
+    np.testing.assert_allclose(spread.stretch(np.array([3.0, 3.0])), [2.125, 2.0 * 2 + 2 * 1])
+
+
+def _reference(samples: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+    """A second, loop-by-loop implementation of the map for one parameter (S,)."""
+    m, s = np.median(samples), samples.std()
+    if s == 0:
+        return samples.copy()
+    out = []
+    for z in samples:
+        t = (z - m) / s
+        g = a * t if abs(t) <= c else a * np.sign(t) * (c + b * (abs(t) - c))
+        out.append(m + s * g)
+    return np.array(out)
+
+
+def test_each_galaxy_pivots_on_its_own_median_and_width():
+    rng = np.random.default_rng(12)
+    widths, centres = [0.1, 1.0, 10.0], [-5.0, 0.0, 40.0]
+    samples = np.stack(
+        [c + w * rng.standard_t(4, size=(501, 2)) for c, w in zip(centres, widths, strict=True)]
+    )
+    samples = np.concatenate([samples, np.full((1, 501, 2), 3.0)])  # a constant posterior
+    spread = SpreadMap(np.array([0.6, 1.7]), np.array([2.0, 0.5]), np.array([0.5, 1.5]))
+    out = spread.apply(samples)
+    for g in range(4):
+        for j, (a, b, c) in enumerate([(0.6, 2.0, 0.5), (1.7, 0.5, 1.5)]):
+            np.testing.assert_allclose(out[g, :, j], _reference(samples[g, :, j], a, b, c))
+    assert np.all(out[3] == 3.0)  # no NaN from a zero width
+
+
+def test_scalar_and_missing_knees_in_a_bundle_calibration():
+    names = ["bt", "flux"]
+    base = {"scale": {"bt": 2.0, "flux": 2.0}, "tail": {"bt": 3.0, "flux": 3.0}}
+    t = np.array([2.0, 2.0])
+    # Missing knee: 1 sd.  2 (1 + 3 (2 - 1)) = 8.
+    np.testing.assert_allclose(SpreadMap.from_calibration(base, names).stretch(t), [8.0, 8.0])
+    # One knee for every parameter: 2 (0.5 + 3 (2 - 0.5)) = 10.
+    scalar = {**base, "knee": 0.5}
+    np.testing.assert_allclose(SpreadMap.from_calibration(scalar, names).stretch(t), [10.0, 10.0])
+    # No tail given: a plain rescaling.
+    plain = SpreadMap.from_calibration({"scale": {"bt": 2.0, "flux": 0.5}}, names)
+    np.testing.assert_allclose(plain.stretch(np.array([3.0, 3.0])), [6.0, 1.5])
