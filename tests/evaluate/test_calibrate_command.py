@@ -76,6 +76,11 @@ def test_refuses_the_training_catalog_and_an_existing_output(tmp_path, calibrate
     catalog, bundle, out = calibrated
     status = main(["calibrate", str(bundle), "--catalog", str(catalog), "--out", str(out)])
     assert status == 2 and "exists" in capsys.readouterr().err
+    again = tmp_path / "again"
+    shutil.copytree(out, again)
+    args = ["calibrate", str(bundle), "--catalog", str(catalog), "--out", str(again), *FAST]
+    assert main([*args, "--overwrite", "--seed", "3"]) == 0
+    assert read_metadata(again)["calibration"]["fit"]["seed"] == 3  # replaced, and readable
     trained = tmp_path / "trained"
     shutil.copytree(bundle, trained)
     meta = json.loads((trained / "gampen.json").read_text())

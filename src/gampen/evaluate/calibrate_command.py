@@ -11,7 +11,6 @@ if any, is ignored while fitting: the fit always starts from the network's raw m
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from gampen.errors import ConfigError
@@ -75,8 +74,6 @@ def run(args: argparse.Namespace) -> int:
     )
     result = calibrate(args.bundle, args.catalog, settings)
     print(result.table())
-    if out.exists():
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    result.save(out)
+    result.save(out)  # each file is replaced atomically: an old bundle is never half-written
     print(f"calibrated bundle written to {out}")
     return 0
