@@ -188,3 +188,25 @@ def _tiny_yaml(tmp_path):
     path = tmp_path / "tiny.yaml"
     path.write_text(json.dumps({"network": TINY_NETWORK}))  # JSON is YAML
     return path
+
+
+def test_frozen_parts_keep_batch_norm_statistics_but_not_dropout_off(labelled):
+    """Fine-tuning a head on a frozen trunk: batch-norm uses the stored statistics, and the
+    trunk's dropout stays on, as in the MC-dropout predictions the head is fitted for."""
+    from gampen.model.config import NetworkConfig
+    from gampen.model.network import GampenNet
+
+    net = GampenNet(NetworkConfig(input_size=32, **TINY_NETWORK))
+    config = TrainConfig(
+        catalog=str(labelled), out="unused", init_from="base", freeze=["stn", "backbone"]
+    )
+    module = GampenModule(net, config, object_ids=[0])
+    net.train()
+    module.on_train_epoch_start()
+    frozen = [m for part in (net.stn, net.backbone) for m in part.modules()]
+    norms = [m for m in frozen if isinstance(m, torch.nn.BatchNorm2d)]
+    drops = [m for m in frozen if isinstance(m, torch.nn.Dropout)]
+    assert norms and drops
+    assert not any(m.training for m in norms)
+    assert all(m.training for m in drops)
+    assert net.head.training  # the part being fitted is untouched

@@ -49,8 +49,10 @@ class GampenModule(pl.LightningModule):
         self._freeze(config.freeze)
 
     def on_train_epoch_start(self) -> None:
+        # Frozen parts keep their batch-norm statistics (eval mode) but not their dropout off:
+        # MC dropout is part of the predictive model the unfrozen layers are fitted under.
         for name in self.config.freeze:
-            getattr(self.net, name).eval()  # frozen parts keep their batch-norm statistics
+            enable_mc_dropout(getattr(self.net, name))
 
     def on_train_batch_start(self, batch: dict[str, Any], batch_idx: int) -> None:
         # Dropout draws from the global RNG: reseed it per (seed, epoch, batch, rank) so that a
