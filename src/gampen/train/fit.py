@@ -31,11 +31,10 @@ from gampen.model.bundle import load_bundle, save_bundle
 from gampen.model.config import NetworkConfig
 from gampen.model.loss import gaussian_nll
 from gampen.model.network import GampenNet
-from gampen.seeding import derive_seed
 from gampen.train.checkpoint_io import SafeCheckpointIO
 from gampen.train.config import TrainConfig
 from gampen.train.data import TrainingData
-from gampen.train.module import MC_LOSSES, VALIDATION_STREAM, GampenModule
+from gampen.train.module import GampenModule
 
 log = logging.getLogger(__name__)
 
@@ -226,13 +225,7 @@ def _validation_nll(module: GampenModule, data: TrainingData) -> float:
     net = module.net.eval()
     total, count = 0.0, 0
     for i, batch in enumerate(data.val_dataloader(rank=0, world=1)):
-        image, target = batch["image"], batch["target"]
-        if module.config.loss in MC_LOSSES:
-            torch.manual_seed(derive_seed(module.config.seed, VALIDATION_STREAM, i, 0))
-            loss = module.mc_loss(image, target, mc_dropout=True, reduction="sum")
-        else:
-            out = net(image)
-            loss = gaussian_nll(out.mean, out.scale_tril, target, reduction="sum")
+        loss = module.validation_nll(batch["image"], batch["target"], i, reduction="sum")
         total += float(loss)
         count += len(batch["index"])
     net.eval()

@@ -60,14 +60,6 @@ class GampenModule(pl.LightningModule):
         seed = derive_seed(self.config.seed, self.current_epoch, batch_idx, self.global_rank)
         torch.manual_seed(seed)
 
-    def on_validation_batch_start(
-        self, batch: dict[str, Any], batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
-        # The mixture's validation passes draw dropout masks: make them the same every time.
-        torch.manual_seed(
-            derive_seed(self.config.seed, VALIDATION_STREAM, batch_idx, self.global_rank)
-        )
-
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
         loss, n = self._loss(batch, training=True)
         if n == 0:
@@ -83,7 +75,7 @@ class GampenModule(pl.LightningModule):
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        loss, n = self._loss(batch, training=False)
+        loss, n = self._loss(batch, training=False, batch_idx=batch_idx)
         if n:
             self.log("val_nll", loss, prog_bar=True, sync_dist=True, batch_size=n)
 
@@ -107,21 +99,43 @@ class GampenModule(pl.LightningModule):
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
-    def _loss(self, batch: dict[str, Any], *, training: bool) -> tuple[torch.Tensor, int]:
+    def _loss(
+        self, batch: dict[str, Any], *, training: bool, batch_idx: int = 0
+    ) -> tuple[torch.Tensor, int]:
         """Training loss (or ``val_nll``) over the batch's usable galaxies, and their count."""
         usable = (batch["flags"] & int(FATAL)) == 0
         n = int(usable.sum())
         if n == 0:
             return torch.zeros((), device=self.device), 0
         images, target = batch["image"][usable], batch["target"][usable]
+        if not training:
+            return self.validation_nll(images, target, batch_idx), n
         if self.config.loss in MC_LOSSES:
-            return self.mc_loss(images, target, mc_dropout=not training), n
+            return self.mc_loss(images, target, mc_dropout=False), n
         out = self.net(images)
-        loss_fn = self.loss_fn if training else gaussian_nll
-        return loss_fn(out.mean, out.scale_tril, target), n
+        return self.loss_fn(out.mean, out.scale_tril, target), n
+
+    def validation_nll(
+        self, images: torch.Tensor, target: torch.Tensor, batch_idx: int, *, reduction: str = "mean"
+    ) -> torch.Tensor:
+        """``val_nll``: the NLL of what the model predicts, the eval-mode Gaussian for the
+        single-pass losses, the MC score otherwise (dropout masks seeded per batch, so the
+        figure is the same every time)."""
+        if self.config.loss not in MC_LOSSES:
+            out = self.net(images)
+            return gaussian_nll(out.mean, out.scale_tril, target, reduction=reduction)
+        torch.manual_seed(
+            derive_seed(self.config.seed, VALIDATION_STREAM, batch_idx, self.global_rank)
+        )
+        return self.mc_loss(images, target, mc_dropout=True, reduction=reduction)
 
     def mc_loss(
-        self, images: torch.Tensor, target: torch.Tensor, *, mc_dropout: bool, reduction="mean"
+        self,
+        images: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        mc_dropout: bool,
+        reduction: str = "mean",
     ) -> torch.Tensor:
         """The MC score (``moments`` or ``mixture``) of ``train_passes`` dropout passes."""
         if mc_dropout:
