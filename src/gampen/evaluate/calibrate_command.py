@@ -15,8 +15,6 @@ from pathlib import Path
 
 from gampen.errors import ConfigError
 
-WHERE = "calibration option"
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``gampen calibrate``."""
@@ -52,27 +50,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Sample the catalog, fit, check, and write the calibrated bundle."""
-    from gampen.evaluate.calibration import CalibrationRun, calibrate
+    from gampen.evaluate.calibration import calibrate
+    from gampen.infer.predict import PredictOptions
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise ConfigError(f"{out} exists", allowed="another --out, or --overwrite")
-    if not 0.0 < args.check_fraction < 1.0:
-        raise ConfigError(
-            f"{WHERE} 'check_fraction' out of range", value=args.check_fraction, allowed="(0, 1)"
-        )
-    settings = CalibrationRun(
-        n_passes=args.n_passes,
-        n_samples=args.n_samples,
-        batch_size=args.batch_size,
-        num_workers=args.num_workers,
-        seed=args.seed,
-        check_fraction=args.check_fraction,
-        image_dir=args.image_dir,
-        hdu=args.hdu,
-        progress=args.progress,
+    fields = ("n_passes", "n_samples", "batch_size", "num_workers", "seed", "image_dir", "hdu")
+    options = PredictOptions(
+        **{name: getattr(args, name) for name in fields}, progress=args.progress
     )
-    result = calibrate(args.bundle, args.catalog, settings)
+    result = calibrate(
+        args.bundle, args.catalog, options=options, check_fraction=args.check_fraction
+    )
     print(result.table())
     result.save(out)  # each file is replaced atomically: an old bundle is never half-written
     print(f"calibrated bundle written to {out}")

@@ -7,15 +7,17 @@ network's standardised label space, where the truth is transformed the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from astropy.table import Table
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from gampen.checks import check_float
 from gampen.checksum import file_sha256
 from gampen.data.catalog import read_catalog
 from gampen.data.dataset import CutoutDataset
@@ -23,34 +25,20 @@ from gampen.data.labels import LabelTransform
 from gampen.errors import CatalogError
 from gampen.evaluate.recalibrate import FIT_LEVELS, coverage_from_pit, fit_spread, pit
 from gampen.flags import is_fatal
-from gampen.infer.predict import bundle_dataset
+from gampen.infer.predict import PredictOptions, bundle_dataset
 from gampen.infer.sampling import galaxy_keys, posterior_samples
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
 
-
-@dataclass
-class CalibrationRun:
-    """How to sample and split the calibration catalog."""
-
-    n_passes: int = 100
-    n_samples: int = 1000
-    batch_size: int = 64
-    num_workers: int = 1
-    seed: int = 0
-    check_fraction: float = 0.5
-    image_dir: str | None = None
-    hdu: str | None = None
-    progress: bool = True
+WHERE = "calibration option"
 
 
 @dataclass
 class CalibrationResult:
-    """The fitted factors, the coverage they give on the check part, and the bundle."""
+    """The bundle and its new ``calibration`` field (factors, fit and check)."""
 
     bundle: Bundle
     calibration: dict[str, Any]
-    checks: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
     def table(self) -> str:
         """Coverage before and after on the check part, one row per parameter."""
@@ -61,10 +49,11 @@ class CalibrationResult:
             f"{'param':<8}{'core':>7}{'tail':>7}{'knee':>6}"
             + "".join(f"{name:>22}" for name in levels),
         ]
+        check = self.calibration["check"]
         for name, core in self.calibration["scale"].items():
             tail = self.calibration["tail"][name]
             knee = self.calibration["knee"][name]
-            before, after = self.checks["before"][name], self.checks["after"][name]
+            before, after = check["before"][name], check["after"][name]
             cells = "".join(f"{before[c]:>11.3f} -> {after[c]:<6.3f}" for c in levels)
             lines.append(f"{name:<8}{core:>7.3f}{tail:>7.3f}{knee:>6.1f}{cells}")
         return "\n".join(lines)
@@ -87,13 +76,26 @@ class CalibrationResult:
 
 
 def calibrate(
-    bundle_path: str | Path, catalog: str | Path, run: CalibrationRun
+    bundle_path: str | Path,
+    catalog: str | Path,
+    *,
+    options: PredictOptions | None = None,
+    check_fraction: float = 0.5,
 ) -> CalibrationResult:
-    """Fit spread factors on part of ``catalog`` and check them on the rest."""
+    """Fit the map on part of ``catalog`` and check it on the rest.
+
+    ``options`` say how to sample, as for ``gampen predict`` (its ``seed`` also splits).
+    """
+    options = options or PredictOptions()
+    check_float(
+        WHERE, "check_fraction", check_fraction, low=0.0, high=1.0, low_open=True, high_open=True
+    )
     bundle = load_bundle(bundle_path)
-    refuse_training_catalog(catalog, bundle.provenance)
-    z, truth = standardised_samples(bundle, catalog, run)
-    fit_rows, check_rows = split_rows(len(z), run.check_fraction, run.seed)
+    table = read_catalog(catalog)  # a missing or unreadable catalog fails clearly here
+    catalog_sha256 = file_sha256(catalog)
+    refuse_training_catalog(catalog, catalog_sha256, bundle.provenance)
+    z, truth = standardised_samples(bundle, table, catalog, options)
+    fit_rows, check_rows = split_rows(len(z), check_fraction, options.seed)
     fit = fit_spread(z[fit_rows], truth[fit_rows])
     before = _coverage_report(z[check_rows], truth[check_rows], bundle.param_names)
     after_z = fit.spread.apply(z[check_rows])
@@ -105,22 +107,21 @@ def calibrate(
         "knee": _by_name(bundle.param_names, fit.spread.knee),
         "fit": {
             "catalog": Path(catalog).name,
-            "catalog_sha256": file_sha256(catalog),
+            "catalog_sha256": catalog_sha256,
             "n": len(fit_rows),
-            "seed": run.seed,
-            "n_passes": run.n_passes,
-            "n_samples": run.n_samples,
+            "seed": options.seed,
+            "n_passes": options.n_passes,
+            "n_samples": options.n_samples,
         },
         "check": {"n": len(check_rows), "before": before, "after": after},
     }
-    return CalibrationResult(bundle, calibration, {"before": before, "after": after})
+    return CalibrationResult(bundle, calibration)
 
 
 def standardised_samples(
-    bundle: Bundle, catalog: str | Path, run: CalibrationRun
+    bundle: Bundle, table: Table, catalog: str | Path, options: PredictOptions
 ) -> tuple[np.ndarray, np.ndarray]:
     """Uncalibrated samples (N, S, k) and truths (N, k) of the usable galaxies, standardised."""
-    table = read_catalog(catalog)
     labels = LabelTransform.from_dict(bundle.preprocessing["labels"])
     missing = [n for n in labels.names if n not in table.colnames]
     if missing:
@@ -130,23 +131,19 @@ def standardised_samples(
             allowed=list(labels.names),
         )
     dataset = bundle_dataset(
-        bundle, table, catalog, image_dir=run.image_dir, hdu=run.hdu, label_transform=labels
+        bundle, table, catalog, image_dir=options.image_dir, hdu=options.hdu, label_transform=labels
     )
-    return _sample_all(bundle, dataset, run)
+    return _sample_all(bundle, dataset, options)
 
 
 @torch.inference_mode()
 def _sample_all(
-    bundle: Bundle, dataset: CutoutDataset, run: CalibrationRun
+    bundle: Bundle, dataset: CutoutDataset, options: PredictOptions
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw every usable galaxy's samples, batch by batch, with a progress bar."""
-    loader = DataLoader(
-        Subset(dataset, range(len(dataset))),
-        batch_size=run.batch_size,
-        num_workers=run.num_workers,
-    )
+    loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.num_workers)
     samples, truths = [], []
-    bar = tqdm(total=len(dataset), unit="gal", desc="calibration set", disable=not run.progress)
+    bar = tqdm(total=len(dataset), unit="gal", desc="calibration set", disable=not options.progress)
     for batch in loader:
         usable = ~is_fatal(batch["flags"].numpy())
         rows = batch["index"].numpy()[usable]
@@ -154,9 +151,9 @@ def _sample_all(
             z, _ = posterior_samples(
                 bundle.net,
                 batch["image"][usable],
-                galaxy_keys(run.seed, rows),
-                n_passes=run.n_passes,
-                n_samples=run.n_samples,
+                galaxy_keys(options.seed, rows),
+                n_passes=options.n_passes,
+                n_samples=options.n_samples,
             )
             samples.append(z.numpy())
             truths.append(batch["target"][usable].numpy())
@@ -188,10 +185,11 @@ def _by_name(names: list[str], values: np.ndarray) -> dict[str, float]:
     return dict(zip(names, np.round(values, 5).tolist(), strict=True))
 
 
-def refuse_training_catalog(catalog: str | Path, provenance: dict[str, Any]) -> None:
+def refuse_training_catalog(
+    catalog: str | Path, catalog_sha256: str, provenance: dict[str, Any]
+) -> None:
     """Refuse to calibrate on the very catalog the model was trained on."""
-    trained_on = provenance.get("data_sha256")
-    if trained_on and Path(catalog).is_file() and file_sha256(catalog) == trained_on:
+    if catalog_sha256 == provenance.get("data_sha256"):
         raise CatalogError(
             f"{catalog} is the catalog the model was trained on; calibration needs galaxies "
             "the model never saw",
