@@ -56,9 +56,10 @@ def pit(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def coverage_from_pit(pit_values: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Fraction of equal-tailed intervals at each level (L,) that hold the truth."""
-    distance = np.abs(np.asarray(pit_values) - 0.5)[:, None]
-    return (distance <= np.asarray(levels)[None, :] / 2).mean(axis=0)
+    """Fraction of equal-tailed intervals at each level (L,) that hold the truth:
+    ``|PIT - 1/2| <= level / 2``."""
+    distance = np.sort(np.abs(np.asarray(pit_values) - 0.5))
+    return np.searchsorted(distance, np.asarray(levels) / 2, side="right") / len(distance)
 
 
 def fit_spread(samples: np.ndarray, truth: np.ndarray) -> SpreadFit:
@@ -122,13 +123,10 @@ def _coverage_losses(
     """
     n, s = offsets.shape
     thresholds = inverse_stretch(t_truth[:, None], cores[None, :], tails[None, :], knee)
-    distance = np.empty((n, len(cores)))
+    pits = np.empty((n, len(cores)))
     for i in range(n):
         left = np.searchsorted(offsets[i], thresholds[i], side="left")
         right = np.searchsorted(offsets[i], thresholds[i], side="right")
-        distance[i] = np.abs(0.5 * (left + right) / s - 0.5)
-    distance.sort(axis=0)
-    covered = np.stack(
-        [np.searchsorted(distance[:, g], FIT_LEVELS / 2, side="right") for g in range(len(cores))]
-    )
-    return ((covered / n - FIT_LEVELS[None, :]) ** 2) @ FIT_WEIGHTS
+        pits[i] = 0.5 * (left + right) / s
+    covered = np.stack([coverage_from_pit(pits[:, g], FIT_LEVELS) for g in range(len(cores))])
+    return ((covered - FIT_LEVELS[None, :]) ** 2) @ FIT_WEIGHTS
