@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from gampen.data.catalog import write_table
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
+from gampen.data.scalars import ScalarInputs
 from gampen.infer.predict import PredictOptions, predict
 from gampen.model.bundle import read_metadata, save_bundle
 from gampen.model.config import NetworkConfig
@@ -45,9 +46,9 @@ def matmul_gflops(size: int = 2048, repeats: int = 10) -> float:
 
 def flops_per_galaxy(net: GampenNet, n_passes: int) -> float:
     """Forward FLOPs per galaxy: the prefix once, the suffix once per pass."""
-    x = torch.randn(1, 1, 96, 96)
+    x, scalars = torch.randn(1, 1, 96, 96), torch.zeros(1, net.config.n_scalars)
     with torch.no_grad(), FlopCounterMode(display=False) as prefix:
-        features = net.features(x)
+        features = net.features(x, scalars)
     with torch.no_grad(), FlopCounterMode(display=False) as suffix:
         net.from_features(features)
     return prefix.get_total_flops() + n_passes * suffix.get_total_flops()
@@ -55,8 +56,12 @@ def flops_per_galaxy(net: GampenNet, n_passes: int) -> float:
 
 def untrained_bundle(folder: Path, backbone: str) -> tuple[Path, GampenNet]:
     """An untrained bundle of the given backbone (random weights, identity scalers) with
-    the shipped default's calibration, so the benchmark pays for the calibration map."""
-    net = GampenNet(NetworkConfig(backbone=backbone))
+    the shipped default's scalar inputs and calibration, so the benchmark pays for the
+    aperture photometry and the calibration map."""
+    shipped = read_metadata(default_model_path())
+    scalars = shipped["preprocessing"].get("scalars")
+    n_scalars = shipped["network"].get("n_scalars", 0)
+    net = GampenNet(NetworkConfig(backbone=backbone, n_scalars=n_scalars))
     labels = LabelTransform(names=("bt", "r_e", "flux"))
     path = save_bundle(
         folder / f"model-{backbone}",
@@ -65,8 +70,12 @@ def untrained_bundle(folder: Path, backbone: str) -> tuple[Path, GampenNet]:
         bands=["i"],
         pixel_scale=0.168,
         zero_point=27.0,
-        preprocessing={"stretch": ArcsinhStretch().to_dict(), "labels": labels.to_dict()},
-        calibration=read_metadata(default_model_path())["calibration"],
+        preprocessing={
+            "stretch": ArcsinhStretch().to_dict(),
+            "labels": labels.to_dict(),
+            "scalars": ScalarInputs.from_dict(scalars).to_dict(),
+        },
+        calibration=shipped["calibration"],
     )
     return path, net
 
@@ -93,6 +102,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.dir or Path(tmp)
         table = make_cutouts(folder / "cutouts", args.n)
+        table["psf_fwhm"] = 0.7  # the default model's condition column, arcsec
         write_table(table, folder / "catalog.csv")
         for backbone in args.backbones:
             bundle, net = untrained_bundle(folder, backbone)

@@ -28,7 +28,9 @@ def write_labelled_set(folder: Path, *, n: int = 96, size: int = 32, seed: int =
         fits.PrimaryHDU(image.astype(np.float32), header=header).writeto(folder / "cutouts" / name)
         rows.append((i, name, bt, 0.2 * r_e_pix, flux))
     path = folder / "info.csv"
-    Table(rows=rows, names=["object_id", "file_name", "bt", "r_e", "flux"]).write(path)
+    table = Table(rows=rows, names=["object_id", "file_name", "bt", "r_e", "flux"])
+    table["psf_fwhm"] = np.random.default_rng(seed + 1).uniform(0.5, 0.9, n)  # a condition
+    table.write(path)
     return path
 
 

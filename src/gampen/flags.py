@@ -26,10 +26,12 @@ class Flag(enum.IntFlag):
     STN_ZOOM_LIMIT = 16
     #: Wrong dimensionality or band count, or smaller than the model input.
     BAD_SHAPE = 32
+    #: A catalog condition the model needs (e.g. ``psf_fwhm``) is missing or not finite.
+    BAD_CONDITION = 64
 
 
 #: Bits after which no estimate is made (the row holds NaN).
-FATAL = Flag.UNREADABLE | Flag.EMPTY | Flag.BAD_SHAPE
+FATAL = Flag.UNREADABLE | Flag.EMPTY | Flag.BAD_SHAPE | Flag.BAD_CONDITION
 
 
 def describe(value: int) -> list[str]:

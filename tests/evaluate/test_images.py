@@ -16,8 +16,8 @@ def test_images_found_beside_the_truth_catalog_and_stretched(model_inputs):
     matched = load_inputs(m.predictions, m.truth)
     bundle = load_bundle(m.bundle)
     dataset = cutout_dataset(matched, bundle, truth_path=m.truth, image_dir=None)
-    images = load_images(dataset, np.array([0, 5]))
-    assert images.shape == (2, 1, 32, 32)
+    images, scalars = load_images(dataset, np.array([0, 5]))
+    assert images.shape == (2, 1, 32, 32) and scalars.shape == (2, 0)
     item = dataset[5]
     np.testing.assert_array_equal(images[1].numpy(), item["image"].numpy())
 
@@ -29,7 +29,7 @@ def test_file_names_come_from_the_predictions_when_the_truth_lacks_them(model_in
     bundle = load_bundle(m.bundle)
     cutouts = m.truth.parent / "cutouts"
     dataset = cutout_dataset(matched, bundle, truth_path=m.truth, image_dir=cutouts)
-    assert load_images(dataset, np.array([1])).shape == (1, 1, 32, 32)
+    assert load_images(dataset, np.array([1]))[0].shape == (1, 1, 32, 32)
     matched.predictions.remove_column("file_name")
     with pytest.raises(CatalogError, match="name the cutout files"):
         cutout_dataset(matched, bundle, truth_path=m.truth, image_dir=None)

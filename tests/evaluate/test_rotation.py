@@ -43,11 +43,11 @@ def test_orientations_are_the_eight_exact_dihedral_images():
 def test_modes_of_an_orientation_dependent_sampler_have_the_known_spread():
     images = torch.arange(32.0).reshape(2, 1, 4, 4)
 
-    def corner(batch: torch.Tensor, keys: np.ndarray) -> np.ndarray:
+    def corner(batch: torch.Tensor, keys: np.ndarray, scalars: torch.Tensor) -> np.ndarray:
         """Every sample equals the top-left pixel: the mode is that pixel."""
         return np.repeat(batch[:, 0, 0, 0].numpy()[:, None, None], 20, axis=1).astype(float)
 
-    modes, std = orientation_modes(corner, images, progress=False)
+    modes, std = orientation_modes(corner, images, torch.zeros(2, 0), progress=False)
     assert modes.shape == (8, 2, 1) and np.all(std == 0)
     for g in range(2):
         oracle = [o[0, 0, 0] for o in _numpy_orientations(images[g].numpy())]
@@ -60,15 +60,17 @@ def test_an_invariant_sampler_has_zero_spread_and_keys_are_shared():
     images = torch.randint(0, 50, (3, 1, 8, 8)).float()  # integers: sums are exact
     seen = []
 
-    def by_sum(batch: torch.Tensor, keys: np.ndarray) -> np.ndarray:
+    def by_sum(batch: torch.Tensor, keys: np.ndarray, scalars: torch.Tensor) -> np.ndarray:
         seen.append(keys.tolist())
+        assert scalars.shape == (len(batch), 1)
         out = []
         for image, key in zip(batch, keys, strict=True):
             noise = np.random.default_rng(int(key)).normal(size=(200, 2))
             out.append(float(image.sum()) + noise * [1.0, 0.1])
         return np.exp(np.array(out) / 1000)  # positive, like r_e
 
-    modes, std = orientation_modes(by_sum, images, batch_size=2, progress=False)
+    scalars = torch.ones(3, 1)
+    modes, std = orientation_modes(by_sum, images, scalars, batch_size=2, progress=False)
     assert np.all(spread(modes, ["r_e", "x"]) == 0)
     assert len(seen) == 16 and all(s == seen[0] for s in seen[::2])
     assert np.all(std > 0)
@@ -118,11 +120,11 @@ def test_bundle_sampler_gives_physical_samples_with_the_bundle_calibration(tmp_p
     bundle = load_bundle(tiny_bundle(tmp_path))
     images = torch.randn(2, 1, 32, 32)
     keys = np.array([5, 6])
-    plain = bundle_sampler(bundle, n_passes=3, n_samples=40)(images, keys)
+    plain = bundle_sampler(bundle, n_passes=3, n_samples=40)(images, keys, torch.zeros(2, 0))
     assert plain.shape == (2, 40, 3)
     assert np.all((plain[..., 0] >= 0) & (plain[..., 0] <= 1)) and np.all(plain[..., 1:] > 0)
     bundle.calibration = {"scale": {"bt": 1.0, "r_e": 2.0, "flux": 1.0}}
-    wide = bundle_sampler(bundle, n_passes=3, n_samples=40)(images, keys)
+    wide = bundle_sampler(bundle, n_passes=3, n_samples=40)(images, keys, torch.zeros(2, 0))
     np.testing.assert_allclose(wide[..., 0], plain[..., 0], rtol=1e-5)
     log_plain, log_wide = np.log(plain[..., 1]), np.log(wide[..., 1])
     centred = log_plain - log_plain.mean(axis=1, keepdims=True)

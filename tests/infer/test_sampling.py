@@ -13,6 +13,7 @@ import pytest
 import torch
 from scipy import stats
 
+from gampen.errors import GampenValueError
 from gampen.infer.sampling import (
     _draw,
     _dropout,
@@ -347,3 +348,19 @@ def test_gpu_spread_samples_stay_on_the_gpu_and_match_cpu(net):
     )
     assert gpu.device.type == "cuda"
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-3, atol=1e-4)
+
+
+def test_prefix_speed_up_gives_the_naive_samples_with_scalar_inputs():
+    net = GampenNet(NetworkConfig(input_size=32, **TINY_NETWORK, n_scalars=4))
+    net.set_scalar_statistics(torch.ones(4), torch.full((4,), 2.0))
+    images, scalars = torch.randn(3, 1, 32, 32), torch.randn(3, 4)
+    keys = galaxy_keys(5, np.arange(3))
+    fast, _ = posterior_samples(net, images, keys, n_passes=8, n_samples=40, scalars=scalars)
+    slow = naive_samples(net, images, keys, n_passes=8, n_samples=40, scalars=scalars)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    other, _ = posterior_samples(net, images, keys, n_passes=8, n_samples=40, scalars=scalars + 1)
+    assert not torch.allclose(fast, other)  # the scalars reach the head
+    with pytest.raises(GampenValueError, match="scalar inputs"):
+        posterior_samples(net, images, keys, n_passes=8, n_samples=40)
+    with pytest.raises(GampenValueError, match="scalar inputs"):
+        net(images, scalars[:, :3])

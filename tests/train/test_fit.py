@@ -8,13 +8,15 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
 
 from gampen.data.catalog import read_catalog
 from gampen.data.packfile import write_pack
-from gampen.errors import ConfigError
+from gampen.errors import CatalogError, ConfigError
+from gampen.infer.predict import PredictOptions, predict
 from gampen.model.bundle import load_bundle
 from gampen.train.config import TrainConfig
 from gampen.train.fit import train
@@ -47,7 +49,7 @@ def test_train_writes_a_complete_bundle(tmp_path, labelled):
     bundle = load_bundle(bundle_path)
     assert bundle.param_names == ["bt", "r_e", "flux"]
     assert (bundle.pixel_scale, bundle.zero_point) == (0.2, 27.0)  # from the FITS headers
-    assert set(bundle.preprocessing) == {"stretch", "labels"}
+    assert set(bundle.preprocessing) == {"stretch", "labels", "scalars"}
     metrics = bundle.metrics
     assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 96
     assert metrics["val_nll"] < metrics["val_nll_baseline"] + 1.0  # sane, finite
@@ -151,6 +153,35 @@ def test_transfer_learning_freezes_and_keeps_scalers(tmp_path, labelled):
     head_a, head_b = first.net.head.state_dict(), tuned.net.head.state_dict()
     assert any(not torch.equal(head_a[k], head_b[k]) for k in head_a)
     assert tuned.preprocessing["labels"] == first.preprocessing["labels"]
+
+
+def test_photometry_and_conditions_train_from_a_pack_and_predict_needs_the_column(
+    tmp_path, labelled
+):
+    table = read_catalog(labelled)
+    pack = tmp_path / "train.h5"
+    write_pack(table, pack, image_dir=labelled.parent / "cutouts", input_size=32, progress=False)
+    config = _config(tmp_path, pack, epochs=1, photometry=True, conditions=["psf_fwhm"])
+    path = train(config)
+    bundle = load_bundle(path)
+    assert bundle.preprocessing["scalars"] == {"photometry": True, "conditions": ["psf_fwhm"]}
+    assert bundle.net.config.n_scalars == 2 * 11 + 1
+    splits = read_catalog(tmp_path / "model.run" / "splits.csv")
+    train_ids = set(np.asarray(splits["object_id"])[np.asarray(splits["split"]) == "train"])
+    psf = np.array([row["psf_fwhm"] for row in table if row["object_id"] in train_ids])
+    standardise = bundle.net.scalar_encoder[0]  # fixed training-split statistics
+    assert standardise.mean[-1].item() == pytest.approx(psf.mean(), rel=1e-5)
+    assert standardise.std[-1].item() == pytest.approx(psf.std(), rel=1e-4)
+    options = PredictOptions(n_passes=4, n_samples=20, progress=False)
+    result = predict(labelled, model=path, options=options)
+    assert np.isfinite(np.asarray(result["r_e_median"])).all()
+    table.remove_column("psf_fwhm")
+    table.write(tmp_path / "no_psf.csv")
+    (tmp_path / "cutouts").symlink_to(labelled.parent / "cutouts")
+    with pytest.raises(CatalogError, match=r"needs the condition\(s\) \['psf_fwhm'\]"):
+        predict(tmp_path / "no_psf.csv", model=path, options=options)
+    with pytest.raises(ConfigError, match="other scalar inputs"):
+        train(_config(tmp_path / "b", labelled, epochs=1, init_from=str(path)))
 
 
 def test_train_from_pack(tmp_path, labelled):

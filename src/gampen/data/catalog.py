@@ -92,7 +92,7 @@ def band_columns(table: Table, bands: Sequence[str] | None) -> list[str]:
         return ["file_name"]
     wanted = [f"file_name_{b}" for b in bands] if bands else []
     raise CatalogError(
-        f"{_source(table)}: no image column",
+        f"{source_name(table)}: no image column",
         value=table.colnames,
         allowed="a 'file_name' column" + (f" or columns {wanted}" if wanted else ""),
     )
@@ -104,12 +104,12 @@ def object_ids(table: Table) -> np.ndarray:
         return np.arange(len(table), dtype=np.int64)
     ids = np.asarray(table["object_id"])
     if np.ma.is_masked(table["object_id"]):
-        raise CatalogError(f"{_source(table)}: column 'object_id' has empty values")
+        raise CatalogError(f"{source_name(table)}: column 'object_id' has empty values")
     unique, counts = np.unique(ids, return_counts=True)
     if len(unique) != len(ids):
         dup = unique[counts > 1][:5].tolist()
         raise CatalogError(
-            f"{_source(table)}: column 'object_id' has {len(ids) - len(unique)} duplicate "
+            f"{source_name(table)}: column 'object_id' has {len(ids) - len(unique)} duplicate "
             f"value(s), e.g. {dup}",
             allowed="unique object_id values",
         )
@@ -121,7 +121,7 @@ def label_array(table: Table, names: Sequence[str]) -> np.ndarray:
     missing = [n for n in names if n not in table.colnames]
     if missing:
         raise CatalogError(
-            f"{_source(table)}: label column(s) {missing} not found",
+            f"{source_name(table)}: label column(s) {missing} not found",
             allowed=f"columns among {table.colnames}",
         )
     out = np.empty((len(table), len(names)), dtype=np.float64)
@@ -132,7 +132,7 @@ def label_array(table: Table, names: Sequence[str]) -> np.ndarray:
         if bad.size:
             ids = object_ids(table)[bad[:5]].tolist()
             raise CatalogError(
-                f"{_source(table)}: label column '{name}' has {bad.size} missing or "
+                f"{source_name(table)}: label column '{name}' has {bad.size} missing or "
                 f"non-finite value(s), e.g. at object_id {ids}",
                 allowed="finite numbers",
             )
@@ -167,6 +167,6 @@ def resolve_image_dir(
     return base
 
 
-def _source(table: Table) -> str:
+def source_name(table: Table) -> str:
     """The file a table was read from, for error messages."""
     return str(table.meta.get("gampen_source", "catalog"))

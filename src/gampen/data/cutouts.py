@@ -162,6 +162,19 @@ def _bad_shape(path: PathLike, reason: str) -> None:
     raise CutoutError(path, reason, flag=Flag.BAD_SHAPE)
 
 
+def header_number(path: PathLike, key: str) -> float:
+    """The number under ``key`` in the first header of the file holding it; NaN when no
+    header has it, it is not a number, or the file cannot be read."""
+    try:
+        with fits.open(path, memmap=False) as hdul:
+            for hdu in hdul:
+                if key in hdu.header:
+                    return float(hdu.header[key])
+    except (OSError, ValueError, TypeError):
+        pass
+    return float("nan")
+
+
 def header_photometry(path: PathLike) -> dict[str, float]:
     """``pixel_scale`` (PIXSCALE) and ``zero_point`` (MAGZP) from a cutout's primary header."""
     try:

@@ -154,6 +154,7 @@ def _sample_all(
                 galaxy_keys(options.seed, rows),
                 n_passes=options.n_passes,
                 n_samples=options.n_samples,
+                scalars=batch["scalars"][usable],
             )
             samples.append(z.numpy())
             truths.append(batch["target"][usable].numpy())

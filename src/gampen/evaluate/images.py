@@ -32,9 +32,10 @@ def cutout_dataset(
     )
 
 
-def load_images(dataset: CutoutDataset, positions: np.ndarray) -> torch.Tensor:
-    """Stretched images (m, bands, size, size) of the given matched positions."""
-    images = []
+def load_images(dataset: CutoutDataset, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stretched images (m, bands, size, size) of the given matched positions, and their
+    scalar inputs (m, n_scalars)."""
+    images, scalars = [], []
     for i in np.asarray(positions, dtype=np.int64).tolist():
         item = dataset[i]
         if is_fatal(item["flags"]):
@@ -44,7 +45,8 @@ def load_images(dataset: CutoutDataset, positions: np.ndarray) -> torch.Tensor:
                 flag=item["flags"],
             )
         images.append(item["image"])
-    return torch.stack(images)
+        scalars.append(item["scalars"])
+    return torch.stack(images), torch.stack(scalars)
 
 
 def _with_file_names(matched: Matched) -> Table:

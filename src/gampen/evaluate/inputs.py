@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 from astropy.table import Table
 
-from gampen.data.catalog import read_catalog
+from gampen.data.catalog import read_catalog, source_name
 from gampen.errors import CatalogError
 from gampen.flags import is_fatal
 
@@ -146,7 +146,7 @@ def _params(predictions: Table, truth: Table, sample_names: list[str] | None) ->
     params = [p for p in candidates if p in summarised and p in truth.colnames]
     if not params:
         raise CatalogError(
-            f"{_source(predictions)} and {_source(truth)} share no parameter to evaluate",
+            f"{source_name(predictions)} and {source_name(truth)} share no parameter to evaluate",
             value=candidates,
             allowed="parameters with P_median/P_ci68_lo... columns in the predictions, a "
             "column P in the truth catalog" + (" and in the samples file" if sample_names else ""),
@@ -207,7 +207,7 @@ def _index(ids: np.ndarray, table: Table) -> dict[object, int]:
     position = {v: i for i, v in enumerate(ids.tolist())}
     if len(position) != len(ids):
         raise CatalogError(
-            f"{_source(table)}: column 'object_id' has {len(ids) - len(position)} duplicate(s)",
+            f"{source_name(table)}: column 'object_id' has {len(ids) - len(position)} duplicate(s)",
             allowed="unique object_id values",
         )
     return position
@@ -217,18 +217,13 @@ def _require(table: Table, column: str, what: str) -> None:
     """Refuse a table without ``column``."""
     if column not in table.colnames:
         raise CatalogError(
-            f"{what} {_source(table)} has no '{column}' column", allowed=f"a '{column}' column"
+            f"{what} {source_name(table)} has no '{column}' column", allowed=f"a '{column}' column"
         )
 
 
 def floats(column: Table | np.ndarray) -> np.ndarray:
     """A column as float64 with masked values as NaN."""
     return np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
-
-
-def _source(table: Table) -> str:
-    """The file a table was read from, for error messages."""
-    return str(table.meta.get("gampen_source", "(table)"))
 
 
 def settings_of(path: str | Path) -> dict[str, Any]:

@@ -42,9 +42,11 @@ def show_galaxies(
     written = []
     chosen = network_view.choose(matched, n, rng=rng)
     params = [p for p in bundle.param_names if p in matched.params]
-    images = load_images(dataset, chosen)
+    images, scalars = load_images(dataset, chosen)
     warped, zoom, corners = network_view.stn_view(bundle.net, images)
-    samples = _shown_samples(matched, bundle, images, chosen, params, n_passes, n_samples)
+    samples = _shown_samples(
+        matched, bundle, (images, scalars), chosen, params, n_passes, n_samples
+    )
     truth = matched.true_values()[:, [matched.params.index(p) for p in params]]
     for i, pos in enumerate(chosen):
         ident = str(matched.predictions["object_id"][pos])
@@ -75,9 +77,9 @@ def rotation_stability(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Spread of the modes over the 8 dihedral orientations of ``n`` random galaxies."""
     chosen = np.sort(rng.choice(len(matched), size=min(n, len(matched)), replace=False))
-    images = load_images(dataset, chosen)
+    images, scalars = load_images(dataset, chosen)
     sampler = rotation.bundle_sampler(bundle, n_passes=n_passes, n_samples=n_samples)
-    modes, std = rotation.orientation_modes(sampler, images, progress=progress)
+    modes, std = rotation.orientation_modes(sampler, images, scalars, progress=progress)
     params = list(bundle.param_names)
     spreads = rotation.spread(modes, params)
     summary = rotation.summarise_spread(
@@ -115,7 +117,7 @@ def rotation_outputs(
 def _shown_samples(
     matched: Matched,
     bundle: Bundle,
-    images: torch.Tensor,
+    inputs: tuple[torch.Tensor, torch.Tensor],
     chosen: np.ndarray,
     params: list[str],
     n_passes: int,
@@ -127,7 +129,8 @@ def _shown_samples(
         return stored[..., [matched.params.index(p) for p in params]]
     log.info("no samples file: drawing %d samples for each shown galaxy", n_samples)
     sampler = rotation.bundle_sampler(bundle, n_passes=n_passes, n_samples=n_samples)
-    drawn = sampler(images, galaxy_keys(0, chosen))
+    images, scalars = inputs
+    drawn = sampler(images, galaxy_keys(0, chosen), scalars)
     return drawn[..., [list(bundle.param_names).index(p) for p in params]]
 
 
@@ -142,7 +145,7 @@ def _grid(
         )
         if not take.size:
             continue
-        images = load_images(dataset, take)
+        images, _ = load_images(dataset, take)
         _, zoom, corners = network_view.stn_view(bundle.net, images)
         rows[name] = [
             (

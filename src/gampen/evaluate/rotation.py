@@ -33,9 +33,9 @@ N_ORIENTATIONS = 8
 #: Truth column naming the galaxy that several rendered rotations share.
 GROUP_COLUMN = "rotation_group"
 
-#: Maps stretched images (m, bands, y, x) and galaxy keys (m,) to posterior samples
-#: (m, S, k) in physical units.
-Sampler = Callable[[torch.Tensor, np.ndarray], np.ndarray]
+#: Maps stretched images (m, bands, y, x), galaxy keys (m,) and the scalar inputs
+#: (m, n_scalars) to posterior samples (m, S, k) in physical units.
+Sampler = Callable[[torch.Tensor, np.ndarray, torch.Tensor], np.ndarray]
 
 
 def orient(images: torch.Tensor, index: int) -> torch.Tensor:
@@ -49,9 +49,15 @@ def bundle_sampler(bundle: Bundle, *, n_passes: int, n_samples: int) -> Sampler:
     labels = LabelTransform.from_dict(bundle.preprocessing["labels"])
     spread = SpreadMap.from_calibration(bundle.calibration, bundle.param_names)
 
-    def sample(images: torch.Tensor, keys: np.ndarray) -> np.ndarray:
+    def sample(images: torch.Tensor, keys: np.ndarray, scalars: torch.Tensor) -> np.ndarray:
         z, _ = posterior_samples(
-            bundle.net, images, keys, n_passes=n_passes, n_samples=n_samples, spread=spread
+            bundle.net,
+            images,
+            keys,
+            n_passes=n_passes,
+            n_samples=n_samples,
+            spread=spread,
+            scalars=scalars,
         )
         return labels.inverse(z.cpu().numpy())
 
@@ -61,12 +67,17 @@ def bundle_sampler(bundle: Bundle, *, n_passes: int, n_samples: int) -> Sampler:
 def orientation_modes(
     sampler: Sampler,
     images: torch.Tensor,
+    scalars: torch.Tensor,
     *,
     seed: int = 0,
     batch_size: int = 32,
     progress: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Modes (8, m, k) of every orientation, and the posterior std (m, k) of the first."""
+    """Modes (8, m, k) of every orientation, and the posterior std (m, k) of the first.
+
+    The scalar inputs (aperture photometry about the centre, catalog conditions) do not
+    change under the dihedral group, so every orientation gets the same ``scalars``.
+    """
     keys = galaxy_keys(seed, np.arange(len(images)))
     modes, std = [], None
     bar = tqdm(
@@ -76,7 +87,8 @@ def orientation_modes(
         parts = []
         for start in range(0, len(images), batch_size):
             batch = orient(images[start : start + batch_size], index)
-            samples = sampler(batch, keys[start : start + batch_size])
+            part = slice(start, start + batch_size)
+            samples = sampler(batch, keys[part], scalars[part])
             parts.append(samples)
             bar.update(len(batch))
         samples = np.concatenate(parts)

@@ -35,6 +35,7 @@ from gampen.data.catalog import (
 from gampen.data.dataset import CutoutDataset
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
+from gampen.data.scalars import ScalarInputs
 from gampen.flags import Flag, is_fatal, summarise
 from gampen.infer.parts import PartStore
 from gampen.infer.sampling import galaxy_keys, posterior_samples
@@ -155,6 +156,7 @@ def bundle_dataset(
         hdu=hdu,
         stretch=ArcsinhStretch.from_dict(bundle.preprocessing["stretch"]),
         label_transform=label_transform,
+        scalars=ScalarInputs.from_dict(bundle.preprocessing.get("scalars")),
     )
 
 
@@ -174,6 +176,7 @@ class ChunkDataset(Dataset):
             "chunk": chunk,
             "rows": np.asarray(rows, dtype=np.int64),
             "images": torch.stack([item["image"] for item in items]),
+            "scalars": torch.stack([item["scalars"] for item in items]),
             "flags": np.array([item["flags"] for item in items], dtype=np.int64),
             "n_bad_pixels": np.array([item["n_bad_pixels"] for item in items], dtype=np.int64),
         }
@@ -247,7 +250,7 @@ class PosteriorModule(pl.LightningModule):
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> int:
         """Sample, summarise and store one chunk; returns its galaxy count."""
         rows, flags = _numpy(batch["rows"]), _numpy(batch["flags"]).copy()
-        z, zoom = self._sample(batch["images"], rows, ~is_fatal(flags))
+        z, zoom = self._sample(batch["images"], batch["scalars"], rows, ~is_fatal(flags))
         physical = self.labels.inverse(z).astype(np.float32)
         at_limit = self.net.zoom_at_limit(torch.as_tensor(zoom)).numpy() & np.isfinite(zoom)
         flags[at_limit] |= int(Flag.STN_ZOOM_LIMIT)
@@ -261,7 +264,7 @@ class PosteriorModule(pl.LightningModule):
         return len(rows)
 
     def _sample(
-        self, images: torch.Tensor, rows: np.ndarray, usable: np.ndarray
+        self, images: torch.Tensor, scalars: torch.Tensor, rows: np.ndarray, usable: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Standardised samples (m, S, k) and zooms (m,); NaN for unusable galaxies."""
         o = self.options
@@ -272,14 +275,14 @@ class PosteriorModule(pl.LightningModule):
         good = np.flatnonzero(usable)
         for start in range(0, len(good), o.batch_size):
             idx = good[start : start + o.batch_size]
-            batch = images[idx].to(self.device)
             s, zm = posterior_samples(
                 self.net,
-                batch,
+                images[idx].to(self.device),
                 keys[idx],
                 n_passes=o.n_passes,
                 n_samples=o.n_samples,
                 spread=self.spread,
+                scalars=scalars[idx].to(self.device),
             )
             z[idx], zoom[idx] = s.cpu().numpy(), zm.cpu().numpy()
         return z, zoom

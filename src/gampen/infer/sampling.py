@@ -50,8 +50,11 @@ def posterior_samples(
     n_passes: int,
     n_samples: int,
     spread: SpreadMap | None = None,
+    scalars: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples (B, n_samples, k) in standardised space and the STN zoom (B,).
+
+    ``scalars`` (B, n_scalars) are the per-galaxy numbers of networks that take them.
 
     ``spread`` recalibrates each galaxy's predictive mixture; ``None`` leaves it as the
     network gives it.
@@ -61,11 +64,11 @@ def posterior_samples(
     other galaxies share its batch.
     """
     enable_mc_dropout(net)
-    features = net.features(images.contiguous(memory_format=torch.channels_last))
+    features = net.features(images.contiguous(memory_format=torch.channels_last), scalars)
     samples = []
     for i, key in enumerate(keys):
         rng = np.random.default_rng(int(key))
-        one = Features(features.maps[i : i + 1], features.zoom[i : i + 1])
+        one = Features(*(t[i : i + 1] for t in features))
         with seeded_dropout(net, rng):
             passes = net.from_features(one.repeat_interleave(n_passes))
         samples.append(_draw(passes.mean, passes.scale_tril, n_samples, rng, spread))
@@ -74,15 +77,22 @@ def posterior_samples(
 
 @torch.inference_mode()
 def naive_samples(
-    net: GampenNet, images: torch.Tensor, keys: np.ndarray, *, n_passes: int, n_samples: int
+    net: GampenNet,
+    images: torch.Tensor,
+    keys: np.ndarray,
+    *,
+    n_passes: int,
+    n_samples: int,
+    scalars: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Reference path without the speed-up: ``n_passes`` full forward passes per galaxy."""
     enable_mc_dropout(net)
     out = []
     for i, key in enumerate(keys):
         rng = np.random.default_rng(int(key))
+        one = None if scalars is None else scalars[i : i + 1].expand(n_passes, -1)
         with seeded_dropout(net, rng):
-            passes = net(images[i : i + 1].expand(n_passes, -1, -1, -1))
+            passes = net(images[i : i + 1].expand(n_passes, -1, -1, -1), one)
         out.append(_draw(passes.mean, passes.scale_tril, n_samples, rng))
     return torch.stack(out)
 

@@ -66,6 +66,8 @@ class NetworkConfig:
         stn_widths: channel widths of the STN's two localisation convolutions.
         covariance: ``"full"`` (Cholesky factor) or ``"diagonal"`` (independent parameters).
         min_scale: floor added to the Cholesky diagonal (standardised units).
+        n_scalars: per-galaxy numbers given beside the image (aperture photometry and
+            catalog conditions, :mod:`gampen.data.scalars`); 0 for an image-only network.
     """
 
     backbone: str = "compact"
@@ -82,6 +84,7 @@ class NetworkConfig:
     stn_widths: tuple[int, int] = (16, 32)
     covariance: str = "full"
     min_scale: float = 1e-3
+    n_scalars: int = 0
 
     def __post_init__(self) -> None:
         check_choice(WHERE, "backbone", self.backbone, BACKBONES)
@@ -113,6 +116,7 @@ class NetworkConfig:
         check_int(WHERE, "n_params", self.n_params, 1, 32)
         check_int(WHERE, "input_size", self.input_size, _MIN_INPUT[self.backbone], _MAX_INPUT)
         check_int(WHERE, "hidden", self.hidden, 1, 65536)
+        check_int(WHERE, "n_scalars", self.n_scalars, 0, 4096)
         _check_widths("widths", self.widths, _N_WIDTHS[self.backbone])
         _check_widths("stn_widths", self.stn_widths, 2)
         check_float(WHERE, "dropout", self.dropout, low=0.0, high=1.0, high_open=True)

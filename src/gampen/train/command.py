@@ -37,6 +37,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--softening", type=_floats, help="arcsinh softening per band (default 1)")
     g.add_argument("--pixel-scale", type=float, help="arcsec/pixel (default: PIXSCALE header)")
     g.add_argument("--zero-point", type=float, help="magnitude zero point (default: MAGZP)")
+    g.add_argument(
+        "--cache",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep every cutout in memory after its first read (default: on up to 20,000 galaxies)",
+    )
     g = p.add_argument_group("splits")
     g.add_argument("--seed", type=int, help="seed of splits, initialisation and augmentation")
     g.add_argument("--val-fraction", type=float, help="validation fraction (default 0.15)")
@@ -67,6 +73,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         choices=("dihedral", "any", "none"),
         help="augmentation: exact quarter turns and flips (dihedral, default), or any angle "
         "by bilinear resampling (any, GaMPEN's), or none",
+    )
+    g.add_argument(
+        "--photometry",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="give the network aperture photometry (curves of growth) measured on the linear "
+        "pixels beside the image (default preset: on)",
+    )
+    g.add_argument(
+        "--conditions",
+        type=_names,
+        help="catalog columns given to the network as inputs, e.g. psf_fwhm (default preset); "
+        "'none' for an image-only model. predict then needs the same columns",
     )
     g.add_argument("--optimizer", choices=("adamw", "sgd"))
     g.add_argument("--lr", type=float, help="learning rate")
@@ -109,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _names(text: str) -> list[str]:
+    if text.strip().lower() == "none":
+        return []
     return [t.strip() for t in text.split(",") if t.strip()]
 
 

@@ -16,6 +16,7 @@ import yaml
 
 from gampen.checks import check_choice, check_float, check_int, check_known_fields
 from gampen.data.labels import LOGIT_EPS
+from gampen.data.scalars import ScalarInputs
 from gampen.errors import ConfigError
 from gampen.train.augment import ROTATION_MODES
 
@@ -53,6 +54,8 @@ class TrainConfig:
     loss: str = "nll"
     train_passes: int = 8
     label_eps: float = LOGIT_EPS
+    photometry: bool = False
+    conditions: list[str] = field(default_factory=list)
     # optimisation
     optimizer: str = "adamw"
     lr: float = 2e-3
@@ -111,6 +114,7 @@ class TrainConfig:
         if isinstance(self.rotations, bool):  # configs written before the modes existed
             self.rotations = "any" if self.rotations else "none"
         check_choice(WHERE, "rotations", self.rotations, ROTATION_MODES)
+        self.scalars  # noqa: B018 (validates the conditions)
         check_int(WHERE, "num_nodes", self.num_nodes, 1, 100_000)
         check_int(WHERE, "num_workers", self.num_workers, 0, 256)
         if not self.targets:
@@ -129,6 +133,11 @@ class TrainConfig:
                 value=self.balance_on,
                 allowed=self.targets,
             )
+
+    @property
+    def scalars(self) -> ScalarInputs:
+        """The per-galaxy numbers given to the network beside the image."""
+        return ScalarInputs(photometry=bool(self.photometry), conditions=tuple(self.conditions))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON/YAML safe) of every field."""

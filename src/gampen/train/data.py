@@ -25,7 +25,9 @@ from gampen.data.dataset import CutoutDataset, GalaxyDataset, PackedDataset
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
 from gampen.data.packfile import PackReader, is_pack
+from gampen.data.scalars import ScalarInputs
 from gampen.errors import CatalogError, ConfigError
+from gampen.flags import is_fatal
 from gampen.seeding import derive_seed
 from gampen.train.augment import Augment
 from gampen.train.config import TrainConfig
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: Catalogs up to this many rows are cached in memory automatically.
 AUTO_CACHE_ROWS = 20_000
+#: Training galaxies the scalar inputs' mean and std are measured on (at most).
+SCALAR_STATISTICS_ROWS = 5_000
 
 
 class SeededSampler(Sampler):
@@ -84,9 +88,16 @@ class SplitView(Dataset):
 class TrainingData(pl.LightningDataModule):
     """Builds the datasets once; hands each rank its loaders."""
 
-    def __init__(self, config: TrainConfig, *, labels: LabelTransform | None = None) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        labels: LabelTransform | None = None,
+        scalars: ScalarInputs | None = None,
+    ) -> None:
         super().__init__()
         self.config = config
+        self.scalars = scalars or config.scalars
         source = Path(config.catalog)
         self.stretch = ArcsinhStretch(softening=tuple(config.softening))
         self.table = _source_table(source)
@@ -108,6 +119,18 @@ class TrainingData(pl.LightningDataModule):
         self.val_targets = self.labels.forward(values[self.rows["val"]])
         self.train_targets = self.labels.forward(values[train_rows])
         self.pixel_scale, self.zero_point = _photometry(source, self.table, self.dataset, config)
+
+    def scalar_statistics(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and std (float32) of the scalar inputs over the training split's usable
+        galaxies (at most ``SCALAR_STATISTICS_ROWS`` of them, evenly spaced)."""
+        rows = self.rows["train"]
+        step = max(1, math.ceil(len(rows) / SCALAR_STATISTICS_ROWS))
+        items = (self.dataset[int(i)] for i in rows[::step])
+        values = [item["scalars"].numpy() for item in items if not is_fatal(item["flags"])]
+        if not values:
+            raise ConfigError("no usable training galaxy to measure the scalar inputs on")
+        stacked = np.stack(values).astype(np.float64)
+        return stacked.mean(0).astype(np.float32), stacked.std(0).astype(np.float32)
 
     @property
     def bands(self) -> list[str]:
@@ -153,7 +176,9 @@ class TrainingData(pl.LightningDataModule):
     def _dataset(self, source: Path) -> GalaxyDataset:
         c = self.config
         if is_pack(source):
-            packed = PackedDataset(source, stretch=self.stretch, label_transform=self.labels)
+            packed = PackedDataset(
+                source, stretch=self.stretch, label_transform=self.labels, scalars=self.scalars
+            )
             if packed.input_size != c.input_size:
                 raise ConfigError(
                     f"{source} holds {packed.input_size}-pixel cutouts",
@@ -171,6 +196,7 @@ class TrainingData(pl.LightningDataModule):
             stretch=self.stretch,
             label_transform=self.labels,
             cache=cache,
+            scalars=self.scalars,
         )
 
 

@@ -26,8 +26,9 @@ from gampen.atomic import atomic_path
 from gampen.checksum import file_sha256
 from gampen.data.catalog import write_table
 from gampen.data.labels import LabelTransform
+from gampen.data.scalars import ScalarInputs
 from gampen.errors import ConfigError
-from gampen.model.bundle import load_bundle, save_bundle
+from gampen.model.bundle import Bundle, load_bundle, save_bundle
 from gampen.model.config import NetworkConfig
 from gampen.model.loss import gaussian_nll
 from gampen.model.network import GampenNet
@@ -66,8 +67,8 @@ def train(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Path | 
     pl.seed_everything(config.seed, workers=True, verbose=False)
     base = load_bundle(config.init_from) if config.init_from else None
     labels = LabelTransform.from_dict(base.preprocessing["labels"]) if base else None
-    data = TrainingData(config, labels=labels)
-    net = base.net.train() if base else GampenNet(_network_config(config, data))
+    data = TrainingData(config, labels=labels, scalars=_scalar_inputs(config, base))
+    net = base.net.train() if base else _new_network(config, data)
     module = GampenModule(net, config, data.object_ids)
     trainer = _trainer(config, run_dir, callbacks)
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -95,10 +96,38 @@ def train(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Path | 
         bands=data.bands,
         pixel_scale=data.pixel_scale,
         zero_point=data.zero_point,
-        preprocessing={"stretch": data.stretch.to_dict(), "labels": data.labels.to_dict()},
+        preprocessing={
+            "stretch": data.stretch.to_dict(),
+            "labels": data.labels.to_dict(),
+            "scalars": data.scalars.to_dict(),
+        },
         provenance=_provenance(config, data, run_dir, time.time() - started),
         metrics=metrics,
     )
+
+
+def _scalar_inputs(config: TrainConfig, base: Bundle | None) -> ScalarInputs:
+    """The config's scalar inputs; with ``--init-from``, the bundle's (which must agree)."""
+    if base is None:
+        return config.scalars
+    inherited = ScalarInputs.from_dict(base.preprocessing.get("scalars"))
+    if inherited != config.scalars:
+        raise ConfigError(
+            "--init-from: the bundle's network takes other scalar inputs than the config asks for",
+            value=config.scalars.to_dict(),
+            allowed=f"photometry: {inherited.photometry}, "
+            f"conditions: {list(inherited.conditions) or 'none'} (as the bundle)",
+        )
+    return inherited
+
+
+def _new_network(config: TrainConfig, data: TrainingData) -> GampenNet:
+    """A freshly initialised network, its scalar inputs standardised on the training split."""
+    net = GampenNet(_network_config(config, data))
+    if net.config.n_scalars:
+        mean, std = data.scalar_statistics()
+        net.set_scalar_statistics(torch.from_numpy(mean), torch.from_numpy(std))
+    return net
 
 
 def _network_config(config: TrainConfig, data: TrainingData) -> NetworkConfig:
@@ -107,6 +136,7 @@ def _network_config(config: TrainConfig, data: TrainingData) -> NetworkConfig:
         "n_bands": len(data.bands),
         "input_size": config.input_size,
         "n_params": len(config.targets),
+        "n_scalars": data.scalars.count(len(data.bands)),
     }
     clash = {k: v for k, v in config.network.items() if k in fixed and v != fixed[k]}
     if clash:
@@ -225,7 +255,9 @@ def _validation_nll(module: GampenModule, data: TrainingData) -> float:
     net = module.net.eval()
     total, count = 0.0, 0
     for i, batch in enumerate(data.val_dataloader(rank=0, world=1)):
-        loss = module.validation_nll(batch["image"], batch["target"], i, reduction="sum")
+        loss = module.validation_nll(
+            batch["image"], batch["target"], i, reduction="sum", scalars=batch["scalars"]
+        )
         total += float(loss)
         count += len(batch["index"])
     net.eval()

@@ -108,26 +108,33 @@ class GampenModule(pl.LightningModule):
         if n == 0:
             return torch.zeros((), device=self.device), 0
         images, target = batch["image"][usable], batch["target"][usable]
+        scalars = batch["scalars"][usable] if "scalars" in batch else None
         if not training:
-            return self.validation_nll(images, target, batch_idx), n
+            return self.validation_nll(images, target, batch_idx, scalars=scalars), n
         if self.config.loss in MC_LOSSES:
-            return self.mc_loss(images, target, mc_dropout=False), n
-        out = self.net(images)
+            return self.mc_loss(images, target, mc_dropout=False, scalars=scalars), n
+        out = self.net(images, scalars)
         return self.loss_fn(out.mean, out.scale_tril, target), n
 
     def validation_nll(
-        self, images: torch.Tensor, target: torch.Tensor, batch_idx: int, *, reduction: str = "mean"
+        self,
+        images: torch.Tensor,
+        target: torch.Tensor,
+        batch_idx: int,
+        *,
+        reduction: str = "mean",
+        scalars: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``val_nll``: the NLL of what the model predicts, the eval-mode Gaussian for the
         single-pass losses, the MC score otherwise (dropout masks seeded per batch, so the
         figure is the same every time)."""
         if self.config.loss not in MC_LOSSES:
-            out = self.net(images)
+            out = self.net(images, scalars)
             return gaussian_nll(out.mean, out.scale_tril, target, reduction=reduction)
         torch.manual_seed(
             derive_seed(self.config.seed, VALIDATION_STREAM, batch_idx, self.global_rank)
         )
-        return self.mc_loss(images, target, mc_dropout=True, reduction=reduction)
+        return self.mc_loss(images, target, mc_dropout=True, reduction=reduction, scalars=scalars)
 
     def mc_loss(
         self,
@@ -136,11 +143,12 @@ class GampenModule(pl.LightningModule):
         *,
         mc_dropout: bool,
         reduction: str = "mean",
+        scalars: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The MC score (``moments`` or ``mixture``) of ``train_passes`` dropout passes."""
         if mc_dropout:
             enable_mc_dropout(self.net)
-        features = self.net.features(images)
+        features = self.net.features(images, scalars)
         passes = [self.net.from_features(features) for _ in range(self.config.train_passes)]
         means = torch.stack([p.mean for p in passes])
         scale_trils = torch.stack([p.scale_tril for p in passes])

@@ -1,0 +1,152 @@
+"""Per-galaxy numbers fed to the network beside the image: aperture photometry, conditions.
+
+A CNN that sees arcsinh-stretched pixels must learn to integrate ``sinh`` of them to get a
+flux, and it cannot know how blurred an image is.  Both are cheap to hand it directly:
+
+* **Aperture photometry** (``photometry: true``): a curve of growth measured on the linear
+  (unstretched) pixels, in ``len(APERTURE_EDGES) - 1`` circular annuli about the cutout's
+  centre, twice per band: from each annulus's *sum* (the classic curve of growth) and
+  from its *median* times its pixel count (robust to a neighbour covering part of an
+  annulus; the two differ where neighbours are).  Each cumulative flux ``F`` enters as
+  ``arcsinh(F / a)`` with the band's stretch softening ``a``: linear for noise-level
+  fluxes, logarithmic for bright ones.  Computed before augmentation, so the numbers are
+  those of the galaxy as catalogued; dihedral transforms about the centre leave them
+  unchanged anyway.
+* **Conditions** (``conditions: [psf_fwhm, ...]``): catalog columns such as the PSF FWHM
+  in arcsec, as given.  A model trained with them needs them at prediction.  Where a
+  catalog lacks the column (e.g. a folder of FITS files), each cutout's header keyword of
+  the same name, upper-cased (``PSF_FWHM``, as ``gampen simulate`` writes), is used.  A
+  galaxy whose value is missing or not finite is flagged ``BAD_CONDITION`` (fatal), never
+  guessed.
+
+The network normalises these numbers itself (a batch-norm layer), so they are stored raw.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+
+from gampen.errors import CatalogError, ConfigError
+
+#: Annulus edges in units of half the cutout side (48 px at 96x96: 0, 1.5, 2.5, ... 48 px).
+APERTURE_EDGES: tuple[float, ...] = tuple(
+    r / 48.0 for r in (0.0, 1.5, 2.5, 3.5, 5.0, 7.0, 10.0, 14.0, 20.0, 28.0, 40.0, 48.0)
+)
+
+
+@dataclass(frozen=True)
+class ScalarInputs:
+    """Which numbers go beside the image: photometry (per band) and catalog conditions."""
+
+    photometry: bool = False
+    conditions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = tuple(str(c) for c in self.conditions)
+        if len(set(names)) != len(names) or any(not n for n in names):
+            raise ConfigError(
+                "conditions must be distinct, non-empty column names", value=list(names)
+            )
+        object.__setattr__(self, "conditions", names)
+
+    def count(self, n_bands: int) -> int:
+        """How many numbers per galaxy: ``2 (len(APERTURE_EDGES) - 1)`` per band, plus one
+        per condition."""
+        n_photometry = 2 * (len(APERTURE_EDGES) - 1) * n_bands if self.photometry else 0
+        return n_photometry + len(self.conditions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe description, stored in the model bundle's preprocessing."""
+        return {"photometry": self.photometry, "conditions": list(self.conditions)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ScalarInputs:
+        """Rebuild from :meth:`to_dict` output; ``None`` (older bundles) means none."""
+        if data is None:
+            return cls()
+        unknown = set(data) - {"photometry", "conditions"}
+        if unknown:
+            raise ConfigError("unknown scalar-input fields", value=sorted(unknown))
+        return cls(photometry=bool(data["photometry"]), conditions=tuple(data["conditions"]))
+
+    def condition_array(
+        self, table: Table, source: str, *, from_headers: bool = False
+    ) -> np.ndarray:
+        """The condition columns as float32 (n, c); NaN where a value is missing.
+
+        A missing column is an error naming it (the model cannot run without it), unless
+        ``from_headers``: its values are then left NaN, for the caller to read from the
+        cutouts' headers (:meth:`header_keys`).
+        """
+        missing = [c for c in self.conditions if c not in table.colnames]
+        if missing and not from_headers:
+            raise CatalogError(
+                f"{source}: the model needs the condition column(s) {missing} "
+                "(it was trained with them as inputs)",
+                allowed=f"columns among {table.colnames}",
+            )
+        out = np.empty((len(table), len(self.conditions)), dtype=np.float32)
+        for j, name in enumerate(self.conditions):
+            if name in missing:
+                out[:, j] = np.nan
+                continue
+            try:
+                column = np.ma.asarray(table[name], dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise CatalogError(
+                    f"{source}: condition column '{name}' is not numeric",
+                    value=str(table[name].dtype),
+                ) from exc
+            out[:, j] = np.ma.filled(column, np.nan)
+        return out
+
+    def header_keys(self, table: Table) -> dict[int, str]:
+        """Position -> FITS keyword of each condition the catalog lacks a column for."""
+        return {
+            j: name.upper() for j, name in enumerate(self.conditions) if name not in table.colnames
+        }
+
+    def values(self, image: np.ndarray, softening: Sequence[float], row: np.ndarray) -> np.ndarray:
+        """The numbers of one galaxy: photometry of ``image`` (bands, size, size, linear
+        pixels) then its conditions ``row``; float32."""
+        parts = [aperture_photometry(image, softening)] if self.photometry else []
+        parts.append(np.asarray(row, dtype=np.float32))
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+
+def aperture_photometry(image: np.ndarray, softening: Sequence[float]) -> np.ndarray:
+    """Curves of growth (from annulus sums, then from annulus medians) per band, stretched
+    with ``arcsinh(F / softening[b])``; (2 * n_annuli * bands,) float32.  An annulus with no
+    pixel centre in it (the innermost ones of small cutouts) adds nothing."""
+    n_bands, size = image.shape[0], image.shape[-1]
+    members, counts = _annuli(size)
+    scales = np.broadcast_to(np.asarray(softening, dtype=np.float64), (n_bands,))
+    out = []
+    for band in range(n_bands):
+        pixels = np.nan_to_num(image[band].astype(np.float64).ravel())
+        sums = np.array([pixels[m].sum() for m in members])
+        medians = np.array([np.median(pixels[m]) if m.size else 0.0 for m in members]) * counts
+        for annuli in (sums, medians):
+            out.append(np.arcsinh(np.cumsum(annuli) / scales[band]))
+    return np.concatenate(out).astype(np.float32)
+
+
+@cache
+def _annuli(size: int) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Flat pixel indices of each annulus about the centre of a ``size``-pixel cutout, and
+    the pixel counts."""
+    half = size / 2.0
+    y, x = np.mgrid[:size, :size]
+    radius = np.hypot(y - (size - 1) / 2.0, x - (size - 1) / 2.0).ravel()
+    edges = np.asarray(APERTURE_EDGES) * half
+    members = tuple(
+        np.flatnonzero((radius >= lo) & (radius < hi)) for lo, hi in itertools.pairwise(edges)
+    )
+    return members, np.array([m.size for m in members], dtype=np.float64)

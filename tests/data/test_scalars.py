@@ -1,0 +1,134 @@
+"""Scalar inputs: aperture photometry against a pixel-by-pixel oracle, conditions and flags."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.table import Table
+
+from gampen.data.dataset import CutoutDataset
+from gampen.data.scalars import APERTURE_EDGES, ScalarInputs, aperture_photometry
+from gampen.errors import CatalogError, ConfigError
+from gampen.flags import FATAL, Flag
+
+from .fixtures import galaxy, write_fits
+
+SIZE = 32
+N_ANNULI = len(APERTURE_EDGES) - 1
+
+
+def _enclosed_oracle(plane: np.ndarray) -> np.ndarray:
+    """Flux inside each aperture edge, pixel by pixel: sum of pixels with r < edge."""
+    size = plane.shape[0]
+    centre = (size - 1) / 2
+    out = np.zeros(N_ANNULI)
+    for k, edge in enumerate(APERTURE_EDGES[1:]):
+        radius = edge * size / 2
+        for y in range(size):
+            for x in range(size):
+                if (y - centre) ** 2 + (x - centre) ** 2 < radius**2:
+                    out[k] += plane[y, x]
+    return out
+
+
+def test_curve_of_growth_from_sums_matches_the_pixel_oracle_per_band():
+    rng = np.random.default_rng(3)
+    image = rng.normal(2.0, 1.0, (2, SIZE, SIZE)).astype(np.float32)
+    values = aperture_photometry(image, (1.0, 4.0))
+    assert values.shape == (4 * N_ANNULI,) and values.dtype == np.float32
+    for band, softening in enumerate((1.0, 4.0)):
+        expected = np.arcsinh(_enclosed_oracle(image[band].astype(np.float64)) / softening)
+        got = values[2 * band * N_ANNULI : (2 * band + 1) * N_ANNULI]
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_median_curve_ignores_a_neighbour_the_sum_curve_counts():
+    plane = np.full((SIZE, SIZE), 3.0, np.float32)
+    plane[2:6, 14:18] = 500.0  # a bright neighbour near the edge: few pixels of its annuli
+    values = aperture_photometry(plane[None], (1.0,))
+    sums, medians = values[:N_ANNULI], values[N_ANNULI:]
+    flat = _enclosed_oracle(np.full((SIZE, SIZE), 3.0))
+    np.testing.assert_allclose(medians, np.arcsinh(flat), rtol=1e-6)
+    np.testing.assert_allclose(sums, np.arcsinh(_enclosed_oracle(plane.astype(float))), rtol=1e-6)
+    assert sums[-1] > medians[-1] + 1.0  # the neighbour lies in the outer annuli
+    np.testing.assert_allclose(sums[:5], medians[:5], rtol=1e-6)  # the core is clean
+
+
+def test_photometry_is_unchanged_by_the_dihedral_group():
+    image = galaxy(SIZE, seed=4)[None]
+    values = aperture_photometry(image, (1.0,))
+    for turned in (np.rot90(image, 1, (1, 2)), np.flip(image, 2), np.rot90(image, 3, (1, 2))):
+        np.testing.assert_allclose(aperture_photometry(turned.copy(), (1.0,)), values, rtol=1e-6)
+
+
+def test_count_and_round_trip():
+    inputs = ScalarInputs(photometry=True, conditions=("psf_fwhm", "sky"))
+    assert inputs.count(1) == 2 * N_ANNULI + 2 and inputs.count(3) == 6 * N_ANNULI + 2
+    assert ScalarInputs(conditions=("psf_fwhm",)).count(2) == 1
+    assert ScalarInputs.from_dict(inputs.to_dict()) == inputs
+    assert ScalarInputs.from_dict(None) == ScalarInputs() and ScalarInputs().count(1) == 0
+    with pytest.raises(ConfigError, match="unknown"):
+        ScalarInputs.from_dict({"photometry": True, "conditions": [], "apertures": 3})
+    with pytest.raises(ConfigError, match="distinct"):
+        ScalarInputs(conditions=("psf_fwhm", "psf_fwhm"))
+
+
+@pytest.fixture
+def catalog(tmp_path) -> Table:
+    for i in range(3):
+        write_fits(tmp_path / f"g{i}.fits", galaxy(SIZE, seed=i))
+    return Table(
+        {
+            "object_id": [10, 11, 12],
+            "file_name": [f"g{i}.fits" for i in range(3)],
+            "psf_fwhm": np.ma.masked_array([0.6, np.nan, 0.8], mask=[False, False, False]),
+        }
+    )
+
+
+def test_dataset_items_carry_photometry_then_conditions_and_flag_bad_ones(tmp_path, catalog):
+    catalog["psf_fwhm"].mask[2] = True  # a masked value, as a FITS null reads
+    inputs = ScalarInputs(photometry=True, conditions=("psf_fwhm",))
+    data = CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
+    first = data[0]
+    assert first["scalars"].shape == (2 * N_ANNULI + 1,)
+    np.testing.assert_allclose(
+        first["scalars"][:-1].numpy(), aperture_photometry(galaxy(SIZE, seed=0)[None], (1.0,))
+    )
+    assert first["scalars"][-1].item() == pytest.approx(0.6) and first["flags"] == 0
+    for row in (1, 2):  # NaN, then masked
+        item = data[row]
+        assert item["flags"] & Flag.BAD_CONDITION and item["flags"] & int(FATAL)
+        assert item["scalars"][-1].item() == 0.0
+
+
+def test_a_condition_neither_in_the_catalog_nor_the_headers_is_a_clear_error(tmp_path, catalog):
+    inputs = ScalarInputs(conditions=("psf_fwhm", "seeing"))
+    with pytest.raises(CatalogError, match=r"needs the condition\(s\) \['seeing'\].*SEEING"):
+        CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
+    with pytest.raises(CatalogError, match=r"condition column\(s\) \['seeing'\]"):
+        inputs.condition_array(catalog, "cat.fits")  # no headers to fall back on
+    catalog["seeing"] = ["good", "bad", "ugly"]
+    with pytest.raises(CatalogError, match="'seeing' is not numeric"):
+        CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
+
+
+def test_image_only_items_have_an_empty_scalar_vector(tmp_path, catalog):
+    data = CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE)
+    assert data[1]["scalars"].shape == (0,) and data[1]["flags"] == 0
+
+
+def test_conditions_missing_from_the_catalog_come_from_the_cutout_headers(tmp_path):
+    for i, fwhm in enumerate((0.55, 0.75, None)):
+        header = fits.Header() if fwhm is None else fits.Header({"PSF_FWHM": fwhm})
+        write_fits(tmp_path / f"h{i}.fits", galaxy(SIZE, seed=i), header=header)
+    table = Table({"object_id": [1, 2, 3], "file_name": [f"h{i}.fits" for i in range(3)]})
+    inputs = ScalarInputs(conditions=("psf_fwhm",))
+    data = CutoutDataset(table, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
+    assert data[0]["scalars"].item() == pytest.approx(0.55)
+    assert data[1]["scalars"].item() == pytest.approx(0.75) and data[1]["flags"] == 0
+    assert data[2]["flags"] & Flag.BAD_CONDITION  # this one's header lacks the keyword
+    table["psf_fwhm"] = [0.9, 0.9, 0.9]  # a catalog column wins over the headers
+    data = CutoutDataset(table, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
+    assert data[0]["scalars"].item() == pytest.approx(0.9) and data[2]["flags"] == 0
