@@ -7,7 +7,9 @@ Columns: coverage of the 68.27/95.45/99.73 % intervals per parameter (all galaxi
 largest deviation from nominal over those 9 numbers, and over the same numbers in each
 half (isolated / with neighbours, bright / faint); joint (Mahalanobis) coverage at 68 and
 95 %; bt mean absolute error and the r_e and flux median absolute fractional errors of
-the posterior median.  Deviations are in percentage points.
+the posterior median; the median spread of the posterior modes over the 8 dihedral
+orientations (bt absolute, r_e and flux fractional), where the report ran ``--rotation``.
+Deviations are in percentage points.
 """
 
 from __future__ import annotations
@@ -41,7 +43,19 @@ def row(name: str, report: Path) -> str:
         + f" | {worst(cov['all']):.1f} | {halves:.1f} | {joint_text}"
         + f" | {acc['bt']['median']['mean_abs_error']:.3f}"
         + f" | {100 * acc['r_e']['median']['median_abs_fractional_error']:.1f} %"
-        + f" | {100 * acc['flux']['median']['median_abs_fractional_error']:.1f} % |"
+        + f" | {100 * acc['flux']['median']['median_abs_fractional_error']:.1f} %"
+        + f" | {rotation_text(metrics)} |"
+    )
+
+
+def rotation_text(metrics: dict) -> str:
+    """Median dihedral spread of the modes: bt absolute, r_e and flux in per cent."""
+    spread = metrics.get("rotation", {}).get("dihedral", {}).get("params")
+    if not spread:
+        return "n/a"
+    bt = spread["bt"]["median_spread"]
+    return f"{bt:.3f} / " + " / ".join(
+        f"{100 * spread[p]['median_spread']:.1f} %" for p in PARAMS[1:]
     )
 
 
@@ -51,9 +65,10 @@ def main(argv: list[str]) -> int:
         return 2
     print(
         "| model | bt 68/95/99.7 | r_e 68/95/99.7 | flux 68/95/99.7 | worst dev. (pts) "
-        "| worst dev. in a half | joint 68 / 95 | bt MAE | r_e MdAFE | flux MdAFE |"
+        "| worst dev. in a half | joint 68 / 95 | bt MAE | r_e MdAFE | flux MdAFE "
+        "| rotation spread bt / r_e / flux |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for item in argv:
         name, _, folder = item.partition("=")
         print(row(name, Path(folder)))

@@ -24,6 +24,18 @@ def test_help_lists_commands(capsys):
     assert "pack" in out and "selfcheck" in out
 
 
+@pytest.mark.parametrize(
+    "command", ["predict", "demo", "train", "calibrate", "evaluate", "simulate"]
+)
+def test_help_text_renders_percent_signs_once(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert "%%" not in out and "%(" not in out
+    if command in ("predict", "demo"):
+        assert "% intervals" in out
+
+
 def test_entry_point_runs():
     result = subprocess.run(
         [sys.executable, "-m", "gampen", "--help"], capture_output=True, text=True, check=True

@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "demo",
         help="simulate HSC-like galaxies, predict them with the default model, report",
         description="Simulate N HSC-like galaxies, predict their posteriors with the model "
-        "shipped with gampen (or --model), print the coverage of the 68/95/99.7 %% intervals "
+        "shipped with gampen (or --model), print the coverage of the 68/95/99.7 % intervals "
         "and write DIR/demo.png (predicted vs true).",
     )
     p.add_argument(
@@ -53,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
     )
     truth = Table.read(summary.catalog)
     predictions = predict(
-        summary.catalog, out=folder / "predictions.fits", model=args.model, options=PredictOptions()
+        summary.catalog,
+        out=folder / "predictions.fits",
+        model=args.model,
+        options=PredictOptions(overwrite=True),
     )
     print(f"\nposteriors of {len(predictions)} galaxies in {folder / 'predictions.fits'}")
     print("coverage of the credible intervals (calibrated: equal to the nominal level):")

@@ -13,7 +13,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from gampen.data.catalog import read_catalog, write_table
-from gampen.errors import BundleError, GampenValueError
+from gampen.errors import BundleError, CatalogError, ConfigError, GampenValueError
 from gampen.flags import Flag
 from gampen.infer.predict import PredictOptions, predict
 from gampen.infer.summary import STATISTICS
@@ -54,6 +54,35 @@ def test_other_output_formats(tmp_path, setup, suffix):
     catalog, bundle = setup
     predict(catalog, out=tmp_path / f"p{suffix}", model=bundle, options=PredictOptions(**FAST))
     assert len(read_catalog(tmp_path / f"p{suffix}")) == 30
+
+
+def test_a_bad_output_format_or_empty_catalog_is_refused_before_any_work(tmp_path, setup):
+    catalog, bundle = setup
+    options = PredictOptions(**FAST)
+    with pytest.raises(CatalogError, match="cannot tell the table format"):
+        predict(catalog, out=tmp_path / "p.txt", model=bundle, options=options)
+    empty = read_catalog(catalog)[:0]
+    write_table(empty, tmp_path / "empty.csv")
+    with pytest.raises(CatalogError, match="has no rows"):
+        predict(tmp_path / "empty.csv", out=tmp_path / "p.fits", model=bundle, options=options)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv"]  # nothing left behind
+    predict(catalog, out=tmp_path / "p.fits", model=bundle, options=options)  # then a run works
+
+
+def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path, setup):
+    catalog, bundle = setup
+    out, samples = tmp_path / "p.parquet", tmp_path / "s.h5"
+    options = PredictOptions(**FAST, samples_out=str(samples))
+    predict(catalog, out=out, model=bundle, options=options)
+    before = out.read_bytes()
+    with pytest.raises(ConfigError, match=r"p\.parquet exists.*--overwrite"):
+        predict(catalog, out=out, model=bundle, options=options)
+    out.unlink()
+    with pytest.raises(ConfigError, match=r"s\.h5 exists"):
+        predict(catalog, out=out, model=bundle, options=options)
+    options = PredictOptions(**FAST, samples_out=str(samples), overwrite=True)
+    predict(catalog, out=out, model=bundle, options=options)
+    assert out.read_bytes() == before
 
 
 def test_same_output_for_any_batching_and_workers(tmp_path, setup):

@@ -14,7 +14,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "predict",
         help="estimate posteriors of bt, r_e and flux for every galaxy of a catalog",
         description="Monte Carlo dropout posteriors for every galaxy of CATALOG (or every FITS "
-        "file of a folder). Writes mean, median, mode, std and 68.27/95.45/99.73 %% intervals "
+        "file of a folder). Writes mean, median, mode, std and 68.27/95.45/99.73 % intervals "
         "per parameter (and mag), the STN zoom and quality flags. Interrupted runs resume "
         "when rerun with the same command.",
     )
@@ -48,6 +48,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--num-nodes", type=int, default=1)
     p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
     p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace --out and --samples-out if they exist"
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=run)
 

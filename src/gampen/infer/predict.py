@@ -31,11 +31,13 @@ from gampen.data.catalog import (
     object_ids,
     read_catalog,
     resolve_image_dir,
+    table_format,
 )
 from gampen.data.dataset import CutoutDataset
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
 from gampen.data.scalars import ScalarInputs
+from gampen.errors import CatalogError, ConfigError
 from gampen.flags import Flag, is_fatal, summarise
 from gampen.infer.parts import PartStore
 from gampen.infer.sampling import galaxy_keys, posterior_samples
@@ -66,6 +68,7 @@ class PredictOptions:
     hdu: str | None = None
     samples_out: str | None = None
     progress: bool = True
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         check_int(WHERE, "n_passes", self.n_passes, 1, 100_000)
@@ -89,12 +92,24 @@ def predict(
     ranks other than zero of a multi-process run).
     """
     options = options or PredictOptions()
+    if out is not None:
+        table_format(out)  # an unknown output format is refused before any work
+        _refuse_existing([out, options.samples_out], overwrite=options.overwrite)
     bundle = load_bundle(model or default_model_path())
     table = catalog_from_directory(source) if Path(source).is_dir() else read_catalog(source)
+    if len(table) == 0:
+        raise CatalogError(f"{source}: the catalog has no rows", allowed="one galaxy or more")
     if out is None:
         with tempfile.TemporaryDirectory() as tmp:
             return _run(bundle, table, source, Path(tmp) / "predictions.parquet", options)
     return _run(bundle, table, source, Path(out), options)
+
+
+def _refuse_existing(paths: list[str | Path | None], *, overwrite: bool) -> None:
+    """Refuse to replace an existing output file unless asked to (astropy's convention)."""
+    for path in paths:
+        if path is not None and Path(path).exists() and not overwrite:
+            raise ConfigError(f"{path} exists", allowed="another output name, or --overwrite")
 
 
 def _run(
