@@ -65,6 +65,16 @@ def test_catalog_without_file_name(tmp_path):
         band_columns(read_catalog(path), None)
 
 
+def test_a_multi_band_catalog_for_a_one_band_model_names_both(tmp_path):
+    table = Table({"file_name_g": ["a"], "file_name_r": ["b"], "file_name_i": ["c"]})
+    table.meta["gampen_source"] = "gri.fits"
+    pattern = r"gri\.fits: no image column for one band; .* bands \['g', 'r', 'i'\]"
+    with pytest.raises(CatalogError, match=pattern):
+        band_columns(table, None)
+    with pytest.raises(CatalogError, match=r"for the bands \['g', 'z'\]; .*\['g', 'r', 'i'\]"):
+        band_columns(table, ["g", "z"])
+
+
 def test_band_columns_prefers_per_band_files():
     table = Table({"file_name_g": ["a"], "file_name_r": ["b"], "file_name": ["c"]})
     assert band_columns(table, ["g", "r"]) == ["file_name_g", "file_name_r"]

@@ -91,8 +91,11 @@ def band_columns(table: Table, bands: Sequence[str] | None) -> list[str]:
     if "file_name" in table.colnames:
         return ["file_name"]
     wanted = [f"file_name_{b}" for b in bands] if bands else []
+    found = [c.removeprefix("file_name_") for c in table.colnames if c.startswith("file_name_")]
+    expects = f"the bands {list(bands)}" if bands else "one band"
+    has = f"; the catalog has image columns for the bands {found}" if found else ""
     raise CatalogError(
-        f"{source_name(table)}: no image column",
+        f"{source_name(table)}: no image column for {expects}{has}",
         value=table.colnames,
         allowed="a 'file_name' column" + (f" or columns {wanted}" if wanted else ""),
     )
