@@ -69,6 +69,20 @@ def test_a_bad_output_format_or_empty_catalog_is_refused_before_any_work(tmp_pat
     predict(catalog, out=tmp_path / "p.fits", model=bundle, options=options)  # then a run works
 
 
+@pytest.mark.parametrize("dtype", [">i2", ">i8", ">u4", "U6"])
+def test_fits_catalogs_with_any_object_id_type_predict_to_every_format(tmp_path, setup, dtype):
+    catalog, bundle = setup
+    table = read_catalog(catalog)[:5]
+    table["object_id"] = np.arange(10, 15).astype(dtype)
+    table.meta.clear()  # read_catalog notes its source there
+    table.write(tmp_path / "cat.fits")
+    (tmp_path / "cutouts").symlink_to(catalog.parent / "cutouts")
+    for suffix in (".parquet", ".fits"):
+        out = tmp_path / f"p{suffix}"
+        predict(tmp_path / "cat.fits", out=out, model=bundle, options=PredictOptions(**FAST))
+        assert [str(i) for i in read_catalog(out)["object_id"]] == [str(i) for i in range(10, 15)]
+
+
 def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path, setup):
     catalog, bundle = setup
     out, samples = tmp_path / "p.parquet", tmp_path / "s.h5"

@@ -106,6 +106,8 @@ def object_ids(table: Table) -> np.ndarray:
     if "object_id" not in table.colnames:
         return np.arange(len(table), dtype=np.int64)
     ids = np.asarray(table["object_id"])
+    if ids.dtype.byteorder not in "=|":  # FITS columns are big-endian; Arrow refuses those
+        ids = ids.astype(ids.dtype.newbyteorder("="))
     if np.ma.is_masked(table["object_id"]):
         raise CatalogError(f"{source_name(table)}: column 'object_id' has empty values")
     unique, counts = np.unique(ids, return_counts=True)
