@@ -229,7 +229,14 @@ def test_shipped_default_model_is_used_without_model(tmp_path):
     folder = tmp_path / "cutouts"
     folder.mkdir()
     rng = np.random.default_rng(0)
-    fits.PrimaryHDU(rng.normal(0, 0.05, (100, 100)).astype(np.float32)).writeto(folder / "a.fits")
+    image = rng.normal(0, 0.05, (100, 100)).astype(np.float32)
+    fits.PrimaryHDU(image).writeto(folder / "a.fits")
+    # The default takes the PSF FWHM: a folder of FITS needs it in the headers.
+    with pytest.raises(CatalogError, match=r"needs the condition\(s\) \['psf_fwhm'\]"):
+        predict(folder, options=PredictOptions(**FAST))
+    fits.PrimaryHDU(image, header=fits.Header({"PSF_FWHM": 0.7})).writeto(
+        folder / "a.fits", overwrite=True
+    )
     table = predict(folder, options=PredictOptions(**FAST))
     assert table["flags"][0] == Flag.CROPPED and np.isfinite(table["r_e_median"][0])
 
