@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -182,7 +183,7 @@ KILLER = textwrap.dedent(
 )
 
 
-def test_killed_run_resumes_to_identical_output(tmp_path, setup):
+def test_killed_run_resumes_to_identical_output(tmp_path, setup, caplog, capsys):
     catalog, bundle = setup
     options = {**FAST, "samples_out": str(tmp_path / "s.h5")}
     out = tmp_path / "p.fits"
@@ -190,7 +191,11 @@ def test_killed_run_resumes_to_identical_output(tmp_path, setup):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == -9, result.stderr[-2000:]
     assert not out.exists() and len(list((tmp_path / "p.fits.partial").glob("*.parquet"))) == 2
-    resumed = predict(catalog, out=out, model=bundle, options=PredictOptions(**options))
+    caplog.set_level(logging.INFO, logger="gampen")
+    progress = PredictOptions(**{**options, "progress": True})
+    resumed = predict(catalog, out=out, model=bundle, options=progress)
+    assert "resuming: 16 of 30 galaxies already done" in caplog.text  # chunks of 8, 8 | 8, 6
+    assert "30/30" in capsys.readouterr().err  # the bar ends full
     straight = predict(
         catalog,
         out=tmp_path / "q.fits",

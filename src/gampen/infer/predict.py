@@ -137,6 +137,9 @@ def _run(
         store.open()
     trainer.strategy.barrier()
     data.pending = [c for c in range(n_chunks) if not store.done(c)]
+    done = len(table) - sum(data.chunks.n_rows(c) for c in data.pending)
+    if done and trainer.is_global_zero:
+        log.info("resuming: %d of %d galaxies already done", done, len(table))
     if data.pending:
         trainer.predict(module, datamodule=data, return_predictions=False)
     trainer.strategy.barrier()
@@ -183,6 +186,10 @@ class ChunkDataset(Dataset):
 
     def __len__(self) -> int:
         return math.ceil(len(self.dataset) / self.chunk_size)
+
+    def n_rows(self, chunk: int) -> int:
+        """How many catalog rows chunk ``chunk`` holds (the last may be short)."""
+        return min(len(self.dataset), (chunk + 1) * self.chunk_size) - chunk * self.chunk_size
 
     def __getitem__(self, chunk: int) -> dict[str, Any]:
         rows = range(chunk * self.chunk_size, min(len(self.dataset), (chunk + 1) * self.chunk_size))
@@ -256,7 +263,7 @@ class PosteriorModule(pl.LightningModule):
             data = self.trainer.datamodule
             total = len(data.chunks.dataset)
             self._bar = tqdm(total=total, unit="gal", desc="predicting", smoothing=0.1)
-            self._bar.update(max(0, total - len(data.pending) * self.options.chunk_size))
+            self._bar.update(total - sum(data.chunks.n_rows(c) for c in data.pending))
 
     def on_predict_end(self) -> None:
         if self._bar is not None:
@@ -274,9 +281,12 @@ class PosteriorModule(pl.LightningModule):
             self._rows(rows, physical, zoom, flags, batch),
             physical if self.options.samples_out else None,
         )
-        if self._bar is not None:
-            self._bar.update(len(rows) * self.trainer.world_size)
         return len(rows)
+
+    def _advance(self, n: int) -> None:
+        """Move the progress bar by ``n`` galaxies of this rank (times the ranks)."""
+        if self._bar is not None:
+            self._bar.update(n * self.trainer.world_size)
 
     def _sample(
         self, images: torch.Tensor, scalars: torch.Tensor, rows: np.ndarray, usable: np.ndarray
@@ -288,6 +298,7 @@ class PosteriorModule(pl.LightningModule):
         zoom = np.full(len(rows), np.nan, dtype=np.float32)
         keys = galaxy_keys(o.seed, rows)
         good = np.flatnonzero(usable)
+        self._advance(len(rows) - len(good))  # flagged galaxies: nothing to compute
         for start in range(0, len(good), o.batch_size):
             idx = good[start : start + o.batch_size]
             s, zm = posterior_samples(
@@ -300,6 +311,7 @@ class PosteriorModule(pl.LightningModule):
                 scalars=scalars[idx].to(self.device),
             )
             z[idx], zoom[idx] = s.cpu().numpy(), zm.cpu().numpy()
+            self._advance(len(idx))
         return z, zoom
 
     def _rows(
