@@ -199,3 +199,35 @@ def test_read_metadata_skips_the_network(bundle_dir: Path) -> None:
     metadata = read_metadata(bundle_dir)
     assert metadata["network"]["widths"] == [4, 8, 8, 16]
     assert len(metadata["weights_sha256"]) == 64
+
+
+def _strings(value):
+    """Every string inside a JSON value, recursively."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def test_shipped_bundles_hold_no_absolute_paths_of_the_machine_that_made_them():
+    import json
+    import re
+    from importlib import resources
+
+    folder = resources.files("gampen.models")
+    bundles = [p for p in folder.iterdir() if (p / "gampen.json").is_file()]
+    assert bundles
+    absolute = re.compile(r"(^|[\s'\"=(])(/[A-Za-z0-9._-]+/|[A-Za-z]:\\)")
+    for bundle in bundles:
+        metadata = json.loads((bundle / "gampen.json").read_text())
+        for text in _strings(metadata):
+            assert not absolute.search(text), f"{bundle.name}/gampen.json: {text!r}"
+        card = (bundle / "README.md").read_text()
+        assert not re.search(r"/(home|work|tmp|Users|root|scratch)/", card), bundle.name
+    assert absolute.search("made from /work/data/train/info.csv")  # the check can fail
+    assert not absolute.search("train/info.csv and ../../docs/figures/a.png")
