@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +169,45 @@ def test_bad_run_settings(hsc: SimulationConfig, tmp_path: Path, kwargs: dict, f
     with pytest.raises(ConfigError, match=rf"^{field}: out of range; got"):
         simulate(hsc, tmp_path / "bad", progress=False, **settings)
     assert not (tmp_path / "bad").exists()
+
+
+def _children(pid: int) -> set[int]:
+    """The pids of ``pid``'s direct children (Linux /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        text = (task / "children").read_text() if (task / "children").exists() else ""
+        found |= {int(p) for p in text.split()}
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_workers_die_with_a_killed_parent(tmp_path):
+    command = [sys.executable, "-m", "gampen", "simulate", "--preset", "hsc", "--n", "5000"]
+    command += ["--seed", "1", "--workers", "2", "--out", str(tmp_path / "sims"), "--no-progress"]
+    parent = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        workers: set[int] = set()
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = {p for p in _children(parent.pid) if _alive(p)}
+            time.sleep(0.2)
+        assert len(workers) >= 2, "the simulation's workers never started"
+        while not list((tmp_path / "sims" / "cutouts").glob("*.fits")):
+            assert time.monotonic() < deadline, "no cutout written"
+            time.sleep(0.2)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(_alive(p) for p in workers), "orphaned workers outlived the parent"
+    finally:
+        parent.kill()

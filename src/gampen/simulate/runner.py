@@ -33,6 +33,7 @@ from tqdm import tqdm
 from gampen import __version__
 from gampen.atomic import atomic_path
 from gampen.errors import ConfigError
+from gampen.parent_watch import exit_with_parent
 from gampen.simulate.config import SimulationConfig
 from gampen.simulate.cutout import cutout_header, write_cutout
 from gampen.simulate.priors import draw_galaxy, noise_seed
@@ -135,7 +136,9 @@ def _map(job: Any, ids: range, workers: int):
     # "spawn" behaves the same on every platform and never forks a threaded parent; the
     # executor (unlike multiprocessing.Pool) fails cleanly if a worker cannot start.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)
+    ) as pool:
         yield from pool.map(job, ids, chunksize=_CHUNK)
 
 
