@@ -100,6 +100,16 @@ def test_an_existing_output_is_replaced_only_with_overwrite(tmp_path, setup):
     assert out.read_bytes() == before
 
 
+def test_library_calls_are_quiet(tmp_path, setup, caplog, capsys):
+    catalog, bundle = setup
+    caplog.set_level(logging.INFO)
+    before = logging.getLogger("lightning.pytorch").level
+    predict(catalog, out=tmp_path / "p.fits", model=bundle, options=PredictOptions(**FAST))
+    chatter = caplog.text + "".join(capsys.readouterr())
+    assert "Tip" not in chatter and "GPU available" not in chatter, chatter[:500]
+    assert logging.getLogger("lightning.pytorch").level == before  # restored afterwards
+
+
 def test_same_output_for_any_batching_and_workers(tmp_path, setup):
     catalog, bundle = setup
     a = predict(catalog, model=bundle, options=PredictOptions(**FAST))

@@ -45,6 +45,7 @@ from gampen.infer.spread import SpreadMap
 from gampen.infer.summary import summarise as summarise_samples
 from gampen.model.bundle import Bundle, load_bundle
 from gampen.models import default_model_path
+from gampen.quiet import quiet_lightning
 
 log = logging.getLogger(__name__)
 WHERE = "prediction option"
@@ -99,10 +100,11 @@ def predict(
     table = catalog_from_directory(source) if Path(source).is_dir() else read_catalog(source)
     if len(table) == 0:
         raise CatalogError(f"{source}: the catalog has no rows", allowed="one galaxy or more")
-    if out is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            return _run(bundle, table, source, Path(tmp) / "predictions.parquet", options)
-    return _run(bundle, table, source, Path(out), options)
+    with quiet_lightning():
+        if out is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                return _run(bundle, table, source, Path(tmp) / "predictions.parquet", options)
+        return _run(bundle, table, source, Path(out), options)
 
 
 def _refuse_existing(paths: list[str | Path | None], *, overwrite: bool) -> None:

@@ -32,6 +32,7 @@ from gampen.model.bundle import Bundle, load_bundle, save_bundle
 from gampen.model.config import NetworkConfig
 from gampen.model.loss import gaussian_nll
 from gampen.model.network import GampenNet
+from gampen.quiet import quiet_lightning
 from gampen.train.checkpoint_io import SafeCheckpointIO
 from gampen.train.config import TrainConfig
 from gampen.train.data import TrainingData
@@ -60,6 +61,12 @@ def run_dir_for(config: TrainConfig) -> Path:
 
 def train(config: TrainConfig, *, callbacks: Sequence[Callback] = ()) -> Path | None:
     """Train per ``config``; returns the bundle path (``None`` on ranks other than zero)."""
+    with quiet_lightning():
+        return _train(config, callbacks)
+
+
+def _train(config: TrainConfig, callbacks: Sequence[Callback]) -> Path | None:
+    """:func:`train` without the logging set-up."""
     if not config.out:
         raise ConfigError("training needs an output bundle path", allowed="--out BUNDLE")
     started = time.time()
