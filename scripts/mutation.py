@@ -2,7 +2,7 @@
 """On-demand mutation testing of the posterior code with mutmut 3 (never run by CI).
 
     .venv/bin/pip install "mutmut>=3.8,<4"     # once; not a project dependency
-    .venv/bin/python scripts/mutation.py        # all five modules, one worker
+    .venv/bin/python scripts/mutation.py        # every module below, one worker
     .venv/bin/python scripts/mutation.py infer/summary.py model/loss.py
 
 Modules and the fast test files that test them (mutmut runs, for each mutant, only the
@@ -13,6 +13,7 @@ tests among these that call the mutated function):
 * ``data/labels.py``      tests/data/test_transforms.py, tests/infer/test_summary_known_answer.py
 * ``model/loss.py``       tests/model/test_gaussian_nll.py
 * ``infer/spread.py``     tests/infer/test_spread.py, tests/infer/test_sampling.py
+* ``data/scalars.py``     tests/data/test_scalars.py
 
 The repository is never edited: ``src``, ``tests`` and ``pyproject.toml`` are copied to a
 scratch folder (``build/mutation`` by default, ``--work`` to change it) with its own
@@ -51,6 +52,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "model/loss.py": ["tests/model/test_gaussian_nll.py"],
     "infer/spread.py": ["tests/infer/test_spread.py", "tests/infer/test_sampling.py"],
+    "data/scalars.py": ["tests/data/test_scalars.py"],
 }
 #: mutmut exit codes (mutmut.stats.status_by_exit_code) that mean "the tests noticed".
 DETECTED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from astropy.io import fits
 from astropy.table import Table
 
@@ -68,10 +69,13 @@ def test_count_and_round_trip():
     assert ScalarInputs(conditions=("psf_fwhm",)).count(2) == 1
     assert ScalarInputs.from_dict(inputs.to_dict()) == inputs
     assert ScalarInputs.from_dict(None) == ScalarInputs() and ScalarInputs().count(1) == 0
-    with pytest.raises(ConfigError, match="unknown"):
+    with pytest.raises(ConfigError, match=r"unknown scalar-input fields.*\['apertures'\]"):
         ScalarInputs.from_dict({"photometry": True, "conditions": [], "apertures": 3})
-    with pytest.raises(ConfigError, match="distinct"):
+    with pytest.raises(ConfigError, match=r"distinct.*\['psf_fwhm', 'psf_fwhm'\]"):
         ScalarInputs(conditions=("psf_fwhm", "psf_fwhm"))
+    listed = ScalarInputs(conditions=["psf_fwhm"])  # as read from YAML or JSON
+    assert listed.conditions == ("psf_fwhm",) and listed == ScalarInputs(conditions=("psf_fwhm",))
+    assert hash(listed) == hash(ScalarInputs(conditions=("psf_fwhm",)))
 
 
 @pytest.fixture
@@ -93,6 +97,7 @@ def test_dataset_items_carry_photometry_then_conditions_and_flag_bad_ones(tmp_pa
     data = CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
     first = data[0]
     assert first["scalars"].shape == (2 * N_ANNULI + 1,)
+    assert first["scalars"].dtype == torch.float32
     np.testing.assert_allclose(
         first["scalars"][:-1].numpy(), aperture_photometry(galaxy(SIZE, seed=0)[None], (1.0,))
     )
@@ -107,10 +112,14 @@ def test_a_condition_neither_in_the_catalog_nor_the_headers_is_a_clear_error(tmp
     inputs = ScalarInputs(conditions=("psf_fwhm", "seeing"))
     with pytest.raises(CatalogError, match=r"needs the condition\(s\) \['seeing'\].*SEEING"):
         CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
-    with pytest.raises(CatalogError, match=r"condition column\(s\) \['seeing'\]"):
+    with pytest.raises(CatalogError, match=r"condition column\(s\) \['seeing'\].*columns among"):
         inputs.condition_array(catalog, "cat.fits")  # no headers to fall back on
+    later = ScalarInputs(conditions=("seeing", "psf_fwhm"))  # a header-sourced one first
+    values = later.condition_array(catalog, "cat.fits", from_headers=True)
+    assert np.isnan(values[:, 0]).all() and values[0, 1] == pytest.approx(0.6)
+    assert values.dtype == np.float32
     catalog["seeing"] = ["good", "bad", "ugly"]
-    with pytest.raises(CatalogError, match="'seeing' is not numeric"):
+    with pytest.raises(CatalogError, match=r"'seeing' is not numeric.*<U4"):
         CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
 
 
