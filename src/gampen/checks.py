@@ -6,10 +6,19 @@ of gampen's configuration errors read the same way.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from gampen.errors import ConfigError
+
+
+def refuse_existing(paths: Iterable[str | os.PathLike[str] | None], *, overwrite: bool) -> None:
+    """Refuse to replace an existing output unless asked to (astropy's convention)."""
+    for path in paths:
+        if path is not None and Path(path).exists() and not overwrite:
+            raise ConfigError(f"{path} exists", allowed="another output name, or --overwrite")
 
 
 def check_choice(where: str, name: str, value: Any, allowed: Iterable[Any]) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from gampen import __version__
 from gampen.errors import GampenError
+from gampen.quiet import LIGHTNING_DEPRECATIONS
 
 #: Modules that register sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -75,7 +76,7 @@ def _configure_logging(*, verbose: bool) -> None:
     lightning = logging.getLogger("lightning.pytorch")
     lightning.propagate = False  # it has its own handler; don't print each line twice
     lightning.setLevel(logging.INFO if verbose else logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+    warnings.filterwarnings("ignore", message=LIGHTNING_DEPRECATIONS)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ import warnings
 from collections.abc import Iterator
 
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric")
+#: Lightning's own deprecation chatter (from torch's pytree), nothing a user can act on.
+LIGHTNING_DEPRECATIONS = ".*LeafSpec.*is deprecated"
 
 
 @contextlib.contextmanager
@@ -28,7 +30,7 @@ def quiet_lightning() -> Iterator[None]:
         logger.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated")
+            warnings.filterwarnings("ignore", message=LIGHTNING_DEPRECATIONS)
             yield
     finally:
         for logger, level in zip(loggers, levels, strict=True):

@@ -129,6 +129,7 @@ def test_nan_guard_names_object_ids(tmp_path, labelled):
         "target": torch.zeros(2, 3),
         "flags": torch.zeros(2, dtype=torch.int64),
         "index": torch.tensor([1, 3]),
+        "scalars": torch.zeros(2, 0),
     }
     with pytest.raises(TrainingDivergedError, match=r"non-finite training loss.*\['b', 'd'\]"):
         module.training_step(batch, 0)

@@ -19,7 +19,8 @@ flux, and it cannot know how blurred an image is.  Both are cheap to hand it dir
   galaxy whose value is missing or not finite is flagged ``BAD_CONDITION`` (fatal), never
   guessed.
 
-The network normalises these numbers itself (a batch-norm layer), so they are stored raw.
+They are stored raw: the network standardises them with a mean and std fixed on the
+training set (:meth:`gampen.model.network.GampenNet.set_scalar_statistics`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from gampen.errors import ConfigError
+from gampen.checks import refuse_existing
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from gampen.infer.predict import PredictOptions
 
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise ConfigError(f"{out} exists", allowed="another --out, or --overwrite")
+    refuse_existing([out], overwrite=args.overwrite)
     fields = ("n_passes", "n_samples", "batch_size", "num_workers", "seed", "image_dir", "hdu")
     options = PredictOptions(
         **{name: getattr(args, name) for name in fields}, progress=args.progress

@@ -25,7 +25,7 @@ from astropy.table import Table
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from gampen.checks import check_int
+from gampen.checks import check_int, refuse_existing
 from gampen.data.catalog import (
     catalog_from_directory,
     object_ids,
@@ -37,7 +37,7 @@ from gampen.data.dataset import CutoutDataset
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
 from gampen.data.scalars import ScalarInputs
-from gampen.errors import CatalogError, ConfigError
+from gampen.errors import CatalogError
 from gampen.flags import Flag, is_fatal, summarise
 from gampen.infer.parts import PartStore
 from gampen.infer.sampling import galaxy_keys, posterior_samples
@@ -95,7 +95,7 @@ def predict(
     options = options or PredictOptions()
     if out is not None:
         table_format(out)  # an unknown output format is refused before any work
-        _refuse_existing([out, options.samples_out], overwrite=options.overwrite)
+        refuse_existing([out, options.samples_out], overwrite=options.overwrite)
     bundle = load_bundle(model or default_model_path())
     table = catalog_from_directory(source) if Path(source).is_dir() else read_catalog(source)
     if len(table) == 0:
@@ -105,13 +105,6 @@ def predict(
             with tempfile.TemporaryDirectory() as tmp:
                 return _run(bundle, table, source, Path(tmp) / "predictions.parquet", options)
         return _run(bundle, table, source, Path(out), options)
-
-
-def _refuse_existing(paths: list[str | Path | None], *, overwrite: bool) -> None:
-    """Refuse to replace an existing output file unless asked to (astropy's convention)."""
-    for path in paths:
-        if path is not None and Path(path).exists() and not overwrite:
-            raise ConfigError(f"{path} exists", allowed="another output name, or --overwrite")
 
 
 def _run(
@@ -139,7 +132,7 @@ def _run(
         store.open()
     trainer.strategy.barrier()
     data.pending = [c for c in range(n_chunks) if not store.done(c)]
-    done = len(table) - sum(data.chunks.n_rows(c) for c in data.pending)
+    done = data.n_done()
     if done and trainer.is_global_zero:
         log.info("resuming: %d of %d galaxies already done", done, len(table))
     if data.pending:
@@ -228,6 +221,10 @@ class ChunkData(pl.LightningDataModule):
         self.options = options
         self.pending: list[int] = list(range(n_chunks))
 
+    def n_done(self) -> int:
+        """Galaxies in the chunks an earlier run finished (none pending)."""
+        return len(self.chunks.dataset) - sum(self.chunks.n_rows(c) for c in self.pending)
+
     def predict_dataloader(self) -> DataLoader:
         rank, world = self.trainer.global_rank, self.trainer.world_size
         workers = self.options.num_workers
@@ -265,7 +262,7 @@ class PosteriorModule(pl.LightningModule):
             data = self.trainer.datamodule
             total = len(data.chunks.dataset)
             self._bar = tqdm(total=total, unit="gal", desc="predicting", smoothing=0.1)
-            self._bar.update(total - sum(data.chunks.n_rows(c) for c in data.pending))
+            self._bar.update(data.n_done())
 
     def on_predict_end(self) -> None:
         if self._bar is not None:

@@ -108,7 +108,7 @@ class GampenModule(pl.LightningModule):
         if n == 0:
             return torch.zeros((), device=self.device), 0
         images, target = batch["image"][usable], batch["target"][usable]
-        scalars = batch["scalars"][usable] if "scalars" in batch else None
+        scalars = batch["scalars"][usable]
         if not training:
             return self.validation_nll(images, target, batch_idx, scalars=scalars), n
         if self.config.loss in MC_LOSSES:
