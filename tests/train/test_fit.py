@@ -242,3 +242,20 @@ def test_frozen_parts_keep_batch_norm_statistics_but_not_dropout_off(labelled):
     assert not any(m.training for m in norms)
     assert all(m.training for m in drops)
     assert net.head.training  # the part being fitted is untouched
+
+
+def test_trainer_asks_for_deterministic_kernels_but_only_warns_where_none_exist(tmp_path, labelled):
+    """GPU training must run: CUDA has no deterministic backward for adaptive pooling or
+    grid_sample, and strict determinism made the first backward pass raise there."""
+    from gampen.train.fit import _trainer
+
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    try:
+        _trainer(_config(tmp_path, labelled), tmp_path / "run", [])
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
