@@ -66,8 +66,11 @@ def test_predict_applies_the_stored_map(tmp_path, calibrated):
         centre, sd = np.median(raw, 1, keepdims=True), raw.std(1, keepdims=True)
         t = (raw - centre) / sd
         a, b, knee = cal["scale"][param], cal["tail"][param], cal["knee"][param]
-        # The map written out by hand: a t inside the knee, a (knee + b (|t| - knee)) beyond.
+        power, ref = cal["power"][param], cal["width_ref"][param]
+        # The map written out by hand: a t inside the knee, a (knee + b (|t| - knee)) beyond,
+        # times (sd / ref) ** power for a galaxy of width sd.
         g = a * np.sign(t) * np.where(np.abs(t) <= knee, np.abs(t), knee + b * (np.abs(t) - knee))
+        g *= (sd / ref) ** power
         # float32 samples round-tripped through the label transform: agree to 1e-3 sd.
         np.testing.assert_allclose((new - centre) / sd, g, atol=2e-3)
 
@@ -109,11 +112,14 @@ def test_refuses_too_few_galaxies_and_missing_truth(tmp_path, calibrated, capsys
     "calibration, message",
     [
         ({"scale": {"bt": 1.0, "r_e": 0.0, "flux": 1.0}}, "r_e"),
-        ({"scale": {"bt": 1.0, "r_e": 1.0}}, "one factor per parameter"),
+        ({"scale": {"bt": 1.0, "r_e": 1.0}}, "'scale' must give one value per parameter"),
         ({"scale": {"bt": 1.0, "r_e": 1.0, "flux": 1.0}, "temperature": 2}, "unknown key"),
         ({"method": "isotonic", "scale": {"bt": 1, "r_e": 1, "flux": 1}}, "unknown calibration"),
-        ({"scale": {"bt": 1, "r_e": 1, "flux": 1}, "knee": {"bt": 1.0}}, "one knee per parameter"),
+        ({"scale": {"bt": 1, "r_e": 1, "flux": 1}, "knee": {"bt": 1.0}}, "'knee' must give one"),
         ({"scale": {"bt": 1, "r_e": 1, "flux": 1}, "knee": -1.0}, "knee"),
+        ({"scale": {"bt": 1, "r_e": 1, "flux": 1}, "power": "1"}, "power.bt must be a finite"),
+        ({"scale": {"bt": 1, "r_e": 1, "flux": 1}, "width_ref": 0}, "width_ref.bt must be > 0"),
+        ({"tail": {"bt": 1, "r_e": 1, "flux": 1}}, "lacks 'scale'"),
     ],
 )
 def test_bundle_refuses_a_broken_calibration(tmp_path, calibrated, calibration, message):

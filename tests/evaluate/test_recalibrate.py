@@ -8,6 +8,7 @@ from scipy import stats
 
 from gampen.errors import GampenValueError
 from gampen.evaluate.recalibrate import coverage_from_pit, fit_spread, pit
+from gampen.infer.spread import SpreadMap
 
 
 def test_pit_is_scipys_mean_percentile_rank():
@@ -91,6 +92,32 @@ def test_fit_recovers_heavy_tails():
     plain = coverage_from_pit(pit(new[:, :, 0], fresh[:, 0]), levels)
     np.testing.assert_allclose(after, levels, atol=0.035)  # 4 binomial sd at n=3000
     assert np.abs(plain - levels)[0] > 0.04  # the unmapped Gaussian over-covers the core
+
+
+def test_fit_recovers_a_width_power_and_calibrates_each_width_quarter():
+    """Claimed widths that vary too little: true sd = w ** 1.5 for a claimed sd of w, so the
+    map needs (w / w_ref) ** 0.5.  A single scale (power 0) is calibrated on average only."""
+    rng = np.random.default_rng(11)
+    n = 6000
+    w = np.exp(rng.uniform(np.log(0.25), np.log(4.0), size=(n, 1)))
+    mu = rng.normal(size=(n, 1))
+    truth = mu + w**1.5 * rng.normal(size=(n, 1))
+    samples = mu[:, None] + w[:, None] * rng.normal(size=(n, 400, 1))
+    fit = fit_spread(samples[:3000], truth[:3000])
+    assert abs(fit.spread.power[0] - 0.5) < 0.12
+    w_ref = np.median(samples[:3000, :, 0].std(axis=1))
+    assert fit.spread.width_ref[0] == pytest.approx(w_ref)
+    # Width w maps to a sd of w ** 1.5: scale (w_ref) ** 0.5 at the reference width.
+    assert fit.spread.scale[0] == pytest.approx(w_ref**0.5, rel=0.08)
+    held, t_held, w_held = samples[3000:], truth[3000:, 0], w[3000:, 0]
+    flat = SpreadMap(fit.spread.scale, fit.spread.tail, fit.spread.knee)  # power 0
+    levels = np.array([0.6827, 0.9545])
+    quarters = np.quantile(w_held, [0.25, 0.75])
+    for sel in (w_held < quarters[0], w_held > quarters[1]):  # narrowest, widest quarter
+        fitted = coverage_from_pit(pit(fit.spread.apply(held[sel])[:, :, 0], t_held[sel]), levels)
+        single = coverage_from_pit(pit(flat.apply(held[sel])[:, :, 0], t_held[sel]), levels)
+        np.testing.assert_allclose(fitted, levels, atol=0.055)  # 4 binomial sd at n=750
+        assert np.abs(single - levels)[0] > 0.08  # one scale for all fails each extreme
 
 
 def test_fit_refuses_bad_shapes_and_tiny_sets():

@@ -57,7 +57,9 @@ def test_map_from_a_bundle_calibration():
     np.testing.assert_allclose(spread.stretch(np.array([3.0, 3.0])), [2.125, 2.0 * 2 + 2 * 1])
 
 
-def _reference(samples: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
+def _reference(
+    samples: np.ndarray, a: float, b: float, c: float, p: float = 0.0, ref: float = 1.0
+) -> np.ndarray:
     """A second, loop-by-loop implementation of the map for one parameter (S,)."""
     m, s = np.median(samples), samples.std()
     if s == 0:
@@ -66,7 +68,7 @@ def _reference(samples: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
     for z in samples:
         t = (z - m) / s
         g = a * t if abs(t) <= c else a * np.sign(t) * (c + b * (abs(t) - c))
-        out.append(m + s * g)
+        out.append(m + s * g * (s / ref) ** p)
     return np.array(out)
 
 
@@ -83,6 +85,27 @@ def test_each_galaxy_pivots_on_its_own_median_and_width():
         for j, (a, b, c) in enumerate([(0.6, 2.0, 0.5), (1.7, 0.5, 1.5)]):
             np.testing.assert_allclose(out[g, :, j], _reference(samples[g, :, j], a, b, c))
     assert np.all(out[3] == 3.0)  # no NaN from a zero width
+
+
+def test_width_power_widens_wide_posteriors_more():
+    rng = np.random.default_rng(13)
+    samples = np.stack([w * rng.normal(size=(301, 2)) for w in (0.2, 1.0, 5.0)])
+    cal = {
+        "scale": {"bt": 0.8, "flux": 1.2},
+        "tail": {"bt": 1.0, "flux": 2.0},
+        "knee": {"bt": 1.0, "flux": 0.5},
+        "power": {"bt": 0.5, "flux": -0.3},
+        "width_ref": {"bt": 1.0, "flux": 2.0},
+    }
+    out = SpreadMap.from_calibration(cal, ["bt", "flux"]).apply(samples)
+    for g in range(3):
+        for j, (a, b, c, p, ref) in enumerate(
+            [(0.8, 1.0, 1.0, 0.5, 1.0), (1.2, 2.0, 0.5, -0.3, 2.0)]
+        ):
+            np.testing.assert_allclose(out[g, :, j], _reference(samples[g, :, j], a, b, c, p, ref))
+    # Power alone, by hand: a width s with ref 1 and power 0.5 becomes s * s ** 0.5.
+    only = SpreadMap(np.ones(1), power=np.array([0.5])).apply(samples[2:, :, :1])
+    np.testing.assert_allclose(only.std(), samples[2, :, 0].std() ** 1.5, rtol=1e-9)
 
 
 def test_scalar_and_missing_knees_in_a_bundle_calibration():

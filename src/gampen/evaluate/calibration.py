@@ -27,6 +27,7 @@ from gampen.evaluate.recalibrate import FIT_LEVELS, coverage_from_pit, fit_sprea
 from gampen.flags import is_fatal
 from gampen.infer.predict import PredictOptions, bundle_dataset
 from gampen.infer.sampling import galaxy_keys, posterior_samples
+from gampen.infer.spread import FIELDS, SpreadMap
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
 
@@ -46,16 +47,17 @@ class CalibrationResult:
         lines = [
             f"coverage on {self.calibration['check']['n']} held-out galaxies "
             "(before -> after calibration)",
-            f"{'param':<8}{'core':>7}{'tail':>7}{'knee':>6}"
+            f"{'param':<8}{'core':>7}{'tail':>7}{'knee':>6}{'power':>7}"
             + "".join(f"{name:>22}" for name in levels),
         ]
         check = self.calibration["check"]
         for name, core in self.calibration["scale"].items():
             tail = self.calibration["tail"][name]
             knee = self.calibration["knee"][name]
+            power = self.calibration["power"][name]
             before, after = check["before"][name], check["after"][name]
             cells = "".join(f"{before[c]:>11.3f} -> {after[c]:<6.3f}" for c in levels)
-            lines.append(f"{name:<8}{core:>7.3f}{tail:>7.3f}{knee:>6.1f}{cells}")
+            lines.append(f"{name:<8}{core:>7.3f}{tail:>7.3f}{knee:>6.1f}{power:>7.3f}{cells}")
         return "\n".join(lines)
 
     def save(self, out: str | Path) -> Path:
@@ -97,14 +99,15 @@ def calibrate(
     z, truth = standardised_samples(bundle, table, catalog, options)
     fit_rows, check_rows = split_rows(len(z), check_fraction, options.seed)
     fit = fit_spread(z[fit_rows], truth[fit_rows])
-    before = _coverage_report(z[check_rows], truth[check_rows], bundle.param_names)
-    after_z = fit.spread.apply(z[check_rows])
-    after = _coverage_report(after_z, truth[check_rows], bundle.param_names)
+    names = bundle.param_names
+    factors = {key: _by_name(names, getattr(fit.spread, key)) for key in FIELDS}
+    # Checked as stored (rounded), i.e. as ``gampen predict`` will apply it.
+    stored = SpreadMap.from_calibration(factors, names) or SpreadMap(np.ones(len(names)))
+    before = _coverage_report(z[check_rows], truth[check_rows], names)
+    after = _coverage_report(stored.apply(z[check_rows]), truth[check_rows], names)
     calibration = {
         "method": "spread",
-        "scale": _by_name(bundle.param_names, fit.spread.scale),
-        "tail": _by_name(bundle.param_names, fit.spread.tail),
-        "knee": _by_name(bundle.param_names, fit.spread.knee),
+        **factors,
         "fit": {
             "catalog": Path(catalog).name,
             "catalog_sha256": catalog_sha256,

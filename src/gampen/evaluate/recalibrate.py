@@ -3,15 +3,20 @@
 The posterior ``gampen predict`` reports is the mixture over MC-dropout passes.  Its
 recalibration is the map of :mod:`gampen.infer.spread`: per parameter, a core factor ``a``
 and a tail factor ``b`` stretch each galaxy's samples about their median, in units of
-their own standard deviation.  Both are chosen on galaxies the model never trained on so that
-the equal-tailed intervals hold the truth as often as they claim, over a grid of levels
-from 2 % to 99.73 %: they minimise the mean squared difference between empirical and
-nominal coverage, with the catalog's 68.27 / 95.45 / 99.73 % intervals weighted as much as
-the rest of the grid together.  Coverage comes from the probability integral transform (PIT) of the
-truth under the galaxy's own (uncalibrated) samples, so no Gaussian shape is assumed:
+their own standard deviation, times ``(s / s_ref) ** p`` for a galaxy of width ``s``.
+They are chosen on galaxies the model never trained on so that the equal-tailed intervals
+hold the truth as often as they claim, over a grid of levels from 2 % to 99.73 %, *in each
+quarter of the galaxies ranked by predicted width*: they minimise the mean squared
+difference between empirical and nominal coverage, averaged over the quarters, with the
+catalog's 68.27 / 95.45 / 99.73 % intervals weighted as much as the rest of the grid
+together.  Matching coverage per width quarter, not only overall, is what pins the power
+``p``: a network whose widths vary too little between easy and hard galaxies (crowded,
+faint) is calibrated on average but over-covers the easy ones and under-covers the hard.
+Coverage comes from the probability integral transform (PIT) of the truth under the
+galaxy's own (uncalibrated) samples, so no Gaussian shape is assumed:
 under the map, the truth's PIT is the mid-rank of ``g^-1(t_truth)`` among the samples'
 standardised offsets, and level ``c`` covers the truth when ``|PIT - 1/2| <= c/2``.
-The grid search runs coarse, then fine around the best cell, for each candidate knee.
+The grid search runs coarse over (power, knee, core, tail), then fine around the best cell.
 """
 
 from __future__ import annotations
@@ -29,13 +34,20 @@ FIT_LEVELS: np.ndarray = np.concatenate([np.arange(1, 50) / 50, [0.99, 0.6827, 0
 #: Weights of the levels: the three intervals the catalog reports carry half of the loss
 #: (astronomers read those), the grid the other half (the whole curve must stay close).
 FIT_WEIGHTS: np.ndarray = np.concatenate([np.full(50, 1 / 50), np.full(3, 1 / 3)]) / 2
-#: Coarse candidates: core factors 0.2-5 (4 % apart), tail factors 0.25-4 (10 % apart).
-CORE_GRID: np.ndarray = np.exp(np.linspace(np.log(0.2), np.log(5.0), 83))
-TAIL_GRID: np.ndarray = np.exp(np.linspace(np.log(0.25), np.log(4.0), 30))
+#: Coarse candidates: core factors 0.2-5 (12 % apart), tail factors 0.25-4 (30 % apart).
+CORE_GRID: np.ndarray = np.exp(np.linspace(np.log(0.2), np.log(5.0), 28))
+TAIL_GRID: np.ndarray = np.exp(np.linspace(np.log(0.25), np.log(4.0), 10))
 #: Candidate knees (sd) where the tail factor takes over; the best is kept per parameter.
 KNEES: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
-#: The fine pass: +-1 coarse step in 9 steps each way.
-FINE_STEPS = 9
+#: Candidate width powers (0: every galaxy's width scaled alike).
+POWER_GRID: np.ndarray = np.linspace(-0.5, 1.5, 11)
+#: The fine pass: core and tail +-1 coarse step in 6 steps each way, power +-1/2 step.
+FINE_STEPS = 6
+FINE_POWERS = 5
+#: Galaxies are ranked by predicted width and cut into this many equal groups (fewer,
+#: of at least ``MIN_GROUP`` galaxies each, for small sets).
+WIDTH_GROUPS = 4
+MIN_GROUP = 20
 
 
 @dataclass
@@ -70,29 +82,60 @@ def fit_spread(samples: np.ndarray, truth: np.ndarray) -> SpreadFit:
             "samples must be (galaxies, samples, params) and truth (galaxies, params)",
             value=(samples.shape, truth.shape),
         )
-    if samples.shape[0] < 20:
+    if samples.shape[0] < MIN_GROUP:
         raise GampenValueError(
-            "too few galaxies to fit a calibration", value=samples.shape[0], allowed=">= 20"
+            "too few galaxies to fit a calibration",
+            value=samples.shape[0],
+            allowed=f">= {MIN_GROUP}",
         )
     centre = np.median(samples, axis=1)
     sd = samples.std(axis=1)
     sd = np.where(sd > 0, sd, 1.0)
-    k = samples.shape[2]
-    core, tail, knee = np.ones(k), np.ones(k), np.full(k, KNEE)
-    before, after = np.zeros(k), np.full(k, np.inf)
-    for j in range(k):
-        offsets = np.sort((samples[:, :, j] - centre[:, j : j + 1]) / sd[:, j : j + 1], axis=1)
-        t_truth = (truth[:, j] - centre[:, j]) / sd[:, j]
-        before[j] = _coverage_losses(offsets, t_truth, np.ones(1), np.ones(1), KNEE)[0]
-        for bend in KNEES:
-            a, b, loss = _grid_search(offsets, t_truth, CORE_GRID, TAIL_GRID, bend)
-            step_a, step_b = CORE_GRID[1] / CORE_GRID[0], TAIL_GRID[1] / TAIL_GRID[0]
-            fine_a = a * step_a ** np.linspace(-1, 1, 2 * FINE_STEPS + 1)
-            fine_b = b * step_b ** np.linspace(-1, 1, 2 * FINE_STEPS + 1)
-            a, b, loss = _grid_search(offsets, t_truth, fine_a, fine_b, bend)
-            if loss < after[j]:
-                core[j], tail[j], knee[j], after[j] = a, b, bend, loss
-    return SpreadFit(SpreadMap(core, tail, knee), loss_before=before, loss_after=after)
+    fits = [
+        _fit_parameter(samples[:, :, j], truth[:, j], centre[:, j], sd[:, j])
+        for j in range(samples.shape[2])
+    ]
+    spread = SpreadMap(*(np.array(values) for values in zip(*(f[0] for f in fits), strict=True)))
+    return SpreadFit(
+        spread,
+        loss_before=np.array([f[1] for f in fits]),
+        loss_after=np.array([f[2] for f in fits]),
+    )
+
+
+def _fit_parameter(
+    z: np.ndarray, truth: np.ndarray, centre: np.ndarray, sd: np.ndarray
+) -> tuple[tuple[float, float, float, float, float], float, float]:
+    """One parameter's (core, tail, knee, power, width_ref), loss before and after."""
+    width_ref = float(np.median(sd))
+    width = sd / width_ref
+    n_groups = min(WIDTH_GROUPS, len(width) // MIN_GROUP)
+    cuts = np.quantile(width, np.arange(1, n_groups) / n_groups)
+    groups = np.searchsorted(cuts, width)
+    offsets = np.sort((z - centre[:, None]) / sd[:, None], axis=1)
+    t_truth = (truth - centre) / sd
+    one = np.ones(1)
+    before = float(_coverage_losses(offsets, t_truth, one, one, KNEE, groups)[0])
+    best = (np.inf, 1.0, 1.0, KNEE, 0.0)
+    for power in POWER_GRID:
+        for knee in KNEES:
+            a, b, loss = _grid_search(
+                offsets, t_truth / width**power, CORE_GRID, TAIL_GRID, knee, groups
+            )
+            if loss < best[0]:
+                best = (loss, a, b, knee, float(power))
+    loss, a, b, knee, power = best
+    step_a, step_b = CORE_GRID[1] / CORE_GRID[0], TAIL_GRID[1] / TAIL_GRID[0]
+    step_p = POWER_GRID[1] - POWER_GRID[0]
+    fine = np.linspace(-1, 1, 2 * FINE_STEPS + 1)
+    for p in power + step_p * np.linspace(-0.5, 0.5, FINE_POWERS):
+        fa, fb, fine_loss = _grid_search(
+            offsets, t_truth / width**p, a * step_a**fine, b * step_b**fine, knee, groups
+        )
+        if fine_loss < loss:
+            loss, best = fine_loss, (fine_loss, fa, fb, knee, float(p))
+    _, a, b, knee, power = best
+    return (a, b, knee, power, width_ref), before, loss
 
 
 def inverse_stretch(
@@ -104,19 +147,30 @@ def inverse_stretch(
 
 
 def _grid_search(
-    offsets: np.ndarray, t_truth: np.ndarray, cores: np.ndarray, tails: np.ndarray, knee: float
+    offsets: np.ndarray,
+    t_truth: np.ndarray,
+    cores: np.ndarray,
+    tails: np.ndarray,
+    knee: float,
+    groups: np.ndarray,
 ) -> tuple[float, float, float]:
     """The (core, tail) pair of the grid with the smallest coverage loss, and that loss."""
     a, b = (g.ravel() for g in np.meshgrid(cores, tails, indexing="ij"))
-    losses = _coverage_losses(offsets, t_truth, a, b, knee)
+    losses = _coverage_losses(offsets, t_truth, a, b, knee, groups)
     best = int(np.argmin(losses))
     return float(a[best]), float(b[best]), float(losses[best])
 
 
 def _coverage_losses(
-    offsets: np.ndarray, t_truth: np.ndarray, cores: np.ndarray, tails: np.ndarray, knee: float
+    offsets: np.ndarray,
+    t_truth: np.ndarray,
+    cores: np.ndarray,
+    tails: np.ndarray,
+    knee: float,
+    groups: np.ndarray,
 ) -> np.ndarray:
-    """Weighted mean squared coverage error over :data:`FIT_LEVELS` per candidate map (G,).
+    """Weighted mean squared coverage error over :data:`FIT_LEVELS`, averaged over the
+    width ``groups`` (N,), per candidate map (G,).
 
     ``offsets`` (N, S) are each galaxy's sorted standardised sample offsets; under a map
     the truth's PIT is the mid-rank of ``g^-1(t_truth)`` among them (binary search).
@@ -128,5 +182,11 @@ def _coverage_losses(
         left = np.searchsorted(offsets[i], thresholds[i], side="left")
         right = np.searchsorted(offsets[i], thresholds[i], side="right")
         pits[i] = 0.5 * (left + right) / s
-    covered = np.stack([coverage_from_pit(pits[:, g], FIT_LEVELS) for g in range(len(cores))])
-    return ((covered - FIT_LEVELS[None, :]) ** 2) @ FIT_WEIGHTS
+    losses = np.zeros(len(cores))
+    members = [groups == g for g in np.unique(groups)]
+    for member in members:
+        covered = np.stack(
+            [coverage_from_pit(pits[member, c], FIT_LEVELS) for c in range(len(cores))]
+        )
+        losses += ((covered - FIT_LEVELS[None, :]) ** 2) @ FIT_WEIGHTS
+    return losses / len(members)

@@ -356,7 +356,9 @@ def _settings(
     return {
         **wanted,
         "model_sha256": bundle.metadata.get("weights_sha256"),
-        "calibration": {k: bundle.calibration.get(k) for k in ("scale", "tail", "knee")},
+        "calibration": {
+            k: bundle.calibration.get(k) for k in ("scale", "tail", "knee", "power", "width_ref")
+        },
         "source": str(Path(source).resolve()),
         "n_rows": len(table),
     }

@@ -9,18 +9,24 @@ odd, increasing, piecewise-linear map and mapped back, ``z' = m + s g(t)``:
 
 ``a`` widens (> 1) or narrows (< 1) the whole posterior; ``b`` changes the tails relative
 to the core (``b = 1``: a plain rescaling, ``z' = m + a (z - m)``, covariance
-``diag(a) C diag(a)``).  The map is monotone in every parameter, so it keeps each
+``diag(a) C diag(a)``).  A network's widths can also vary too little or too much from
+galaxy to galaxy (crowded and faint galaxies under-covered while easy ones are
+over-covered): the *width power* ``p`` multiplies the map by ``(s / s_ref) ** p``, with
+``s_ref`` the median width of the galaxies it was fitted on, so ``p > 0`` widens wide
+posteriors more than narrow ones.  The map is monotone in every parameter, so it keeps each
 posterior's ranks and correlation structure (its copula), and the samples it makes are
 samples of a proper distribution, with a positive-definite covariance.  Pivoting on the
 median keeps every galaxy's median, the catalog's point estimate, exactly where it was:
 calibration changes how sure the posterior is, not where it sits.  ``gampen calibrate``
-fits ``a`` and ``b`` (:mod:`gampen.evaluate.recalibrate`).
+fits ``a``, ``b``, the knee and ``p`` (:mod:`gampen.evaluate.recalibrate`).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,43 +36,99 @@ KNEE = 1.0
 
 @dataclass(frozen=True)
 class SpreadMap:
-    """Core factors ``scale``, tail factors ``tail`` and knees ``knee`` (each (k,))."""
+    """Core factors ``scale``, tail factors ``tail``, knees ``knee``, width powers ``power``
+    and reference widths ``width_ref`` (each (k,))."""
 
     scale: np.ndarray
     tail: np.ndarray = field(default_factory=lambda: np.ones(0))
     knee: float | np.ndarray = KNEE
+    power: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    width_ref: np.ndarray = field(default_factory=lambda: np.ones(0))
 
     def __post_init__(self) -> None:
         scale = np.asarray(self.scale, dtype=np.float64)
-        tail = np.ones_like(scale) if len(self.tail) == 0 else np.asarray(self.tail, np.float64)
+
+        def per_parameter(value: Any, default: float) -> np.ndarray:
+            value = np.asarray(value, dtype=np.float64)
+            return (
+                np.full_like(scale, default)
+                if value.size == 0
+                else np.broadcast_to(value, scale.shape).copy()
+            )
+
         object.__setattr__(self, "scale", scale)
-        object.__setattr__(self, "tail", tail)
-        object.__setattr__(self, "knee", np.broadcast_to(np.asarray(self.knee, float), scale.shape))
+        object.__setattr__(self, "tail", per_parameter(self.tail, 1.0))
+        object.__setattr__(self, "knee", per_parameter(self.knee, KNEE))
+        object.__setattr__(self, "power", per_parameter(self.power, 0.0))
+        object.__setattr__(self, "width_ref", per_parameter(self.width_ref, 1.0))
 
     @classmethod
     def from_calibration(cls, calibration: dict, names: Sequence[str]) -> SpreadMap | None:
-        """The map a bundle's ``calibration`` field describes, or ``None`` for the identity."""
-        scale = [float(calibration["scale"][n]) for n in names]
-        tail = [float(calibration.get("tail", {}).get(n, 1.0)) for n in names]
-        if all(v == 1.0 for v in scale + tail):
-            return None
-        knee = calibration.get("knee", KNEE)
-        knees = (
-            [float(knee[n]) for n in names]
-            if isinstance(knee, dict)
-            else [float(knee)] * len(names)
-        )
-        return cls(np.array(scale), np.array(tail), np.array(knees))
+        """The map a bundle's ``calibration`` field describes, or ``None`` for the identity.
+
+        Raises ``ValueError`` naming the key when a factor is missing, not a number or not
+        positive (the bundle loader turns it into a :class:`~gampen.errors.BundleError`).
+        """
+        values = {
+            key: _per_name(calibration, key, names, default)
+            for key, default in FIELDS.items()
+            if key != "scale" or "scale" in calibration
+        }
+        if "scale" not in values:
+            raise ValueError("calibration lacks 'scale'")
+        spread = cls(**values)
+        identity = np.all(spread.scale == 1.0) & np.all(spread.tail == 1.0)
+        return None if identity and np.all(spread.power == 0.0) else spread
 
     def apply(self, samples: np.ndarray) -> np.ndarray:
         """Recalibrated samples (..., S, k): each galaxy's own median and spread are the pivot."""
         centre = np.median(samples, axis=-2, keepdims=True)
         sd = samples.std(axis=-2, keepdims=True)
         sd = np.where(sd > 0, sd, 1.0)
-        return centre + sd * self.stretch((samples - centre) / sd)
+        return centre + sd * self.width_factor(sd) * self.stretch((samples - centre) / sd)
+
+    def width_factor(self, sd: np.ndarray) -> np.ndarray:
+        """``(s / s_ref) ** p`` for posterior widths ``sd`` (..., k)."""
+        return (sd / self.width_ref) ** self.power
 
     def stretch(self, t: np.ndarray) -> np.ndarray:
         """``g(t)`` for standardised offsets ``t`` (..., k)."""
         size = np.abs(t)
         beyond = self.knee + self.tail * (size - self.knee)
         return self.scale * np.sign(t) * np.where(size <= self.knee, size, beyond)
+
+
+#: The calibration keys of a map and their defaults (``scale`` has none: it is required).
+FIELDS: dict[str, float | None] = {
+    "scale": None,
+    "tail": 1.0,
+    "knee": KNEE,
+    "power": 0.0,
+    "width_ref": 1.0,
+}
+#: Keys whose values must be > 0 (a width power may be of either sign).
+POSITIVE: tuple[str, ...] = ("scale", "tail", "knee", "width_ref")
+
+
+def _per_name(
+    calibration: dict, key: str, names: Sequence[str], default: float | None
+) -> np.ndarray:
+    """One finite value per parameter name for ``key`` (a dict by name, or one number)."""
+    given = calibration.get(key, default)
+    if not isinstance(given, dict):
+        given = {name: given for name in names}
+    if sorted(given) != sorted(names):
+        raise ValueError(f"calibration '{key}' must give one value per parameter {list(names)}")
+    out = []
+    for name in names:
+        value = given[name]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise ValueError(f"calibration.{key}.{name} must be a finite number, not {value!r}")
+        if key in POSITIVE and value <= 0:
+            raise ValueError(f"calibration.{key}.{name} must be > 0, not {value!r}")
+        out.append(float(value))
+    return np.array(out)

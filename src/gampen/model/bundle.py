@@ -18,10 +18,11 @@ field                content
 ``zero_point``       photometric zero point (``mag = zero_point - 2.5 log10(flux)``)
 ``preprocessing``    the data layer's dict, stored as given; must hold ``stretch`` and
                      ``labels`` (pixel stretch; label transforms and scaler statistics)
-``calibration``      dict; ``scale`` (and optionally ``tail``, ``knee``) give every
-                     parameter the factors of the map ``gampen predict`` applies to the
-                     posterior (:mod:`gampen.infer.spread`); by default all 1.0
-                     (identity); ``gampen calibrate`` adds ``method``, ``fit``, ``check``
+``calibration``      dict; ``scale`` (and optionally ``tail``, ``knee``, ``power``,
+                     ``width_ref``) give every parameter the factors of the map
+                     ``gampen predict`` applies to the posterior
+                     (:mod:`gampen.infer.spread`); by default the identity;
+                     ``gampen calibrate`` adds ``method``, ``fit``, ``check``
 ``provenance``       dict; ``created`` (UTC, ISO 8601) is added when missing
 ``metrics``          dict of validation metrics
 ``weights_sha256``   SHA-256 of ``model.safetensors``; a mismatched pair is refused
@@ -55,6 +56,7 @@ from safetensors.torch import save as save_safetensors
 from gampen import __version__
 from gampen.atomic import atomic_path
 from gampen.errors import BundleError, ConfigError
+from gampen.infer.spread import SpreadMap
 from gampen.model.config import NetworkConfig
 from gampen.model.network import GampenNet
 
@@ -77,7 +79,16 @@ REQUIRED_FIELDS: tuple[str, ...] = (
     "weights_sha256",
 )
 
-CALIBRATION_KEYS: tuple[str, ...] = ("method", "scale", "tail", "knee", "fit", "check")
+CALIBRATION_KEYS: tuple[str, ...] = (
+    "method",
+    "scale",
+    "tail",
+    "knee",
+    "power",
+    "width_ref",
+    "fit",
+    "check",
+)
 
 
 @dataclass
@@ -330,24 +341,10 @@ def _check_calibration(calibration: dict[str, Any], param_names: list[str]) -> N
     method = calibration.get("method", "spread")
     if method != "spread":
         raise BundleError("unknown calibration method", value=method, allowed=("spread",))
-    for key in ("scale", "tail"):
-        factors = calibration.get(key, {} if key == "tail" else None)
-        if key == "tail" and not factors:
-            continue
-        if not isinstance(factors, dict) or sorted(factors) != sorted(param_names):
-            raise BundleError(
-                f"calibration '{key}' must give one factor per parameter",
-                value=factors,
-                allowed=param_names,
-            )
-        for name, factor in factors.items():
-            _check_number(f"calibration.{key}.{name}", factor, positive=True)
-    knee = calibration.get("knee", 1.0)
-    knees = knee if isinstance(knee, dict) else {name: knee for name in param_names}
-    if sorted(knees) != sorted(param_names):
-        raise BundleError("calibration 'knee' must give one knee per parameter", value=knee)
-    for name, value in knees.items():
-        _check_number(f"calibration.knee.{name}", value, positive=True)
+    try:
+        SpreadMap.from_calibration(calibration, param_names)
+    except ValueError as exc:
+        raise BundleError(f"field 'calibration': {exc}") from exc
 
 
 def _check_version(version: Any) -> None:
