@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Output files carry the date they were written (DATE); a fixed one lets tests compare bytes.
+os.environ.setdefault("SOURCE_DATE_EPOCH", "1700000000")
 
 
 @pytest.fixture(autouse=True)

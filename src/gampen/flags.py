@@ -12,22 +12,27 @@ import numpy as np
 
 
 class Flag(enum.IntFlag):
-    """Bits of the ``flags`` column."""
+    """Bits of the ``flags`` column; :data:`MEANINGS` says what each one means."""
 
-    #: The file is missing, truncated, not FITS, or holds no image HDU.
     UNREADABLE = 1
-    #: NaN or inf pixels were replaced by 0 after normalisation (count kept in ``n_bad_pixels``).
     NONFINITE = 2
-    #: The cutout was larger than the model input and was centre-cropped.
     CROPPED = 4
-    #: Every pixel is zero, or the image is constant: nothing to measure.
     EMPTY = 8
-    #: The spatial transformer's zoom sits at its allowed limit.
     STN_ZOOM_LIMIT = 16
-    #: Wrong dimensionality or band count, or smaller than the model input.
     BAD_SHAPE = 32
-    #: A catalog condition the model needs (e.g. ``psf_fwhm``) is missing or not finite.
     BAD_CONDITION = 64
+
+
+#: What each bit means (quoted in the output files' metadata and the docs).
+MEANINGS: dict[Flag, str] = {
+    Flag.UNREADABLE: "file missing, truncated, not FITS, or without an image",
+    Flag.NONFINITE: "NaN/inf pixels set to 0 (count in n_bad_pixels)",
+    Flag.CROPPED: "cutout larger than the model input, centre-cropped",
+    Flag.EMPTY: "every pixel zero or the image constant",
+    Flag.STN_ZOOM_LIMIT: "spatial transformer zoom at its allowed limit",
+    Flag.BAD_SHAPE: "wrong dimensions or band count, or too small",
+    Flag.BAD_CONDITION: "a condition the model needs (psf_fwhm) missing/NaN",
+}
 
 
 #: Bits after which no estimate is made (the row holds NaN).

@@ -9,7 +9,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from gampen.data.dataset import CutoutDataset
-from gampen.data.scalars import APERTURE_EDGES, ScalarInputs, aperture_photometry
+from gampen.data.scalars import APERTURE_EDGES, ScalarInputs, aperture_photometry, crowding_index
 from gampen.errors import CatalogError, ConfigError
 from gampen.flags import FATAL, Flag
 
@@ -141,3 +141,26 @@ def test_conditions_missing_from_the_catalog_come_from_the_cutout_headers(tmp_pa
     table["psf_fwhm"] = [0.9, 0.9, 0.9]  # a catalog column wins over the headers
     data = CutoutDataset(table, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
     assert data[0]["scalars"].item() == pytest.approx(0.9) and data[2]["flags"] == 0
+
+
+def test_crowding_index_against_a_hand_worked_image():
+    """A flat image: sums equal median x count in every annulus, index 0.  One bright pixel
+    (a neighbour) adds its flux to the sum but leaves every median alone."""
+    size = 32
+    flat = np.full((1, size, size), 2.0)
+    assert crowding_index(flat, [1.0]) == pytest.approx(0.0, abs=1e-12)
+    y, x = np.mgrid[:size, :size]
+    inside = np.hypot(y - 15.5, x - 15.5) < size / 2  # the aperture's pixels
+    spot = flat.copy()
+    spot[0, 12, 25] += 50.0
+    assert crowding_index(spot, [1.0]) == pytest.approx(50.0 / (2.0 * inside.sum()))
+    for k in range(4):  # rotations and flips leave it unchanged
+        assert crowding_index(np.rot90(spot, k, axes=(1, 2)), [1.0]) == pytest.approx(
+            crowding_index(spot, [1.0])
+        )
+    # Noise-level images: the floor (the softening) keeps the ratio finite.
+    empty = np.zeros((1, size, size))
+    empty[0, 12, 25] = 3.0
+    assert crowding_index(empty, [10.0]) == pytest.approx(3.0 / 10.0)
+    two = np.concatenate([spot, flat])  # bands add up
+    assert crowding_index(two, [1.0, 1.0]) == pytest.approx(50.0 / (4.0 * inside.sum()))

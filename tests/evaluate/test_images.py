@@ -16,10 +16,11 @@ def test_images_found_beside_the_truth_catalog_and_stretched(model_inputs):
     matched = load_inputs(m.predictions, m.truth)
     bundle = load_bundle(m.bundle)
     dataset = cutout_dataset(matched, bundle, truth_path=m.truth, image_dir=None)
-    images, scalars = load_images(dataset, np.array([0, 5]))
+    images, scalars, crowding = load_images(dataset, np.array([0, 5]))
     assert images.shape == (2, 1, 32, 32) and scalars.shape == (2, 0)
     item = dataset[5]
     np.testing.assert_array_equal(images[1].numpy(), item["image"].numpy())
+    assert crowding.shape == (2,) and crowding[1] == item["crowding"]
 
 
 def test_file_names_come_from_the_predictions_when_the_truth_lacks_them(model_inputs):

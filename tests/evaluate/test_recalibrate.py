@@ -7,8 +7,8 @@ import pytest
 from scipy import stats
 
 from gampen.errors import GampenValueError
-from gampen.evaluate.recalibrate import coverage_from_pit, fit_spread, pit
-from gampen.infer.spread import SpreadMap
+from gampen.evaluate.recalibrate import CROWDED, coverage_from_pit, fit_by_crowding, fit_spread, pit
+from gampen.infer.spread import Recalibration, SpreadMap
 
 
 def test_pit_is_scipys_mean_percentile_rank():
@@ -125,3 +125,30 @@ def test_fit_refuses_bad_shapes_and_tiny_sets():
         fit_spread(np.zeros((30, 10)), np.zeros((30, 1)))
     with pytest.raises(GampenValueError, match="too few galaxies"):
         fit_spread(np.zeros((5, 10, 1)), np.zeros((5, 1)))
+
+
+def test_crowded_galaxies_get_a_map_of_their_own():
+    """Clean galaxies' widths are right; crowded ones' errors are 1.6x wider than claimed.
+    One map for all cannot serve both groups; a map per group does."""
+    rng = np.random.default_rng(15)
+    n = 4000
+    crowding = np.where(rng.random(n) < 0.4, rng.uniform(0.2, 2.0, n), rng.uniform(0, 0.08, n))
+    crowded = crowding > CROWDED
+    mu = rng.normal(size=(n, 1))
+    truth = mu + np.where(crowded, 1.6, 1.0)[:, None] * rng.normal(size=(n, 1))
+    samples = mu[:, None] + rng.normal(size=(n, 300, 1))
+    clean_fit, crowded_fit = fit_by_crowding(samples[:2000], truth[:2000], crowding[:2000])
+    assert clean_fit.spread.scale[0] == pytest.approx(1.0, rel=0.08)
+    assert crowded_fit.spread.scale[0] == pytest.approx(1.6, rel=0.1)
+    maps = Recalibration(clean_fit.spread, crowded_fit.spread, CROWDED)
+    single = fit_spread(samples[:2000], truth[:2000]).spread
+    held, t_held, c_held = samples[2000:], truth[2000:, 0], crowding[2000:]
+    levels = np.array([0.6827])
+    for group in (c_held > CROWDED, c_held <= CROWDED):
+        per_group = maps.apply(held[group], c_held[group])[:, :, 0]
+        one = single.apply(held[group])[:, :, 0]
+        got = coverage_from_pit(pit(per_group, t_held[group]), levels)
+        np.testing.assert_allclose(got, levels, atol=0.045)  # 4 binomial sd at n=800
+        assert abs(coverage_from_pit(pit(one, t_held[group]), levels)[0] - levels[0]) > 0.06
+    few = fit_by_crowding(samples[:300], truth[:300], np.full(300, 1.0))
+    assert few[1] is None  # no clean galaxies: one map for all

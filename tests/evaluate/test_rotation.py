@@ -43,7 +43,9 @@ def test_orientations_are_the_eight_exact_dihedral_images():
 def test_modes_of_an_orientation_dependent_sampler_have_the_known_spread():
     images = torch.arange(32.0).reshape(2, 1, 4, 4)
 
-    def corner(batch: torch.Tensor, keys: np.ndarray, scalars: torch.Tensor) -> np.ndarray:
+    def corner(
+        batch: torch.Tensor, keys: np.ndarray, scalars: torch.Tensor, crowding
+    ) -> np.ndarray:
         """Every sample equals the top-left pixel: the mode is that pixel."""
         return np.repeat(batch[:, 0, 0, 0].numpy()[:, None, None], 20, axis=1).astype(float)
 
@@ -58,11 +60,14 @@ def test_modes_of_an_orientation_dependent_sampler_have_the_known_spread():
 
 def test_an_invariant_sampler_has_zero_spread_and_keys_are_shared():
     images = torch.randint(0, 50, (3, 1, 8, 8)).float()  # integers: sums are exact
-    seen = []
+    seen, given = [], []
 
-    def by_sum(batch: torch.Tensor, keys: np.ndarray, scalars: torch.Tensor) -> np.ndarray:
+    def by_sum(
+        batch: torch.Tensor, keys: np.ndarray, scalars: torch.Tensor, crowding
+    ) -> np.ndarray:
         seen.append(keys.tolist())
         assert scalars.shape == (len(batch), 1)
+        given.append(list(crowding))
         out = []
         for image, key in zip(batch, keys, strict=True):
             noise = np.random.default_rng(int(key)).normal(size=(200, 2))
@@ -70,9 +75,11 @@ def test_an_invariant_sampler_has_zero_spread_and_keys_are_shared():
         return np.exp(np.array(out) / 1000)  # positive, like r_e
 
     scalars = torch.ones(3, 1)
-    modes, std = orientation_modes(by_sum, images, scalars, batch_size=2, progress=False)
+    crowd = np.array([0.0, 0.5, 1.0])
+    modes, std = orientation_modes(by_sum, images, scalars, crowd, batch_size=2, progress=False)
     assert np.all(spread(modes, ["r_e", "x"]) == 0)
     assert len(seen) == 16 and all(s == seen[0] for s in seen[::2])
+    assert all(a + b == list(crowd) for a, b in zip(given[::2], given[1::2], strict=True))
     assert np.all(std > 0)
 
 

@@ -10,6 +10,7 @@ import textwrap
 import h5py
 import numpy as np
 import pytest
+from astropy import units as u
 from astropy.io import fits
 from astropy.table import Table
 
@@ -18,6 +19,7 @@ from gampen.errors import BundleError, CatalogError, ConfigError, GampenValueErr
 from gampen.flags import Flag
 from gampen.infer.predict import PredictOptions, predict
 from gampen.infer.summary import STATISTICS
+from gampen.model.bundle import load_bundle
 
 from ..synthetic import DDP_TWO_CPUS, run_gampen, tiny_bundle, write_labelled_set
 
@@ -227,6 +229,37 @@ def test_resume_with_other_settings_refused(tmp_path, setup):
         predict(catalog, out=tmp_path / "p.fits", model=bundle, options=PredictOptions(**FAST))
 
 
+def test_a_catalog_edited_between_kill_and_resume_is_refused(tmp_path, setup):
+    catalog, bundle = setup
+    edited = tmp_path / "cat.csv"
+    write_table(read_catalog(catalog), edited)
+    (tmp_path / "cutouts").symlink_to(catalog.parent / "cutouts")
+    out = tmp_path / "p.fits"
+    script = KILLER.format(catalog=str(edited), out=str(out), bundle=str(bundle), options=FAST)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr[-2000:]
+    table = read_catalog(edited)
+    table["psf_fwhm"][20] *= 1.1  # one value in a chunk not yet done
+    write_table(table, edited)
+    with pytest.raises(GampenValueError, match=r"other settings \(catalog_sha256\)"):
+        predict(edited, out=out, model=bundle, options=PredictOptions(**FAST))
+    assert not out.exists()
+
+
+def test_an_astropy_table_predicts_like_its_file(tmp_path, setup, monkeypatch):
+    import gampen
+
+    catalog, bundle = setup
+    from_file = gampen.predict(catalog, model=bundle, **FAST)
+    table = Table.read(catalog, format="ascii.csv")  # no gampen metadata: paths from cwd
+    monkeypatch.chdir(catalog.parent / "cutouts")
+    from_table = gampen.predict(table, model=bundle, **FAST)
+    for name in from_file.colnames:
+        np.testing.assert_array_equal(from_table[name], from_file[name], err_msg=name)
+    with pytest.raises(ConfigError, match="unknown PredictOptions field"):
+        gampen.predict(table, model=bundle, passes=3)
+
+
 def test_option_errors_and_missing_default_model(setup, monkeypatch):
     with pytest.raises(Exception, match=r"'n_passes' is invalid; got 0"):
         PredictOptions(n_passes=0)
@@ -257,7 +290,8 @@ def test_shipped_default_model_is_used_without_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_match_one(tmp_path, setup):
+@pytest.mark.parametrize("chunk_size", ["8", "64"])  # 4 chunks; 1 chunk for 2 ranks
+def test_ddp_two_processes_match_one(tmp_path, setup, chunk_size):
     catalog, bundle = setup
     out = tmp_path / "ddp.parquet"
     run_gampen(
@@ -272,7 +306,7 @@ def test_ddp_two_processes_match_one(tmp_path, setup):
         "--n-samples",
         "50",
         "--chunk-size",
-        "8",
+        chunk_size,
         "--num-workers",
         "0",
         *DDP_TWO_CPUS,
@@ -281,3 +315,85 @@ def test_ddp_two_processes_match_one(tmp_path, setup):
     single = predict(catalog, model=bundle, options=PredictOptions(**FAST))
     for name in single.colnames:
         np.testing.assert_array_equal(ddp[name], single[name], err_msg=name)
+
+
+def test_a_survey_catalog_keeps_its_columns_units_and_gets_self_describing_metadata(
+    tmp_path, setup
+):
+    """A FITS catalog with big-endian integer ids, RA/Dec in degrees and 3 extra columns."""
+    catalog, bundle = setup
+    table = read_catalog(catalog)[:6]
+    table.meta.clear()
+    table["object_id"] = np.arange(100, 106).astype(">i8")
+    table["ra"] = np.linspace(150.1, 150.2, 6) * u.deg
+    table["dec"] = np.linspace(2.1, 2.2, 6) * u.deg
+    table["z_phot"] = np.linspace(0.1, 0.6, 6).astype(">f4")
+    table["field"] = ["cosmos"] * 6
+    table["n_exp"] = np.arange(6).astype(">i2")
+    table["i_mag_cmodel"] = np.full(6, 21.0) * u.mag
+    table.write(tmp_path / "cat.fits")
+    (tmp_path / "cutouts").symlink_to(catalog.parent / "cutouts")
+    options = PredictOptions(**FAST, seed=7, keep_columns=("z_phot", "field", "n_exp"))
+    sha = load_bundle(bundle).metadata["weights_sha256"]
+    for suffix in (".fits", ".ecsv", ".parquet"):
+        out = tmp_path / f"p{suffix}"
+        predict(tmp_path / "cat.fits", out=out, model=bundle, options=options)
+        back = Table.read(out)
+        names = back.colnames
+        assert names[:7] == ["object_id", "file_name", "ra", "dec", "z_phot", "field", "n_exp"]
+        assert "i_mag_cmodel" not in names  # neither asked for nor a position
+        assert [int(i) for i in back["object_id"]] == list(range(100, 106))
+        np.testing.assert_allclose(back["ra"], table["ra"])
+        assert back["ra"].unit == u.deg and back["dec"].unit == u.deg
+        assert list(back["field"]) == ["cosmos"] * 6
+        assert back["r_e_median"].unit == u.arcsec and back["flux_ci68_lo"].unit == u.adu
+        assert back["mag_mode"].unit == u.mag and back["bt_std"].unit is None
+        meta = {k.upper(): v for k, v in back.meta.items()}
+        assert meta["MODELSHA"] == sha and meta["MODEL"] == bundle.name
+        assert meta["SEED"] == 7 and meta["NPASSES"] == 4 and meta["NSAMPLES"] == 50
+        assert meta["GAMPENV"] and meta["DATE"] == "2023-11-14T22:13:20"  # SOURCE_DATE_EPOCH
+        assert meta["FLAG64"].startswith("BAD_CONDITION")
+        assert all(f"FLAG{int(f)}" in meta for f in Flag)
+        if suffix != ".fits":  # FITS keeps descriptions as TTYPE comments (below)
+            assert "half-light radius" in back["r_e_median"].description
+            assert back["r_e_ci68_lo"].description == "half-light radius, lower 68.27 % bound"
+    header = fits.getheader(tmp_path / "p.fits", 1)
+    comments = {header[k]: header.comments[k] for k in header if k.startswith("TTYPE")}
+    assert comments["r_e_ci95_hi"] == "half-light radius, upper 95.45 % bound"
+    assert comments["bt_ci99_lo"] == "bulge-to-total ratio, lower 99.73 % bound"
+    assert comments["flags"].startswith("quality bitmask")
+
+
+def test_keep_columns_all_and_bad_names(tmp_path, setup):
+    catalog, bundle = setup
+    table = predict(catalog, model=bundle, options=PredictOptions(**FAST, keep_columns="all"))
+    truth = read_catalog(catalog)
+    extra = [c for c in truth.colnames if c not in ("object_id", "file_name")]
+    assert {"bt", "r_e", "flux", "psf_fwhm"} <= set(extra)
+    assert table.colnames[2 : 2 + len(extra)] == extra  # every catalog column, in order
+    for name in extra:
+        assert np.all(table[name] == truth[name])
+    clashing = read_catalog(catalog)
+    clashing.meta.clear()
+    clashing["flags"] = 0  # a survey's own flags column
+    write_table(clashing, catalog.parent / "clash.csv")
+    for keep, message in ((("redshift",), "lacks"), (("flags",), "overwrite gampen's own")):
+        with pytest.raises(CatalogError, match=message):
+            predict(
+                catalog.parent / "clash.csv",
+                out=tmp_path / "p.fits",
+                model=bundle,
+                options=PredictOptions(**FAST, keep_columns=keep),
+            )
+    assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_keep_columns_on_the_command_line(tmp_path, setup):
+    from gampen.cli import main
+
+    catalog, bundle = setup
+    out = tmp_path / "p.ecsv"
+    args = ["predict", str(catalog), "--model", str(bundle), "--out", str(out)]
+    fast = ["--n-passes", "2", "--n-samples", "20", "--num-workers", "0", "--no-progress"]
+    assert main([*args, *fast, "--keep-columns", "psf_fwhm, r_e"]) == 0
+    assert Table.read(out).colnames[:4] == ["object_id", "file_name", "r_e", "psf_fwhm"]

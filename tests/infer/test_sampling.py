@@ -8,6 +8,8 @@ value once, and binomial / central-limit bounds stated where they are used.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -21,7 +23,7 @@ from gampen.infer.sampling import (
     naive_samples,
     posterior_samples,
 )
-from gampen.infer.spread import SpreadMap
+from gampen.infer.spread import Recalibration, SpreadMap
 from gampen.model.config import NetworkConfig
 from gampen.model.network import GampenNet
 
@@ -325,6 +327,20 @@ def test_galaxy_keys_distinct_stable_and_documented():
     for seed, row in [(0, 0), (7, 3), (3, 7)]:
         state = np.random.SeedSequence([seed, row]).generate_state(2, np.uint64)
         assert galaxy_keys(seed, [row])[0] == int(state[0]) >> 1
+
+
+def test_each_galaxy_gets_the_map_of_its_crowding(net):
+    images = torch.randn(3, 1, 32, 32)
+    keys = galaxy_keys(4, np.arange(3))
+    base, _ = posterior_samples(net, images, keys, n_passes=4, n_samples=301)
+    centre = base.median(dim=1, keepdim=True).values
+    maps = Recalibration(SpreadMap(np.full(3, 0.5)), SpreadMap(np.full(3, 2.0)), above=0.1)
+    run = functools.partial(posterior_samples, net, images, keys, n_passes=4, n_samples=301)
+    got, _ = run(spread=maps, crowding=np.array([0.0, 0.3, 0.1]))
+    for g, a in enumerate([0.5, 2.0, 0.5]):  # 0.1 is not above the threshold
+        torch.testing.assert_close(got[g] - centre[g], a * (base[g] - centre[g]))
+    with pytest.raises(ValueError, match="crowding index"):
+        run(spread=maps)
 
 
 @pytest.mark.gpu

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from gampen.evaluate.recalibrate import inverse_stretch
-from gampen.infer.spread import SpreadMap
+from gampen.infer.spread import Recalibration, SpreadMap
 
 
 def test_plain_spread_scales_the_covariance_exactly():
@@ -120,3 +121,36 @@ def test_scalar_and_missing_knees_in_a_bundle_calibration():
     # No tail given: a plain rescaling.
     plain = SpreadMap.from_calibration({"scale": {"bt": 2.0, "flux": 0.5}}, names)
     np.testing.assert_allclose(plain.stretch(np.array([3.0, 3.0])), [6.0, 1.5])
+
+
+def test_clean_and_crowded_galaxies_get_their_own_maps():
+    rng = np.random.default_rng(14)
+    samples = rng.normal(size=(3, 201, 2))
+    names = ["bt", "flux"]
+    cal = {
+        "scale": {"bt": 0.5, "flux": 0.8},
+        "crowded": {"above": 0.1, "scale": {"bt": 2.0, "flux": 1.5}, "tail": 3.0},
+    }
+    maps = Recalibration.from_calibration(cal, names)
+    out = maps.apply(samples, np.array([0.05, 0.1, 0.7]))  # clean, clean (not above), crowded
+    for g, (a_bt, a_flux, b) in enumerate([(0.5, 0.8, 1.0), (0.5, 0.8, 1.0), (2.0, 1.5, 3.0)]):
+        np.testing.assert_allclose(out[g, :, 0], _reference(samples[g, :, 0], a_bt, b, 1.0))
+        np.testing.assert_allclose(out[g, :, 1], _reference(samples[g, :, 1], a_flux, b, 1.0))
+    with pytest.raises(ValueError, match="crowding index"):
+        maps.pick(None)
+    plain = Recalibration.from_calibration({"scale": {"bt": 0.5, "flux": 0.8}}, names)
+    assert isinstance(plain, SpreadMap) and plain.pick(None) is plain  # one map for all
+
+
+@pytest.mark.parametrize(
+    "crowded, message",
+    [
+        ({"scale": {"bt": 1.0}}, "'above' threshold"),
+        ({"above": float("nan"), "scale": {"bt": 1.0}}, "above must be a finite"),
+        ({"above": 0.1, "scale": {"bt": 1.0}, "temperature": 2}, "unknown key"),
+        ({"above": 0.1, "scale": {"bt": -1.0}}, "scale.bt must be > 0"),
+    ],
+)
+def test_a_broken_crowded_map_is_refused(crowded, message):
+    with pytest.raises(ValueError, match=message):
+        Recalibration.from_calibration({"scale": {"bt": 1.0}, "crowded": crowded}, ["bt"])

@@ -107,6 +107,8 @@ def test_ctrl_c_tells_how_to_resume(
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("gampen.simulate.runner.simulate", interrupted)
+    from gampen.simulate import runner
+
+    monkeypatch.setattr(runner, "simulate", interrupted)
     assert main(["simulate", "--n", "5", "--out", str(tmp_path / "o")]) == 130
     assert "rerun the same command" in capsys.readouterr().err

@@ -194,7 +194,8 @@ def test_train_from_pack(tmp_path, labelled):
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_processes(tmp_path, labelled):
+@pytest.mark.parametrize("batch_size", ["16", "128"])  # 128: one batch for two ranks
+def test_ddp_two_cpu_processes(tmp_path, labelled, batch_size):
     run_gampen(
         "train",
         str(labelled),
@@ -205,7 +206,7 @@ def test_ddp_two_cpu_processes(tmp_path, labelled):
         "--epochs",
         "1",
         "--batch-size",
-        "16",
+        batch_size,
         "--logger",
         "csv",
         "--config",

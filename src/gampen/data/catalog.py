@@ -6,12 +6,14 @@ fallback to CSV.  Writes are atomic.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 from astropy.table import Table
 
 from gampen.atomic import atomic_path
@@ -66,8 +68,41 @@ def write_table(table: Table, path: str | os.PathLike[str]) -> Path:
     with atomic_path(path) as tmp:
         out = table.copy(copy_data=False)
         out.meta.pop("gampen_source", None)
-        out.write(tmp, format=fmt)
+        if fmt == "fits":
+            _fits_with_descriptions(out).writeto(tmp)
+        else:
+            out.write(tmp, format=fmt)
     return Path(path)
+
+
+def _fits_with_descriptions(table: Table) -> fits.HDUList:
+    """The table as FITS, each column's description as the comment of its TTYPEn card
+    (astropy keeps units in TUNITn but drops descriptions), cut to fit the card."""
+    hdu = fits.table_to_hdu(table)
+    for i, column in enumerate(table.itercols(), start=1):
+        text = column.info.description
+        if text:
+            value_end = max(len(hdu.header.cards[f"TTYPE{i}"].image.rstrip()), 30)  # fixed format
+            room = 80 - value_end - 3
+            text = text if len(text) <= room else text[: room - 3] + "..."
+            hdu.header.comments[f"TTYPE{i}"] = text
+    return fits.HDUList([fits.PrimaryHDU(), hdu])
+
+
+def table_digest(table: Table) -> str:
+    """SHA-256 of a table's column names and values (not its metadata): a resumed run
+    checks that its catalog was not edited in between."""
+    digest = hashlib.sha256()
+    for name in table.colnames:
+        column = table[name]
+        digest.update(f"{name}\x00{column.dtype.str}\x00".encode())
+        values = np.ma.getdata(column)
+        if values.dtype.kind in "OUS":
+            digest.update("\x1f".join(map(str, values.tolist())).encode())
+        else:
+            digest.update(np.ascontiguousarray(values).tobytes())
+        digest.update(np.ma.getmaskarray(column).tobytes())
+    return digest.hexdigest()
 
 
 def catalog_from_directory(directory: str | os.PathLike[str]) -> Table:

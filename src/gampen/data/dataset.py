@@ -7,7 +7,8 @@ don't).  A bad cutout never raises inside a batch: its item is a zero image with
 
 Each item is a dict: ``image`` (bands, size, size) float32 tensor after the stretch,
 ``index`` (row number), ``flags``, ``n_bad_pixels``, ``scalars`` (the
-:class:`~gampen.data.scalars.ScalarInputs` numbers, float32, possibly empty) and, when a
+:class:`~gampen.data.scalars.ScalarInputs` numbers, float32, possibly empty), ``crowding``
+(:func:`~gampen.data.scalars.crowding_index`, which picks the calibration map) and, when a
 label transform is given, ``target`` (k,) float32 in standardised space.
 """
 
@@ -29,7 +30,7 @@ from gampen.data.cutouts import Cutout, header_number, read_cutout
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
 from gampen.data.packfile import PackReader
-from gampen.data.scalars import ScalarInputs
+from gampen.data.scalars import ScalarInputs, crowding_index
 from gampen.errors import CatalogError, CutoutError
 from gampen.flags import Flag
 
@@ -72,6 +73,7 @@ class GalaxyDataset(Dataset):
             "flags": flags,
             "n_bad_pixels": cutout.n_bad_pixels,
             "scalars": torch.from_numpy(scalars),
+            "crowding": crowding_index(cutout.image, self.stretch.softening),
         }
         if self._targets is not None:
             item["target"] = torch.from_numpy(self._targets[index])

@@ -23,11 +23,17 @@ from gampen.data.catalog import read_catalog
 from gampen.data.dataset import CutoutDataset
 from gampen.data.labels import LabelTransform
 from gampen.errors import CatalogError
-from gampen.evaluate.recalibrate import FIT_LEVELS, coverage_from_pit, fit_spread, pit
+from gampen.evaluate.recalibrate import (
+    CROWDED,
+    FIT_LEVELS,
+    coverage_from_pit,
+    fit_by_crowding,
+    pit,
+)
 from gampen.flags import is_fatal
 from gampen.infer.predict import PredictOptions, bundle_dataset
 from gampen.infer.sampling import galaxy_keys, posterior_samples
-from gampen.infer.spread import FIELDS, SpreadMap
+from gampen.infer.spread import FIELDS, Recalibration, SpreadMap
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
 
@@ -42,22 +48,29 @@ class CalibrationResult:
     calibration: dict[str, Any]
 
     def table(self) -> str:
-        """Coverage before and after on the check part, one row per parameter."""
+        """The fitted factors per map, then coverage before and after on the check part."""
+        cal = self.calibration
+        maps = [("all galaxies" if "crowded" not in cal else "clean", cal)]
+        if "crowded" in cal:
+            maps[0] = (f"clean (crowding <= {cal['crowded']['above']:g})", cal)
+            maps.append((f"crowded (crowding > {cal['crowded']['above']:g})", cal["crowded"]))
+        lines = []
+        for title, factors in maps:
+            lines.append(f"map for {title}: core / tail / knee / width power")
+            for name in factors["scale"]:
+                values = [factors[key][name] for key in ("scale", "tail", "knee", "power")]
+                lines.append(f"  {name:<8}" + " / ".join(f"{v:.3f}" for v in values))
         levels = [*LEVELS, "max_abs_deviation"]
-        lines = [
-            f"coverage on {self.calibration['check']['n']} held-out galaxies "
-            "(before -> after calibration)",
-            f"{'param':<8}{'core':>7}{'tail':>7}{'knee':>6}{'power':>7}"
-            + "".join(f"{name:>22}" for name in levels),
-        ]
-        check = self.calibration["check"]
-        for name, core in self.calibration["scale"].items():
-            tail = self.calibration["tail"][name]
-            knee = self.calibration["knee"][name]
-            power = self.calibration["power"][name]
+        check = cal["check"]
+        lines.append(f"coverage on {check['n']} held-out galaxies (before -> after calibration)")
+        lines.append(f"{'param':<8}" + "".join(f"{name:>22}" for name in levels))
+        for name in cal["scale"]:
             before, after = check["before"][name], check["after"][name]
             cells = "".join(f"{before[c]:>11.3f} -> {after[c]:<6.3f}" for c in levels)
-            lines.append(f"{name:<8}{core:>7.3f}{tail:>7.3f}{knee:>6.1f}{power:>7.3f}{cells}")
+            lines.append(f"{name:<8}{cells}")
+        for group, report in check.get("after_by_crowding", {}).items():
+            cells = ", ".join(f"{n} {report[n]['ci68']:.3f}" for n in cal["scale"])
+            lines.append(f"after, {group} galaxies: 68 % coverage {cells}")
         return "\n".join(lines)
 
     def save(self, out: str | Path) -> Path:
@@ -96,15 +109,26 @@ def calibrate(
     table = read_catalog(catalog)  # a missing or unreadable catalog fails clearly here
     catalog_sha256 = file_sha256(catalog)
     refuse_training_catalog(catalog, catalog_sha256, bundle.provenance)
-    z, truth = standardised_samples(bundle, table, catalog, options)
+    z, truth, crowding = standardised_samples(bundle, table, catalog, options)
     fit_rows, check_rows = split_rows(len(z), check_fraction, options.seed)
-    fit = fit_spread(z[fit_rows], truth[fit_rows])
+    clean, crowded = fit_by_crowding(z[fit_rows], truth[fit_rows], crowding[fit_rows])
     names = bundle.param_names
-    factors = {key: _by_name(names, getattr(fit.spread, key)) for key in FIELDS}
+    factors: dict[str, Any] = _factors(clean.spread, names)
+    if crowded is not None:
+        factors["crowded"] = {"above": CROWDED, **_factors(crowded.spread, names)}
     # Checked as stored (rounded), i.e. as ``gampen predict`` will apply it.
-    stored = SpreadMap.from_calibration(factors, names) or SpreadMap(np.ones(len(names)))
-    before = _coverage_report(z[check_rows], truth[check_rows], names)
-    after = _coverage_report(stored.apply(z[check_rows]), truth[check_rows], names)
+    stored = Recalibration.from_calibration(factors, names)
+    check_z, check_truth, check_crowding = z[check_rows], truth[check_rows], crowding[check_rows]
+    before = _coverage_report(check_z, check_truth, names)
+    after_z = check_z if stored is None else _apply(stored, check_z, check_crowding)
+    after = _coverage_report(after_z, check_truth, names)
+    check: dict[str, Any] = {"n": len(check_rows), "before": before, "after": after}
+    if crowded is not None:
+        is_crowded = check_crowding > CROWDED
+        check["after_by_crowding"] = {
+            group: _coverage_report(after_z[members], check_truth[members], names)
+            for group, members in (("clean", ~is_crowded), ("crowded", is_crowded))
+        }
     calibration = {
         "method": "spread",
         **factors,
@@ -116,15 +140,26 @@ def calibrate(
             "n_passes": options.n_passes,
             "n_samples": options.n_samples,
         },
-        "check": {"n": len(check_rows), "before": before, "after": after},
+        "check": check,
     }
     return CalibrationResult(bundle, calibration)
 
 
+def _factors(spread: SpreadMap, names: list[str]) -> dict[str, dict[str, float]]:
+    """A map's factors as the bundle stores them: ``{key: {name: value}}``, rounded."""
+    return {key: _by_name(names, getattr(spread, key)) for key in FIELDS}
+
+
+def _apply(maps: Recalibration | SpreadMap, z: np.ndarray, crowding: np.ndarray) -> np.ndarray:
+    """Samples recalibrated by one map or by the map of each galaxy's crowding."""
+    return maps.apply(z, crowding) if isinstance(maps, Recalibration) else maps.apply(z)
+
+
 def standardised_samples(
     bundle: Bundle, table: Table, catalog: str | Path, options: PredictOptions
-) -> tuple[np.ndarray, np.ndarray]:
-    """Uncalibrated samples (N, S, k) and truths (N, k) of the usable galaxies, standardised."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Uncalibrated samples (N, S, k), truths (N, k) and crowding indices (N,) of the
+    usable galaxies, standardised."""
     labels = LabelTransform.from_dict(bundle.preprocessing["labels"])
     missing = [n for n in labels.names if n not in table.colnames]
     if missing:
@@ -142,10 +177,10 @@ def standardised_samples(
 @torch.inference_mode()
 def _sample_all(
     bundle: Bundle, dataset: CutoutDataset, options: PredictOptions
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Draw every usable galaxy's samples, batch by batch, with a progress bar."""
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.num_workers)
-    samples, truths = [], []
+    samples, truths, crowding = [], [], []
     bar = tqdm(total=len(dataset), unit="gal", desc="calibration set", disable=not options.progress)
     for batch in loader:
         usable = ~is_fatal(batch["flags"].numpy())
@@ -161,11 +196,12 @@ def _sample_all(
             )
             samples.append(z.numpy())
             truths.append(batch["target"][usable].numpy())
+            crowding.append(batch["crowding"][usable].numpy().astype(np.float64))
         bar.update(len(usable))
     bar.close()
     if not samples:
         raise CatalogError("no usable galaxy in the calibration catalog (all flagged fatal)")
-    return np.concatenate(samples), np.concatenate(truths)
+    return np.concatenate(samples), np.concatenate(truths), np.concatenate(crowding)
 
 
 def _coverage_report(

@@ -32,10 +32,12 @@ def cutout_dataset(
     )
 
 
-def load_images(dataset: CutoutDataset, positions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """Stretched images (m, bands, size, size) of the given matched positions, and their
-    scalar inputs (m, n_scalars)."""
-    images, scalars = [], []
+def load_images(
+    dataset: CutoutDataset, positions: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """Stretched images (m, bands, size, size) of the given matched positions, their
+    scalar inputs (m, n_scalars) and crowding indices (m,)."""
+    images, scalars, crowding = [], [], []
     for i in np.asarray(positions, dtype=np.int64).tolist():
         item = dataset[i]
         if is_fatal(item["flags"]):
@@ -46,7 +48,8 @@ def load_images(dataset: CutoutDataset, positions: np.ndarray) -> tuple[torch.Te
             )
         images.append(item["image"])
         scalars.append(item["scalars"])
-    return torch.stack(images), torch.stack(scalars)
+        crowding.append(item["crowding"])
+    return torch.stack(images), torch.stack(scalars), np.array(crowding, dtype=np.float64)
 
 
 def _with_file_names(matched: Matched) -> Table:

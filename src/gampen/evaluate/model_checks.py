@@ -42,11 +42,10 @@ def show_galaxies(
     written = []
     chosen = network_view.choose(matched, n, rng=rng)
     params = [p for p in bundle.param_names if p in matched.params]
-    images, scalars = load_images(dataset, chosen)
+    inputs = load_images(dataset, chosen)
+    images = inputs[0]
     warped, zoom, corners = network_view.stn_view(bundle.net, images)
-    samples = _shown_samples(
-        matched, bundle, (images, scalars), chosen, params, n_passes, n_samples
-    )
+    samples = _shown_samples(matched, bundle, inputs, chosen, params, n_passes, n_samples)
     truth = matched.true_values()[:, [matched.params.index(p) for p in params]]
     for i, pos in enumerate(chosen):
         ident = str(matched.predictions["object_id"][pos])
@@ -77,9 +76,9 @@ def rotation_stability(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Spread of the modes over the 8 dihedral orientations of ``n`` random galaxies."""
     chosen = np.sort(rng.choice(len(matched), size=min(n, len(matched)), replace=False))
-    images, scalars = load_images(dataset, chosen)
+    images, scalars, crowding = load_images(dataset, chosen)
     sampler = rotation.bundle_sampler(bundle, n_passes=n_passes, n_samples=n_samples)
-    modes, std = rotation.orientation_modes(sampler, images, scalars, progress=progress)
+    modes, std = rotation.orientation_modes(sampler, images, scalars, crowding, progress=progress)
     params = list(bundle.param_names)
     spreads = rotation.spread(modes, params)
     summary = rotation.summarise_spread(
@@ -117,7 +116,7 @@ def rotation_outputs(
 def _shown_samples(
     matched: Matched,
     bundle: Bundle,
-    inputs: tuple[torch.Tensor, torch.Tensor],
+    inputs: tuple[torch.Tensor, torch.Tensor, np.ndarray],
     chosen: np.ndarray,
     params: list[str],
     n_passes: int,
@@ -129,8 +128,8 @@ def _shown_samples(
         return stored[..., [matched.params.index(p) for p in params]]
     log.info("no samples file: drawing %d samples for each shown galaxy", n_samples)
     sampler = rotation.bundle_sampler(bundle, n_passes=n_passes, n_samples=n_samples)
-    images, scalars = inputs
-    drawn = sampler(images, galaxy_keys(0, chosen), scalars)
+    images, scalars, crowding = inputs
+    drawn = sampler(images, galaxy_keys(0, chosen), scalars, crowding)
     return drawn[..., [list(bundle.param_names).index(p) for p in params]]
 
 
@@ -145,7 +144,7 @@ def _grid(
         )
         if not take.size:
             continue
-        images, _ = load_images(dataset, take)
+        images = load_images(dataset, take)[0]
         _, zoom, corners = network_view.stn_view(bundle.net, images)
         rows[name] = [
             (

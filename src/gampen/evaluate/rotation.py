@@ -24,7 +24,7 @@ from gampen.data.labels import LabelTransform
 from gampen.evaluate.conditional import relative
 from gampen.evaluate.inputs import Matched
 from gampen.infer.sampling import galaxy_keys, posterior_samples
-from gampen.infer.spread import SpreadMap
+from gampen.infer.spread import Recalibration
 from gampen.infer.summary import kde_mode
 from gampen.model.bundle import Bundle
 
@@ -35,7 +35,8 @@ GROUP_COLUMN = "rotation_group"
 
 #: Maps stretched images (m, bands, y, x), galaxy keys (m,) and the scalar inputs
 #: (m, n_scalars) to posterior samples (m, S, k) in physical units.
-Sampler = Callable[[torch.Tensor, np.ndarray, torch.Tensor], np.ndarray]
+#: (images, keys, scalars, crowding indices or None) -> physical samples (m, S, k).
+Sampler = Callable[[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray | None], np.ndarray]
 
 
 def orient(images: torch.Tensor, index: int) -> torch.Tensor:
@@ -47,9 +48,14 @@ def orient(images: torch.Tensor, index: int) -> torch.Tensor:
 def bundle_sampler(bundle: Bundle, *, n_passes: int, n_samples: int) -> Sampler:
     """Physical-unit posterior samples of the bundle's network, calibrated as predict does."""
     labels = LabelTransform.from_dict(bundle.preprocessing["labels"])
-    spread = SpreadMap.from_calibration(bundle.calibration, bundle.param_names)
+    spread = Recalibration.from_calibration(bundle.calibration, bundle.param_names)
 
-    def sample(images: torch.Tensor, keys: np.ndarray, scalars: torch.Tensor) -> np.ndarray:
+    def sample(
+        images: torch.Tensor,
+        keys: np.ndarray,
+        scalars: torch.Tensor,
+        crowding: np.ndarray | None = None,
+    ) -> np.ndarray:
         z, _ = posterior_samples(
             bundle.net,
             images,
@@ -58,6 +64,7 @@ def bundle_sampler(bundle: Bundle, *, n_passes: int, n_samples: int) -> Sampler:
             n_samples=n_samples,
             spread=spread,
             scalars=scalars,
+            crowding=crowding,
         )
         return labels.inverse(z.cpu().numpy())
 
@@ -68,6 +75,7 @@ def orientation_modes(
     sampler: Sampler,
     images: torch.Tensor,
     scalars: torch.Tensor,
+    crowding: np.ndarray | None = None,
     *,
     seed: int = 0,
     batch_size: int = 32,
@@ -75,8 +83,9 @@ def orientation_modes(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Modes (8, m, k) of every orientation, and the posterior std (m, k) of the first.
 
-    The scalar inputs (aperture photometry about the centre, catalog conditions) do not
-    change under the dihedral group, so every orientation gets the same ``scalars``.
+    The scalar inputs (aperture photometry about the centre, catalog conditions) and the
+    crowding index do not change under the dihedral group, so every orientation gets the
+    same ``scalars`` and ``crowding``.
     """
     keys = galaxy_keys(seed, np.arange(len(images)))
     modes, std = [], None
@@ -88,7 +97,7 @@ def orientation_modes(
         for start in range(0, len(images), batch_size):
             batch = orient(images[start : start + batch_size], index)
             part = slice(start, start + batch_size)
-            samples = sampler(batch, keys[part], scalars[part])
+            samples = sampler(batch, keys[part], scalars[part], _part(crowding, part))
             parts.append(samples)
             bar.update(len(batch))
         samples = np.concatenate(parts)
@@ -97,6 +106,11 @@ def orientation_modes(
             std = samples.std(axis=1, ddof=1)
     bar.close()
     return np.stack(modes).astype(np.float64), np.asarray(std, dtype=np.float64)
+
+
+def _part(values: np.ndarray | None, part: slice) -> np.ndarray | None:
+    """``values[part]``, or ``None`` when there are no values."""
+    return None if values is None else values[part]
 
 
 def spread(modes: np.ndarray, params: Sequence[str]) -> np.ndarray:

@@ -49,10 +49,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--strategy", default="auto", help="Lightning strategy, e.g. ddp")
     p.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
     p.add_argument(
+        "--keep-columns",
+        type=column_list,
+        default=(),
+        metavar="COLS",
+        help="catalog columns to copy into the output, comma-separated, or 'all' (every "
+        "column whose name is not one of gampen's own); columns named ra and dec are "
+        "always copied, with their units",
+    )
+    p.add_argument(
         "--overwrite", action="store_true", help="replace --out and --samples-out if they exist"
     )
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=run)
+
+
+def column_list(text: str) -> tuple[str, ...] | str:
+    """``"all"``, or comma-separated column names as a tuple."""
+    if text.strip() == "all":
+        return "all"
+    return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -4,16 +4,17 @@ A prediction run owns ``<out>.partial/``: ``settings.json`` (what the run comput
 rerun with other settings is refused) and, per finished chunk ``c``, ``c.parquet`` (its
 summary rows) and, when samples are kept, ``c.npy``.  Each part is written atomically, so
 a killed run leaves only whole parts; rerunning the same command skips them.  Merging
-streams the parts in chunk order into the final table and samples file, each written
-atomically, then removes the folder.  Every rank of a multi-device run writes its own
-chunks into the same folder, so the merge is the only shared step.
+reads the parts in chunk order into the final table (written atomically, with its units
+and metadata) and streams the samples into their file, then removes the folder.  Every
+rank of a multi-device run writes its own chunks into the same folder, so the merge is
+the only shared step.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import pyarrow.parquet as pq
 from astropy.table import Table, vstack
 
 from gampen.atomic import atomic_path
-from gampen.data.catalog import table_format, write_table
+from gampen.data.catalog import write_table
 from gampen.errors import GampenValueError
 
 
@@ -76,32 +77,22 @@ class PartStore:
         samples_out: str | Path | None,
         param_names: list[str],
         attrs: dict[str, Any],
+        finish: Callable[[Table], Table] | None = None,
     ) -> Table:
-        """Write the final table (and samples file) from every part; returns the table."""
+        """Write the final table (and samples file) from every part; returns the table.
+
+        ``finish`` turns the merged rows into the table to write (extra columns, units,
+        metadata)."""
         missing = [c for c in range(n_chunks) if not self.done(c)]
         if missing:
             raise GampenValueError(f"{self.folder}: chunks {missing[:5]} are not finished")
-        table = self._merge_table(n_chunks)
+        table = vstack([_from_arrow(part) for part in self._parts(n_chunks)])
+        if finish is not None:
+            table = finish(table)
+        write_table(table, self.out)
         if samples_out is not None:
             self._merge_samples(n_chunks, Path(samples_out), table, param_names, attrs)
         shutil.rmtree(self.folder)
-        return table
-
-    def _merge_table(self, n_chunks: int) -> Table:
-        """Concatenate the summary parts; Parquet and CSV outputs are streamed."""
-        fmt = table_format(self.out)
-        parts = []
-        if fmt == "parquet":
-            with atomic_path(self.out) as tmp:
-                writer = None
-                for part in self._parts(n_chunks):
-                    writer = writer or pq.ParquetWriter(tmp, part.schema)
-                    writer.write_table(part)
-                    parts.append(_from_arrow(part))
-                writer.close()
-            return vstack(parts)
-        table = vstack([_from_arrow(part) for part in self._parts(n_chunks)])
-        write_table(table, self.out)
         return table
 
     def _parts(self, n_chunks: int) -> Iterator[pa.Table]:

@@ -31,6 +31,7 @@ from gampen.data.catalog import (
     object_ids,
     read_catalog,
     resolve_image_dir,
+    table_digest,
     table_format,
 )
 from gampen.data.dataset import CutoutDataset
@@ -39,9 +40,10 @@ from gampen.data.normalize import ArcsinhStretch
 from gampen.data.scalars import ScalarInputs
 from gampen.errors import CatalogError
 from gampen.flags import Flag, is_fatal, summarise
+from gampen.infer.output import file_metadata, finish_table, kept_columns
 from gampen.infer.parts import PartStore
 from gampen.infer.sampling import galaxy_keys, posterior_samples
-from gampen.infer.spread import SpreadMap
+from gampen.infer.spread import Recalibration
 from gampen.infer.summary import summarise as summarise_samples
 from gampen.model.bundle import Bundle, load_bundle
 from gampen.models import default_model_path
@@ -70,6 +72,7 @@ class PredictOptions:
     samples_out: str | None = None
     progress: bool = True
     overwrite: bool = False
+    keep_columns: tuple[str, ...] | str = ()
 
     def __post_init__(self) -> None:
         check_int(WHERE, "n_passes", self.n_passes, 1, 100_000)
@@ -81,13 +84,15 @@ class PredictOptions:
 
 
 def predict(
-    source: str | Path,
+    source: str | Path | Table,
     *,
     out: str | Path | None = None,
     model: str | Path | None = None,
     options: PredictOptions | None = None,
 ) -> Table | None:
-    """Posterior summaries for every galaxy of a catalog (or folder of FITS files).
+    """Posterior summaries for every galaxy of a catalog: a file, a folder of FITS files
+    or an astropy ``Table`` (its ``file_name`` paths relative to ``options.image_dir``,
+    else to the folder of the file it was read from, else to the current folder).
 
     Writes ``out`` (format by extension) when given and returns the table (``None`` on
     ranks other than zero of a multi-process run).
@@ -97,18 +102,37 @@ def predict(
         table_format(out)  # an unknown output format is refused before any work
         refuse_existing([out, options.samples_out], overwrite=options.overwrite)
     bundle = load_bundle(model or default_model_path())
-    table = catalog_from_directory(source) if Path(source).is_dir() else read_catalog(source)
+    table, source = _catalog(source)
     if len(table) == 0:
         raise CatalogError(f"{source}: the catalog has no rows", allowed="one galaxy or more")
+    kept = kept_columns(table, options.keep_columns, bundle.param_names, source)
+    model_name = Path(model or default_model_path()).name.removesuffix(".zip")
     with quiet_lightning():
         if out is None:
             with tempfile.TemporaryDirectory() as tmp:
-                return _run(bundle, table, source, Path(tmp) / "predictions.parquet", options)
-        return _run(bundle, table, source, Path(out), options)
+                out = Path(tmp) / "predictions.parquet"
+                return _run(bundle, model_name, table, kept, source, out, options)
+        return _run(bundle, model_name, table, kept, source, Path(out), options)
+
+
+def _catalog(source: str | Path | Table) -> tuple[Table, str | Path]:
+    """The catalog table and where it came from (a path, or a description of a table)."""
+    if isinstance(source, Table):
+        origin = source.meta.get("gampen_source")
+        return source, origin if origin else "the given astropy Table"
+    if Path(source).is_dir():
+        return catalog_from_directory(source), source
+    return read_catalog(source), source
 
 
 def _run(
-    bundle: Bundle, table: Table, source: str | Path, out: Path, options: PredictOptions
+    bundle: Bundle,
+    model_name: str,
+    table: Table,
+    kept: list[str],
+    source: str | Path,
+    out: Path,
+    options: PredictOptions,
 ) -> Table | None:
     """Set up the part store and Lightning, predict the pending chunks, merge."""
     ids = object_ids(table)
@@ -140,11 +164,19 @@ def _run(
     trainer.strategy.barrier()
     if not trainer.is_global_zero:
         return None
+    meta = file_metadata(
+        model_name,
+        bundle.metadata["weights_sha256"],
+        options.seed,
+        options.n_passes,
+        options.n_samples,
+    )
     result = store.merge(
         n_chunks,
         samples_out=options.samples_out,
         param_names=list(bundle.param_names),
         attrs=store.settings,
+        finish=lambda rows: finish_table(rows, table, kept, meta),
     )
     counts = summarise(np.asarray(result["flags"]))
     log.info("%d galaxies; flags: %s", len(result), counts or "none")
@@ -187,6 +219,8 @@ class ChunkDataset(Dataset):
         return min(len(self.dataset), (chunk + 1) * self.chunk_size) - chunk * self.chunk_size
 
     def __getitem__(self, chunk: int) -> dict[str, Any]:
+        if chunk == NO_CHUNK:
+            return {"chunk": NO_CHUNK}
         rows = range(chunk * self.chunk_size, min(len(self.dataset), (chunk + 1) * self.chunk_size))
         items = [self.dataset[i] for i in rows]
         return {
@@ -194,16 +228,23 @@ class ChunkDataset(Dataset):
             "rows": np.asarray(rows, dtype=np.int64),
             "images": torch.stack([item["image"] for item in items]),
             "scalars": torch.stack([item["scalars"] for item in items]),
+            "crowding": np.array([item["crowding"] for item in items], dtype=np.float64),
             "flags": np.array([item["flags"] for item in items], dtype=np.int64),
             "n_bad_pixels": np.array([item["n_bad_pixels"] for item in items], dtype=np.int64),
         }
 
 
+#: The chunk a rank with no pending chunk is handed: Lightning refuses an empty loader,
+#: so that rank runs one step that does nothing (and its peers are not left waiting).
+NO_CHUNK = -1
+
+
 class RankChunks(Sampler):
-    """This rank's share of the pending chunks: every ``world``-th, from ``rank``."""
+    """This rank's share of the pending chunks: every ``world``-th, from ``rank``
+    (:data:`NO_CHUNK` alone when that leaves none)."""
 
     def __init__(self, pending: list[int], rank: int, world: int) -> None:
-        self.chunks = pending[rank::world]
+        self.chunks = pending[rank::world] or [NO_CHUNK]
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -252,7 +293,7 @@ class PosteriorModule(pl.LightningModule):
         self.net = bundle.net
         self.bundle, self.store, self.options = bundle, store, options
         self.labels = LabelTransform.from_dict(bundle.preprocessing["labels"])
-        self.spread = SpreadMap.from_calibration(bundle.calibration, bundle.param_names)
+        self.spread = Recalibration.from_calibration(bundle.calibration, bundle.param_names)
         self.ids = ids
         self.files = np.asarray(table["file_name"]) if "file_name" in table.colnames else None
         self._bar: tqdm | None = None
@@ -270,8 +311,10 @@ class PosteriorModule(pl.LightningModule):
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> int:
         """Sample, summarise and store one chunk; returns its galaxy count."""
+        if batch["chunk"] == NO_CHUNK:
+            return 0
         rows, flags = _numpy(batch["rows"]), _numpy(batch["flags"]).copy()
-        z, zoom = self._sample(batch["images"], batch["scalars"], rows, ~is_fatal(flags))
+        z, zoom = self._sample(batch, rows, ~is_fatal(flags))
         physical = self.labels.inverse(z).astype(np.float32)
         at_limit = self.net.zoom_at_limit(torch.as_tensor(zoom)).numpy() & np.isfinite(zoom)
         flags[at_limit] |= int(Flag.STN_ZOOM_LIMIT)
@@ -288,9 +331,11 @@ class PosteriorModule(pl.LightningModule):
             self._bar.update(n * self.trainer.world_size)
 
     def _sample(
-        self, images: torch.Tensor, scalars: torch.Tensor, rows: np.ndarray, usable: np.ndarray
+        self, batch: dict[str, Any], rows: np.ndarray, usable: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Standardised samples (m, S, k) and zooms (m,); NaN for unusable galaxies."""
+        images, scalars = batch["images"], batch["scalars"]
+        crowding = _numpy(batch["crowding"])
         o = self.options
         k = len(self.bundle.param_names)
         z = np.full((len(rows), o.n_samples, k), np.nan, dtype=np.float32)
@@ -308,6 +353,7 @@ class PosteriorModule(pl.LightningModule):
                 n_samples=o.n_samples,
                 spread=self.spread,
                 scalars=scalars[idx].to(self.device),
+                crowding=crowding[idx],
             )
             z[idx], zoom[idx] = s.cpu().numpy(), zm.cpu().numpy()
             self._advance(len(idx))
@@ -339,6 +385,11 @@ class PosteriorModule(pl.LightningModule):
         return Table(columns)
 
 
+def _where(source: str | Path) -> str:
+    """A source path made absolute; a description (of a table given in memory) as it is."""
+    return str(Path(source).resolve()) if Path(source).exists() else str(source)
+
+
 def _numpy(value: Any) -> np.ndarray:
     """A loader-collated value (tensor or array) as a NumPy array."""
     return value.cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
@@ -356,9 +407,8 @@ def _settings(
     return {
         **wanted,
         "model_sha256": bundle.metadata.get("weights_sha256"),
-        "calibration": {
-            k: bundle.calibration.get(k) for k in ("scale", "tail", "knee", "power", "width_ref")
-        },
-        "source": str(Path(source).resolve()),
+        "calibration": {k: v for k, v in bundle.calibration.items() if k not in ("fit", "check")},
+        "source": _where(source),
         "n_rows": len(table),
+        "catalog_sha256": table_digest(table),
     }

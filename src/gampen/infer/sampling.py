@@ -33,7 +33,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from gampen.infer.spread import SpreadMap
+from gampen.infer.spread import Recalibration, SpreadMap
 from gampen.model.network import Features, GampenNet, enable_mc_dropout
 from gampen.seeding import derive_seed
 
@@ -51,15 +51,17 @@ def posterior_samples(
     *,
     n_passes: int,
     n_samples: int,
-    spread: SpreadMap | None = None,
+    spread: SpreadMap | Recalibration | None = None,
     scalars: torch.Tensor | None = None,
+    crowding: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples (B, n_samples, k) in standardised space and the STN zoom (B,).
 
     ``scalars`` (B, n_scalars) are the per-galaxy numbers of networks that take them.
 
     ``spread`` recalibrates each galaxy's predictive mixture; ``None`` leaves it as the
-    network gives it.
+    network gives it.  A :class:`~gampen.infer.spread.Recalibration` picks each galaxy's map
+    by its ``crowding`` index (B,).
 
     The suffix runs galaxy by galaxy on exactly ``n_passes`` rows: a matrix product's
     rounding can depend on its row count, and a galaxy's samples must not depend on which
@@ -73,8 +75,14 @@ def posterior_samples(
         one = Features(*(t[i : i + 1] for t in features))
         with seeded_dropout(net, rng):
             passes = net.from_features(one.repeat_interleave(n_passes))
-        samples.append(_draw(passes.mean, passes.scale_tril, n_samples, rng, spread))
+        chosen = None if spread is None else spread.pick(_at(crowding, i))
+        samples.append(_draw(passes.mean, passes.scale_tril, n_samples, rng, chosen))
     return torch.stack(samples), features.zoom
+
+
+def _at(values: np.ndarray | None, i: int) -> float | None:
+    """Element ``i`` as a float, or ``None`` when there are no values."""
+    return None if values is None else float(np.asarray(values)[i])
 
 
 @torch.inference_mode()

@@ -19,6 +19,11 @@ samples of a proper distribution, with a positive-definite covariance.  Pivoting
 median keeps every galaxy's median, the catalog's point estimate, exactly where it was:
 calibration changes how sure the posterior is, not where it sits.  ``gampen calibrate``
 fits ``a``, ``b``, the knee and ``p`` (:mod:`gampen.evaluate.recalibrate`).
+
+Galaxies overlapped by a neighbour have heavier-tailed errors than lone ones of the same
+predicted width, so a bundle may hold two maps (:class:`Recalibration`): one for clean
+galaxies, one for crowded ones, told apart by an observable, the crowding index of the
+cutout (:func:`gampen.data.scalars.crowding_index`) above a threshold.
 """
 
 from __future__ import annotations
@@ -87,6 +92,10 @@ class SpreadMap:
         sd = np.where(sd > 0, sd, 1.0)
         return centre + sd * self.width_factor(sd) * self.stretch((samples - centre) / sd)
 
+    def pick(self, crowding: float | None) -> SpreadMap:
+        """The map for a galaxy: this one, whatever its crowding (one map for all)."""
+        return self
+
     def width_factor(self, sd: np.ndarray) -> np.ndarray:
         """``(s / s_ref) ** p`` for posterior widths ``sd`` (..., k)."""
         return (sd / self.width_ref) ** self.power
@@ -96,6 +105,58 @@ class SpreadMap:
         size = np.abs(t)
         beyond = self.knee + self.tail * (size - self.knee)
         return self.scale * np.sign(t) * np.where(size <= self.knee, size, beyond)
+
+
+@dataclass(frozen=True)
+class Recalibration:
+    """A bundle's maps: ``clean`` for galaxies whose crowding index is at most ``above``,
+    ``crowded`` for the rest (``None``: that group is left as the network gives it)."""
+
+    clean: SpreadMap | None
+    crowded: SpreadMap | None
+    above: float
+
+    @classmethod
+    def from_calibration(
+        cls, calibration: dict, names: Sequence[str]
+    ) -> Recalibration | SpreadMap | None:
+        """A bundle's ``calibration`` as maps: a :class:`Recalibration` when it has a
+        ``crowded`` part, else the one :class:`SpreadMap` (``None`` for the identity).
+
+        Raises ``ValueError`` naming the key of a malformed field."""
+        clean = SpreadMap.from_calibration(calibration, names)
+        part = calibration.get("crowded")
+        if part is None:
+            return clean
+        if not isinstance(part, dict) or "above" not in part:
+            raise ValueError("calibration 'crowded' must be an object with an 'above' threshold")
+        above = part["above"]
+        if (
+            isinstance(above, bool)
+            or not isinstance(above, int | float)
+            or not math.isfinite(above)
+        ):
+            raise ValueError(f"calibration.crowded.above must be a finite number: {above!r}")
+        unknown = sorted(set(part) - {"above", *FIELDS})
+        if unknown:
+            raise ValueError(f"calibration 'crowded' has unknown key(s) {unknown}")
+        crowded = SpreadMap.from_calibration({k: v for k, v in part.items() if k != "above"}, names)
+        return cls(clean, crowded, float(above))
+
+    def pick(self, crowding: float | None) -> SpreadMap | None:
+        """The map for a galaxy of this crowding index."""
+        if crowding is None or not math.isfinite(crowding):
+            raise ValueError("this calibration needs each galaxy's crowding index")
+        return self.crowded if crowding > self.above else self.clean
+
+    def apply(self, samples: np.ndarray, crowding: np.ndarray) -> np.ndarray:
+        """Recalibrated samples (N, S, k) of galaxies with crowding indices (N,)."""
+        out = np.array(samples, dtype=np.float64, copy=True)
+        for i, value in enumerate(np.asarray(crowding, dtype=np.float64)):
+            chosen = self.pick(float(value))
+            if chosen is not None:
+                out[i] = chosen.apply(out[i])
+        return out
 
 
 #: The calibration keys of a map and their defaults (``scale`` has none: it is required).

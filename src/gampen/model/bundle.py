@@ -21,7 +21,9 @@ field                content
 ``calibration``      dict; ``scale`` (and optionally ``tail``, ``knee``, ``power``,
                      ``width_ref``) give every parameter the factors of the map
                      ``gampen predict`` applies to the posterior
-                     (:mod:`gampen.infer.spread`); by default the identity;
+                     (:mod:`gampen.infer.spread`), and ``crowded`` (``above`` and
+                     the same keys) a second map for crowded galaxies; by default the
+                     identity;
                      ``gampen calibrate`` adds ``method``, ``fit``, ``check``
 ``provenance``       dict; ``created`` (UTC, ISO 8601) is added when missing
 ``metrics``          dict of validation metrics
@@ -56,7 +58,7 @@ from safetensors.torch import save as save_safetensors
 from gampen import __version__
 from gampen.atomic import atomic_path
 from gampen.errors import BundleError, ConfigError
-from gampen.infer.spread import SpreadMap
+from gampen.infer.spread import Recalibration
 from gampen.model.config import NetworkConfig
 from gampen.model.network import GampenNet
 
@@ -86,6 +88,7 @@ CALIBRATION_KEYS: tuple[str, ...] = (
     "knee",
     "power",
     "width_ref",
+    "crowded",
     "fit",
     "check",
 )
@@ -342,7 +345,7 @@ def _check_calibration(calibration: dict[str, Any], param_names: list[str]) -> N
     if method != "spread":
         raise BundleError("unknown calibration method", value=method, allowed=("spread",))
     try:
-        SpreadMap.from_calibration(calibration, param_names)
+        Recalibration.from_calibration(calibration, param_names)
     except ValueError as exc:
         raise BundleError(f"field 'calibration': {exc}") from exc
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gampen.api import make_callable
+
 #: Lazily imported names (GalSim loads only when a simulation is actually run).
 _EXPORTS = {
     "load_config": "gampen.simulate.presets",
@@ -33,3 +35,6 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+make_callable(__name__)  # gampen.simulate(...) runs gampen.api.simulate

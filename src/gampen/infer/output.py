@@ -1,0 +1,152 @@
+"""What makes a prediction table self-describing (DESIGN §4.5): catalog columns passed
+through, a unit and a description on every column, and file metadata.
+
+The metadata keys are FITS-safe (at most 8 upper-case characters), so FITS headers, ECSV
+``meta`` and Parquet key-value metadata all carry the same keys.  ``DATE`` is when the file
+was written, in UTC; ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention) fixes it
+for byte-for-byte comparisons.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from astropy.table import Table
+
+from gampen import __version__
+from gampen.errors import CatalogError
+from gampen.flags import MEANINGS
+from gampen.infer.summary import LEVELS, STATISTICS
+
+#: Physical unit of each known parameter ('' for dimensionless); others get none.
+UNITS: dict[str, str] = {"bt": "", "r_e": "arcsec", "flux": "adu", "mag": "mag"}
+#: What each known parameter is.
+QUANTITIES: dict[str, str] = {
+    "bt": "bulge-to-total ratio",
+    "r_e": "half-light radius",
+    "flux": "total flux",
+    "mag": "total magnitude",
+}
+#: Catalog columns always passed through when present (case-insensitive).
+POSITIONS: tuple[str, ...] = ("ra", "dec")
+#: Columns every output has besides the per-parameter summaries.
+FIXED_DESCRIPTIONS: dict[str, str] = {
+    "object_id": "catalog object identifier",
+    "file_name": "cutout file, as in the catalog",
+    "stn_zoom": "spatial transformer zoom (crop side / cutout side)",
+    "flags": "quality bitmask (bits in the FLAGn metadata)",
+    "n_bad_pixels": "NaN/inf pixels replaced by 0",
+}
+
+
+def output_names(param_names: Sequence[str]) -> list[str]:
+    """Every column ``gampen predict`` writes for these parameters (plus ``mag`` with flux)."""
+    names = [*param_names, "mag"] if "flux" in param_names else list(param_names)
+    summaries = [f"{p}_{s}" for p in names for s in STATISTICS]
+    return [*FIXED_DESCRIPTIONS, *summaries]
+
+
+def kept_columns(
+    table: Table, keep: Sequence[str] | str, param_names: Sequence[str], source: str | Path
+) -> list[str]:
+    """The catalog columns to pass through, in catalog order: RA/Dec when present, and
+    ``keep`` (names, or ``"all"``).  An unknown or clashing name is an error up front."""
+    produced = set(output_names(param_names))
+    if keep == "all":
+        return [c for c in table.colnames if c not in produced]
+    keep = list(keep)
+    missing = [c for c in keep if c not in table.colnames]
+    if missing:
+        raise CatalogError(
+            f"{source}: --keep-columns names column(s) the catalog lacks",
+            value=missing,
+            allowed=table.colnames,
+        )
+    clash = [c for c in keep if c in produced and c not in ("object_id", "file_name")]
+    if clash:
+        raise CatalogError(
+            f"{source}: --keep-columns would overwrite gampen's own output column(s)",
+            value=clash,
+            allowed="other columns (rename them in the catalog)",
+        )
+    wanted = set(keep) | {c for c in table.colnames if c.lower() in POSITIONS}
+    return [c for c in table.colnames if c in wanted and c not in produced]
+
+
+def finish_table(result: Table, catalog: Table, kept: Sequence[str], meta: dict[str, Any]) -> Table:
+    """``result`` with the kept catalog columns after the identifiers, units and
+    descriptions on every column, and ``meta``; rows are in catalog order in both."""
+    out = result.copy(copy_data=False)
+    position = out.colnames.index("file_name") + 1 if "file_name" in out.colnames else 1
+    for offset, name in enumerate(kept):
+        out.add_column(catalog[name], name=name, index=position + offset, copy=False)
+    for name in out.colnames:
+        if name in kept:
+            continue
+        unit, text = _describe(name)
+        out[name].description = text
+        if unit:
+            out[name].unit = unit
+    out.meta.clear()
+    out.meta.update(meta)
+    return out
+
+
+def file_metadata(
+    model_name: str, weights_sha256: str, seed: int, n_passes: int, n_samples: int
+) -> dict[str, Any]:
+    """The keys written into every prediction file (FITS-safe names)."""
+    return {
+        "GAMPENV": __version__,
+        "MODEL": model_name,
+        "MODELSHA": weights_sha256,
+        "SEED": seed,
+        "NPASSES": n_passes,
+        "NSAMPLES": n_samples,
+        "DATE": _now(),
+        **{f"FLAG{int(flag)}": f"{flag.name}: {text}" for flag, text in MEANINGS.items()},
+    }
+
+
+def _describe(name: str) -> tuple[str, str]:
+    """Unit and description of one output column."""
+    if name in FIXED_DESCRIPTIONS:
+        return "", FIXED_DESCRIPTIONS[name]
+    param, statistic = _split(name)
+    quantity = QUANTITIES.get(param, param)
+    return UNITS.get(param, ""), f"{quantity}, {_statistic_text(statistic)}"
+
+
+def _split(name: str) -> tuple[str, str]:
+    """``r_e_ci68_lo`` -> (``r_e``, ``ci68_lo``)."""
+    for statistic in sorted(STATISTICS, key=len, reverse=True):
+        if name.endswith("_" + statistic):
+            return name[: -len(statistic) - 1], statistic
+    raise ValueError(f"not a summary column: {name}")
+
+
+def _statistic_text(statistic: str) -> str:
+    """Words for a summary statistic, short enough for a FITS card comment, e.g. 'lower
+    68.27 % bound' (of the equal-tailed interval)."""
+    if statistic in ("mean", "median", "mode"):
+        return f"posterior {statistic}"
+    if statistic == "std":
+        return "posterior std. deviation"
+    level, end = statistic.split("_")
+    side = "lower" if end == "lo" else "upper"
+    return f"{side} {100 * LEVELS[level]:.2f} % bound"
+
+
+def _now() -> str:
+    """UTC now (or ``SOURCE_DATE_EPOCH``) as ISO 8601 to the second."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = (
+        datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc)
+        if epoch
+        else datetime.datetime.now(datetime.timezone.utc)
+    )
+    return moment.strftime("%Y-%m-%dT%H:%M:%S")
