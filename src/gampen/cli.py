@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gampen.train.command",
     "gampen.model.command",
     "gampen.infer.command",
+    "gampen.infer.crop_command",
     "gampen.evaluate.calibrate_command",
     "gampen.evaluate.command",
     "gampen.demo",
@@ -35,6 +36,16 @@ COMMAND_MODULES: tuple[str, ...] = (
 def count_or_auto(text: str) -> int | str:
     """A ``--devices`` value: a whole number, or a word Lightning knows such as ``auto``."""
     return int(text) if text.isdigit() else text
+
+
+def add_cutout_arguments(parser: argparse.ArgumentParser, *, out_help: str) -> None:
+    """The arguments every command that runs a model on a catalog takes: the catalog,
+    ``--out``, ``--model``, ``--image-dir`` and ``--hdu``."""
+    parser.add_argument("catalog", help="catalog (.csv/.ecsv/.fits/.parquet) or a folder of FITS")
+    parser.add_argument("--out", required=True, help=out_help)
+    parser.add_argument("--model", help="model bundle (default: the bundle shipped with gampen)")
+    parser.add_argument("--image-dir", help="folder file_name is relative to")
+    parser.add_argument("--hdu", help="FITS HDU holding the image (name or index)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,12 +58,7 @@ def stn_view(net: GampenNet, images: torch.Tensor) -> tuple[np.ndarray, np.ndarr
     """
     net.eval()
     warped, zoom = net.transform(images)
-    stn = getattr(net, "stn", None)
-    if hasattr(stn, "transformation"):
-        theta = stn.transformation(images)[0].cpu().numpy().astype(np.float64)
-    else:
-        theta = np.zeros((len(images), 2, 3))
-        theta[:, 0, 0] = theta[:, 1, 1] = zoom.cpu().numpy()
+    theta = net.stn.transformation(images)[0].cpu().numpy().astype(np.float64)
     return warped.cpu().numpy(), zoom.cpu().numpy(), window_corners(theta, images.shape[-1])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from gampen.cli import count_or_auto
+from gampen.cli import add_cutout_arguments, count_or_auto
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,11 +18,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "per parameter (and mag), the STN zoom and quality flags. Interrupted runs resume "
         "when rerun with the same command.",
     )
-    p.add_argument("catalog", help="catalog (.csv/.ecsv/.fits/.parquet) or a folder of FITS")
-    p.add_argument("--out", required=True, help="output table: .fits, .parquet, .csv or .ecsv")
-    p.add_argument("--model", help="model bundle (default: the bundle shipped with gampen)")
-    p.add_argument("--image-dir", help="folder file_name is relative to")
-    p.add_argument("--hdu", help="FITS HDU holding the image (name or index)")
+    add_cutout_arguments(p, out_help="output table: .fits, .parquet, .csv or .ecsv")
     p.add_argument(
         "--n-passes",
         type=int,

@@ -102,7 +102,7 @@ def predict(
         table_format(out)  # an unknown output format is refused before any work
         refuse_existing([out, options.samples_out], overwrite=options.overwrite)
     bundle = load_bundle(model or default_model_path())
-    table, source = _catalog(source)
+    table, source = open_catalog(source)
     if len(table) == 0:
         raise CatalogError(f"{source}: the catalog has no rows", allowed="one galaxy or more")
     kept = kept_columns(table, options.keep_columns, bundle.param_names, source)
@@ -115,7 +115,7 @@ def predict(
         return _run(bundle, model_name, table, kept, source, Path(out), options)
 
 
-def _catalog(source: str | Path | Table) -> tuple[Table, str | Path]:
+def open_catalog(source: str | Path | Table) -> tuple[Table, str | Path]:
     """The catalog table and where it came from (a path, or a description of a table)."""
     if isinstance(source, Table):
         origin = source.meta.get("gampen_source")

@@ -115,10 +115,7 @@ class SpatialTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Resampled image (same shape as ``x``) and the zoom per image (B,)."""
         theta, zoom = self.transformation(x)
-        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        return F.grid_sample(
-            x, grid, mode="bilinear", padding_mode="zeros", align_corners=False
-        ), zoom
+        return resample(x, theta), zoom
 
     def transformation(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The (B, 2, 3) matrices mapping output to input coordinates, and the zoom (B,)."""
@@ -135,6 +132,17 @@ class IdentityTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` itself and ones (B,)."""
         return x, x.new_ones(x.shape[0])
+
+    def transformation(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Identity matrices (B, 2, 3) and zooms of 1 (B,)."""
+        return _zoom_matrix(x.new_ones(x.shape[0])), x.new_ones(x.shape[0])
+
+
+def resample(x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``x`` (B, C, H, W) sampled bilinearly where ``theta`` (B, 2, 3) maps each output
+    pixel (normalised coordinates, pixel edges at -1 and 1); zeros outside."""
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def _zoom_matrix(zoom: torch.Tensor) -> torch.Tensor:
