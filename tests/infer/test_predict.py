@@ -397,3 +397,51 @@ def test_keep_columns_on_the_command_line(tmp_path, setup):
     fast = ["--n-passes", "2", "--n-samples", "20", "--num-workers", "0", "--no-progress"]
     assert main([*args, *fast, "--keep-columns", "psf_fwhm, r_e"]) == 0
     assert Table.read(out).colnames[:4] == ["object_id", "file_name", "r_e", "psf_fwhm"]
+
+
+NUMERIC = ["i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4", "f8"]
+
+
+@pytest.mark.parametrize("suffix", [".fits", ".ecsv", ".csv", ".parquet"])
+def test_catalogs_of_every_format_and_numeric_type_pass_through(tmp_path, setup, suffix):
+    """Integer and string ids, and a kept column of every numeric type, in both byte
+    orders where the format keeps them (FITS is big-endian on disk)."""
+    catalog, bundle = setup
+    table = read_catalog(catalog)[:4]
+    table.meta.clear()
+    for kind in NUMERIC:
+        table[f"c_{kind}"] = np.arange(1, 5).astype(kind)
+        table[f"big_{kind}"] = np.arange(1, 5).astype(">" + kind)
+    table["name"] = ["a", "b,c", "c c", 'd"q']  # a comma, a space, a quote
+    for ids in (np.arange(10, 14).astype(">i8"), np.array(["g10", "g11", "g12", "g13"])):
+        table["object_id"] = ids
+        source = tmp_path / f"cat{suffix}"
+        write_table(table, source)
+        if not (tmp_path / "cutouts").exists():
+            (tmp_path / "cutouts").symlink_to(catalog.parent / "cutouts")
+        for out_suffix in (".parquet", ".fits", ".ecsv"):
+            out = tmp_path / f"p{out_suffix}"
+            options = PredictOptions(**FAST, keep_columns="all", overwrite=True)
+            predict(source, out=out, model=bundle, options=options)
+            back = read_catalog(out)
+            assert [str(i) for i in back["object_id"]] == [str(i) for i in ids]
+            for kind in NUMERIC:
+                for name in (f"c_{kind}", f"big_{kind}"):
+                    np.testing.assert_array_equal(back[name], np.arange(1, 5), err_msg=name)
+            assert [str(v) for v in back["name"]] == ["a", "b,c", "c c", 'd"q']
+            assert np.isfinite(back["r_e_median"]).all()
+
+
+def test_non_ascii_text_is_kept_in_parquet_and_refused_up_front_for_fits(tmp_path, setup):
+    catalog, bundle = setup
+    table = read_catalog(catalog)[:4]
+    table.meta.clear()
+    table["name"] = ["a", "bé", "Ω", "d"]
+    write_table(table, tmp_path / "cat.ecsv")
+    (tmp_path / "cutouts").symlink_to(catalog.parent / "cutouts")
+    options = PredictOptions(**FAST, keep_columns=("name",))
+    predict(tmp_path / "cat.ecsv", out=tmp_path / "p.parquet", model=bundle, options=options)
+    assert list(read_catalog(tmp_path / "p.parquet")["name"]) == ["a", "bé", "Ω", "d"]
+    with pytest.raises(CatalogError, match="column 'name' has the value 'bé'"):
+        predict(tmp_path / "cat.ecsv", out=tmp_path / "p.fits", model=bundle, options=options)
+    assert not (tmp_path / "p.fits.partial").exists()  # refused before any work

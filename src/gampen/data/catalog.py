@@ -77,7 +77,14 @@ def write_table(table: Table, path: str | os.PathLike[str]) -> Path:
 
 def _fits_with_descriptions(table: Table) -> fits.HDUList:
     """The table as FITS, each column's description as the comment of its TTYPEn card
-    (astropy keeps units in TUNITn but drops descriptions), cut to fit the card."""
+    (astropy keeps units in TUNITn but drops descriptions), cut to fit the card.
+
+    FITS has no signed byte, and astropy writes int8 columns as logicals (every nonzero
+    value becomes True): they are widened to int16 first.
+    """
+    for name in table.colnames:
+        if table[name].dtype.kind == "i" and table[name].dtype.itemsize == 1:
+            table[name] = table[name].astype(np.int16)
     hdu = fits.table_to_hdu(table)
     for i, column in enumerate(table.itercols(), start=1):
         text = column.info.description

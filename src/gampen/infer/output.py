@@ -77,6 +77,23 @@ def kept_columns(
     return [c for c in table.colnames if c in wanted and c not in produced]
 
 
+def refuse_unwritable_text(table: Table, names: Sequence[str], out: str | Path) -> None:
+    """FITS tables hold ASCII text only: refuse, before any work, a FITS output that would
+    have to carry a non-ASCII value of one of the catalog columns ``names``."""
+    for name in names:
+        if name not in table.colnames or table[name].dtype.kind not in "OUS":
+            continue
+        for value in table[name]:
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+            if not text.isascii():
+                raise CatalogError(
+                    f"{out}: FITS tables hold ASCII text only, and column '{name}' has "
+                    f"the value {text!r}",
+                    allowed="a .parquet or .ecsv output (they keep any text), or "
+                    "leaving the column out",
+                )
+
+
 def finish_table(result: Table, catalog: Table, kept: Sequence[str], meta: dict[str, Any]) -> Table:
     """``result`` with the kept catalog columns after the identifiers, units and
     descriptions on every column, and ``meta``; rows are in catalog order in both."""

@@ -40,7 +40,12 @@ from gampen.data.normalize import ArcsinhStretch
 from gampen.data.scalars import ScalarInputs
 from gampen.errors import CatalogError
 from gampen.flags import Flag, is_fatal, summarise
-from gampen.infer.output import file_metadata, finish_table, kept_columns
+from gampen.infer.output import (
+    file_metadata,
+    finish_table,
+    kept_columns,
+    refuse_unwritable_text,
+)
 from gampen.infer.parts import PartStore
 from gampen.infer.sampling import galaxy_keys, posterior_samples
 from gampen.infer.spread import Recalibration
@@ -106,6 +111,8 @@ def predict(
     if len(table) == 0:
         raise CatalogError(f"{source}: the catalog has no rows", allowed="one galaxy or more")
     kept = kept_columns(table, options.keep_columns, bundle.param_names, source)
+    if out is not None and table_format(out) == "fits":
+        refuse_unwritable_text(table, ["object_id", "file_name", *kept], out)
     model_name = Path(model or default_model_path()).name.removesuffix(".zip")
     with quiet_lightning():
         if out is None:
