@@ -9,6 +9,7 @@ an exit status).  Heavy imports (torch, galsim) happen inside the commands, so
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -76,6 +77,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GampenError as exc:
         print(f"gampen {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a read-only or vanished folder: no traceback
+        logging.getLogger("gampen").debug("the system refused", exc_info=True)
+        print(f"gampen {args.command}: error: {_system_error(exc)}", file=sys.stderr)
+        return 1
+
+
+#: What to do about the system errors a user can meet, by errno.
+_ADVICE = {
+    errno.ENOSPC: "free some space (or choose another --out), then rerun the same command: "
+    "finished work is kept and the run resumes",
+    errno.EDQUOT: "free some of your quota, then rerun the same command: the run resumes",
+    errno.EROFS: "the folder is on a read-only filesystem; choose another --out",
+    errno.EACCES: "you may not write there; choose another --out or fix its permissions",
+    errno.EPERM: "you may not write there; choose another --out or fix its permissions",
+}
+
+
+def _system_error(exc: OSError) -> str:
+    """One line for an OSError: what failed, on which file, and what to do."""
+    where = f": {exc.filename}" if exc.filename else ""
+    what = exc.strerror or str(exc)
+    advice = _ADVICE.get(exc.errno or 0)
+    return f"{what}{where}" + (f" ({advice})" if advice else "")
 
 
 def _configure_logging(*, verbose: bool) -> None:
