@@ -12,12 +12,14 @@ import argparse
 import errno
 import importlib
 import logging
+import os
 import sys
 import warnings
 from collections.abc import Sequence
 
 from gampen import __version__
 from gampen.errors import GampenError
+from gampen.parent_watch import exit_with_parent
 from gampen.quiet import LIGHTNING_DEPRECATIONS
 
 #: Modules that register sub-commands, in the order ``--help`` lists them.
@@ -69,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(verbose=args.verbose)
+    if int(os.environ.get("LOCAL_RANK", "0") or 0) > 0:
+        exit_with_parent(os.getppid())  # a DDP rank Lightning started: die with rank zero
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

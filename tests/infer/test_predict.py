@@ -220,6 +220,42 @@ def test_killed_run_resumes_to_identical_output(tmp_path, setup, caplog, capsys)
         np.testing.assert_array_equal(a["samples"][:], b["samples"][:])
 
 
+MERGE_KILLER = textwrap.dedent(
+    """
+    import os, signal
+    from gampen.infer import parts
+    from gampen.infer.predict import PredictOptions, predict
+
+    write = parts.write_table
+    def write_then_die(*args, **kwargs):
+        write(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)  # the table is out, the samples are not
+    parts.write_table = write_then_die
+    predict({catalog!r}, out={out!r}, model={bundle!r}, options=PredictOptions(**{options}))
+    """
+)
+
+
+def test_a_kill_during_the_merge_is_finished_by_the_same_command(tmp_path, setup):
+    catalog, bundle = setup
+    options = {**FAST, "samples_out": str(tmp_path / "s.h5")}
+    out = tmp_path / "p.parquet"
+    script = MERGE_KILLER.format(
+        catalog=str(catalog), out=str(out), bundle=str(bundle), options=options
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr[-2000:]
+    assert out.exists() and not (tmp_path / "s.h5").exists()
+    assert (tmp_path / "p.parquet.partial").is_dir()
+    resumed = predict(catalog, out=out, model=bundle, options=PredictOptions(**options))
+    assert not (tmp_path / "p.parquet.partial").exists() and (tmp_path / "s.h5").exists()
+    straight = predict(catalog, model=bundle, options=PredictOptions(**FAST))
+    for name in straight.colnames:
+        np.testing.assert_array_equal(resumed[name], straight[name], err_msg=name)
+    with pytest.raises(ConfigError, match="exists"):  # a finished output stays protected
+        predict(catalog, out=out, model=bundle, options=PredictOptions(**options))
+
+
 def test_resume_with_other_settings_refused(tmp_path, setup):
     catalog, bundle = setup
     partial = tmp_path / "p.fits.partial"

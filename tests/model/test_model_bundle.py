@@ -19,7 +19,13 @@ from gampen.model.network import GampenNet
 
 PREPROCESSING = {
     "stretch": {"kind": "arcsinh", "softening": [1.0]},
-    "labels": {"names": ["bt", "r_e", "flux"], "kinds": ["logit", "log", "log"], "mean": [0, 1, 2]},
+    "labels": {
+        "names": ["bt", "r_e", "flux"],
+        "kinds": ["logit", "log", "log"],
+        "eps": 0.05,
+        "mean": [0.0, 1.0, 2.0],
+        "std": [1.0, 0.5, 2.0],
+    },
 }
 
 

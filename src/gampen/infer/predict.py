@@ -105,7 +105,10 @@ def predict(
     options = options or PredictOptions()
     if out is not None:
         table_format(out)  # an unknown output format is refused before any work
-        refuse_existing([out, options.samples_out], overwrite=options.overwrite)
+        # An unfinished run (its part folder still there) may replace what a merge killed
+        # half-way wrote; anything else is only replaced when asked.
+        unfinished = PartStore(out, {}).folder.is_dir()
+        refuse_existing([out, options.samples_out], overwrite=options.overwrite or unfinished)
     bundle = load_bundle(model or default_model_path())
     table, source = open_catalog(source)
     if len(table) == 0:

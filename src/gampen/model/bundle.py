@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
@@ -57,7 +58,7 @@ from safetensors.torch import save as save_safetensors
 
 from gampen import __version__
 from gampen.atomic import atomic_path
-from gampen.errors import BundleError, ConfigError
+from gampen.errors import BundleError, ConfigError, GampenError
 from gampen.infer.spread import Recalibration
 from gampen.model.config import NetworkConfig
 from gampen.model.network import GampenNet
@@ -329,9 +330,47 @@ def _validate(metadata: dict[str, Any]) -> None:
     for key in ("stretch", "labels"):
         if key not in metadata["preprocessing"]:
             raise BundleError(f"field 'preprocessing' lacks the key '{key}'")
+    _check_preprocessing(metadata["preprocessing"], metadata["param_names"])
     _check_calibration(metadata["calibration"], metadata["param_names"])
     _check_type("gampen_version", metadata["gampen_version"], str, "a string")
     _check_type("weights_sha256", metadata["weights_sha256"], str, "a hex string")
+
+
+def _check_preprocessing(preprocessing: dict[str, Any], param_names: list[str]) -> None:
+    """Refuse label transforms, stretch or scalar inputs that prediction could not use:
+    malformed, of another parameter list, or with non-finite or non-positive scales."""
+    from gampen.data.labels import LabelTransform
+    from gampen.data.normalize import ArcsinhStretch
+    from gampen.data.scalars import ScalarInputs
+
+    try:
+        labels = LabelTransform.from_dict(preprocessing["labels"])
+        ArcsinhStretch.from_dict(preprocessing["stretch"])
+        ScalarInputs.from_dict(preprocessing.get("scalars"))
+    except GampenError as exc:
+        raise BundleError(f"field 'preprocessing': {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BundleError(
+            f"field 'preprocessing' is malformed ({type(exc).__name__}: {exc})"
+        ) from exc
+    k = len(param_names)
+    if (
+        list(labels.names) != list(param_names)
+        or labels.mean.shape != (k,)
+        or labels.std.shape != (k,)
+    ):
+        raise BundleError(
+            "field 'preprocessing.labels' must give a mean and std for each parameter",
+            value=preprocessing["labels"],
+            allowed=param_names,
+        )
+    if not (np.isfinite(labels.mean).all() and np.isfinite(labels.std).all()) or np.any(
+        labels.std <= 0
+    ):
+        raise BundleError(
+            "field 'preprocessing.labels' needs finite means and finite positive stds",
+            value=preprocessing["labels"],
+        )
 
 
 def _check_calibration(calibration: dict[str, Any], param_names: list[str]) -> None:
