@@ -15,8 +15,9 @@ command is then rerun without faults, and its outputs are compared with the refe
 * train: the bundle's weights and the last checkpoint's weights and optimiser state;
 * predict: the table (bytes, with ``SOURCE_DATE_EPOCH`` fixed) and every sample.
 
-Prints (and with ``--out`` writes) the table: trials, survived (the rerun finished), the
-outputs that differ, orphans and hangs.  Small inputs: a full run takes ~20 minutes on a
+Prints (and with ``--out`` writes) the table: trials, kills that hit a running process
+(a random kill can come after a run already finished), survived (the rerun finished),
+the outputs that differ, orphans and hangs.  Small inputs: a full run takes ~20 minutes on a
 2-core CPU.  Not part of the test suite; run it on demand.
 """
 
@@ -47,7 +48,8 @@ ORPHAN_GRACE = 8.0
 #: Seconds a run may take after one of its DDP ranks was killed before it counts as hung.
 HANG_LIMIT = 120.0
 
-#: Runs ``gampen.cli.main`` after injecting a fault named by the environment:
+#: Runs ``gampen.cli.main`` after injecting a fault named by the environment (in every
+#: process: simulation workers and DDP ranks import this file too):
 #: GAMPEN_FAULT=replace:N  kill -9 just before the N-th atomic rename (a temporary file
 #:                         fully written, the final name not yet replaced);
 #: GAMPEN_FAULT=merge      kill -9 during the merge, after the table, before the samples;
@@ -90,8 +92,9 @@ RUNNER = textwrap.dedent(
                 if count[0] == target:
                     die()
         checkpoint_io.atomic_path = dying_atomic
-    from gampen.cli import main
-    sys.exit(main(sys.argv[1:]))
+    if __name__ == "__main__":  # spawned workers import this file and get the fault too
+        from gampen.cli import main
+        sys.exit(main(sys.argv[1:]))
     """
 )
 
@@ -102,6 +105,7 @@ class Row:
 
     what: str
     trials: int = 0
+    killed: int = 0
     survived: int = 0
     different: int = 0
     orphans: int = 0
@@ -123,8 +127,11 @@ def run(folder: Path, args: list[str], *, fault: str = "", trial: str = "ref", t
     """Start the command in ``folder``; returns the Popen."""
     env = {**os.environ, MARKER: trial, "GAMPEN_FAULT": fault, "SOURCE_DATE_EPOCH": "1700000000"}
     env.pop("LOCAL_RANK", None)
+    runner = folder.parent / "runner.py"  # a file: Lightning relaunches it for DDP ranks
+    if not runner.exists():
+        runner.write_text(RUNNER)
     return subprocess.Popen(
-        [sys.executable, "-c", RUNNER, *args],
+        [sys.executable, str(runner), *args],
         cwd=folder,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -246,6 +253,7 @@ def trial(
         rank = child_rank(name) or rank
         if rank is not None and process.poll() is None:
             os.kill(rank, signal.SIGKILL)
+            row.killed += 1
         try:
             process.wait(timeout=HANG_LIMIT)
         except subprocess.TimeoutExpired:
@@ -253,9 +261,10 @@ def trial(
             process.kill()
             process.wait()
     elif fault:
-        process.wait()
+        row.killed += process.wait() != 0  # died of it (or of a killed worker)
     else:
         time.sleep(rng.uniform(0.3, 0.95) * duration)  # past start-up, mostly
+        row.killed += process.poll() is None
         process.kill()
         process.wait()
     row.orphans += orphans_after(name)
@@ -416,17 +425,14 @@ def main(argv: list[str] | None = None) -> None:
             )
         rows.append(row)
     table = [
-        "| run killed | trials | survived | different | orphans | hangs |",
-        "|---|---|---|---|---|---|",
+        "| run killed | trials | killed mid-run | survived | different | orphans | hangs |",
+        "|---|---|---|---|---|---|---|",
     ]
+    counts = ("trials", "killed", "survived", "different", "orphans", "hangs")
     table += [
-        f"| {r.what} | {r.trials} | {r.survived} | {r.different} | {r.orphans} | {r.hangs} |"
-        for r in rows
+        f"| {r.what} | " + " | ".join(str(getattr(r, k)) for k in counts) + " |" for r in rows
     ]
-    total = [
-        sum(getattr(r, k) for r in rows)
-        for k in ("trials", "survived", "different", "orphans", "hangs")
-    ]
+    total = [sum(getattr(r, k) for r in rows) for k in counts]
     table.append("| **all** | " + " | ".join(str(t) for t in total) + " |")
     text = "\n".join(table)
     print(text)

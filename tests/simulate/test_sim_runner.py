@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -211,3 +212,18 @@ def test_workers_die_with_a_killed_parent(tmp_path):
         assert not any(_alive(p) for p in workers), "orphaned workers outlived the parent"
     finally:
         parent.kill()
+
+
+def _die_at_three(i: int) -> int:
+    """A job whose worker dies (as if killed) on item 3."""
+    if i == 3:
+        os._exit(1)
+    return i
+
+
+def test_a_dying_worker_is_a_clear_error_not_a_traceback() -> None:
+    from gampen.errors import GampenError
+    from gampen.simulate.runner import _map
+
+    with pytest.raises(GampenError, match=r"worker process died.*rerun the same command"):
+        list(_map(_die_at_three, range(8), 2))

@@ -22,6 +22,7 @@ import multiprocessing
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from tqdm import tqdm
 
 from gampen import __version__
 from gampen.atomic import atomic_path
-from gampen.errors import ConfigError
+from gampen.errors import ConfigError, GampenError
 from gampen.parent_watch import exit_with_parent
 from gampen.simulate.config import SimulationConfig
 from gampen.simulate.cutout import cutout_header, write_cutout
@@ -139,7 +140,13 @@ def _map(job: Any, ids: range, workers: int):
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=exit_with_parent, initargs=(os.getpid(),)
     ) as pool:
-        yield from pool.map(job, ids, chunksize=_CHUNK)
+        try:
+            yield from pool.map(job, ids, chunksize=_CHUNK)
+        except BrokenProcessPool as exc:
+            raise GampenError(
+                "a simulation worker process died (killed, or out of memory); rerun the "
+                "same command: the cutouts already written are kept"
+            ) from exc
 
 
 def _prepare_folder(folder: Path, wanted: dict[str, Any], n: int) -> None:
