@@ -164,6 +164,11 @@ class TrainingData(pl.LightningDataModule):
         sampler = SeededSampler(
             len(view), seed=self.config.seed, shuffle=shuffle, rank=rank, world=world
         )
+        # Lightning iterates a resumed run's loaders (and loader workers prefetch) before it
+        # calls set_epoch: start at the epoch it will set, its processed-epochs count.
+        sampler.set_epoch(
+            self.trainer.fit_loop.epoch_progress.current.processed if self.trainer else 0
+        )
         workers = self.config.num_workers
         return DataLoader(
             view,

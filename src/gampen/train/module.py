@@ -94,7 +94,10 @@ class GampenModule(pl.LightningModule):
             optimizer = torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
         if c.schedule == "none":
             return {"optimizer": optimizer}
-        total = max(1, int(self.trainer.estimated_stepping_batches))
+        # Steps from the loader's length: Lightning's estimated_stepping_batches would
+        # iterate the train loader here, before --resume restores the epoch, and loader
+        # workers would then prefetch the first resumed epoch in epoch 0's order.
+        total = max(1, c.epochs * len(self.trainer.datamodule.train_dataloader()))
         warmup = min(total - 1, c.warmup_epochs * max(1, total // c.epochs))
         schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(warmup, total))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
