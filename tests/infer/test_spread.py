@@ -154,3 +154,54 @@ def test_clean_and_crowded_galaxies_get_their_own_maps():
 def test_a_broken_crowded_map_is_refused(crowded, message):
     with pytest.raises(ValueError, match=message):
         Recalibration.from_calibration({"scale": {"bt": 1.0}, "crowded": crowded}, ["bt"])
+
+
+@pytest.mark.parametrize(
+    "calibration, message",
+    [
+        ({"tail": {"bt": 1.0}}, r"^calibration lacks 'scale'$"),
+        (
+            {"scale": {"flux": 1.0}},
+            r"^calibration 'scale' must give one value per parameter \['bt'\]$",
+        ),
+        ({"scale": {"bt": "1"}}, r"^calibration\.scale\.bt must be a finite number, not '1'$"),
+        ({"scale": {"bt": True}}, r"^calibration\.scale\.bt must be a finite number, not True$"),
+        ({"scale": {"bt": float("inf")}}, r"^calibration\.scale\.bt must be a finite number"),
+        ({"scale": {"bt": 0.0}}, r"^calibration\.scale\.bt must be > 0, not 0\.0$"),
+        ({"scale": {"bt": 1.0}, "knee": 0}, r"^calibration\.knee\.bt must be > 0, not 0$"),
+        (
+            {"scale": {"bt": 1.0}, "crowded": 3},
+            r"^calibration 'crowded' must be an object with an 'above' threshold$",
+        ),
+        (
+            {"scale": {"bt": 1.0}, "crowded": {"above": "x", "scale": {"bt": 1.0}}},
+            r"^calibration\.crowded\.above must be a finite number: 'x'$",
+        ),
+        (
+            {"scale": {"bt": 1.0}, "crowded": {"above": 0.1, "scale": {"bt": 1.0}, "z": 1}},
+            r"^calibration 'crowded' has unknown key\(s\) \['z'\]$",
+        ),
+    ],
+)
+def test_malformed_calibrations_are_refused_with_the_key_named(calibration, message):
+    with pytest.raises(ValueError, match=message):
+        Recalibration.from_calibration(calibration, ["bt"])
+
+
+def test_a_zero_width_power_and_unit_factors_is_the_identity_but_a_negative_power_is_not():
+    assert SpreadMap.from_calibration({"scale": {"bt": 1.0}, "power": {"bt": 0.0}}, ["bt"]) is None
+    shrink = SpreadMap.from_calibration({"scale": {"bt": 1.0}, "power": {"bt": -0.5}}, ["bt"])
+    assert shrink is not None and shrink.power[0] == -0.5  # either sign is allowed
+
+
+def test_two_maps_work_in_double_precision_and_need_every_crowding_index():
+    maps = Recalibration(SpreadMap(np.full(1, 0.5)), None, above=0.1)
+    samples = np.random.default_rng(3).normal(size=(2, 101, 1)).astype(np.float32)
+    out = maps.apply(samples, [0.0, 0.5])  # clean: halved; crowded: None leaves it alone
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out[1], samples[1].astype(np.float64))
+    np.testing.assert_allclose(
+        out[0], _reference(samples[0, :, 0].astype(np.float64), 0.5, 1, 1)[:, None]
+    )
+    with pytest.raises(ValueError, match=r"^this calibration needs each galaxy's crowding index$"):
+        maps.apply(samples, [0.0, float("nan")])
