@@ -39,7 +39,7 @@ simulate_set() {  # simulate_set N SEED FOLDER
     touch "$3/.done"
 }
 step train-set train/.done simulate_set "$N_TRAIN" 3 train
-step cal-set cal/.done simulate_set 6000 5 cal
+step cal-set cal/.done simulate_set 12000 5 cal
 step test-set test/.done simulate_set 3000 9001 test
 
 # Training: 90 % train / 10 % validation (the independent test set replaces a test split).
