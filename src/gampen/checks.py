@@ -6,12 +6,21 @@ of gampen's configuration errors read the same way.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from gampen.errors import ConfigError
+
+
+def is_finite_number(value: Any) -> bool:
+    """True for a finite int or float; bools (which JSON and Python let pass as ints) and
+    strings are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return isinstance(value, int) or math.isfinite(value)  # any int is finite
 
 
 def refuse_existing(paths: Iterable[str | os.PathLike[str] | None], *, overwrite: bool) -> None:

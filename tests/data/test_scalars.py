@@ -9,7 +9,13 @@ from astropy.io import fits
 from astropy.table import Table
 
 from gampen.data.dataset import CutoutDataset
-from gampen.data.scalars import APERTURE_EDGES, ScalarInputs, aperture_photometry, crowding_index
+from gampen.data.scalars import (
+    APERTURE_EDGES,
+    ScalarInputs,
+    annulus_fluxes,
+    aperture_photometry,
+    crowding_index,
+)
 from gampen.errors import CatalogError, ConfigError
 from gampen.flags import FATAL, Flag
 
@@ -36,7 +42,7 @@ def _enclosed_oracle(plane: np.ndarray) -> np.ndarray:
 def test_curve_of_growth_from_sums_matches_the_pixel_oracle_per_band():
     rng = np.random.default_rng(3)
     image = rng.normal(2.0, 1.0, (2, SIZE, SIZE)).astype(np.float32)
-    values = aperture_photometry(image, (1.0, 4.0))
+    values = aperture_photometry(annulus_fluxes(image), (1.0, 4.0))
     assert values.shape == (4 * N_ANNULI,) and values.dtype == np.float32
     for band, softening in enumerate((1.0, 4.0)):
         expected = np.arcsinh(_enclosed_oracle(image[band].astype(np.float64)) / softening)
@@ -47,7 +53,7 @@ def test_curve_of_growth_from_sums_matches_the_pixel_oracle_per_band():
 def test_median_curve_ignores_a_neighbour_the_sum_curve_counts():
     plane = np.full((SIZE, SIZE), 3.0, np.float32)
     plane[2:6, 14:18] = 500.0  # a bright neighbour near the edge: few pixels of its annuli
-    values = aperture_photometry(plane[None], (1.0,))
+    values = aperture_photometry(annulus_fluxes(plane[None]), (1.0,))
     sums, medians = values[:N_ANNULI], values[N_ANNULI:]
     flat = _enclosed_oracle(np.full((SIZE, SIZE), 3.0))
     np.testing.assert_allclose(medians, np.arcsinh(flat), rtol=1e-6)
@@ -58,9 +64,11 @@ def test_median_curve_ignores_a_neighbour_the_sum_curve_counts():
 
 def test_photometry_is_unchanged_by_the_dihedral_group():
     image = galaxy(SIZE, seed=4)[None]
-    values = aperture_photometry(image, (1.0,))
+    values = aperture_photometry(annulus_fluxes(image), (1.0,))
     for turned in (np.rot90(image, 1, (1, 2)), np.flip(image, 2), np.rot90(image, 3, (1, 2))):
-        np.testing.assert_allclose(aperture_photometry(turned.copy(), (1.0,)), values, rtol=1e-6)
+        np.testing.assert_allclose(
+            aperture_photometry(annulus_fluxes(turned.copy()), (1.0,)), values, rtol=1e-6
+        )
 
 
 def test_count_and_round_trip():
@@ -99,7 +107,8 @@ def test_dataset_items_carry_photometry_then_conditions_and_flag_bad_ones(tmp_pa
     assert first["scalars"].shape == (2 * N_ANNULI + 1,)
     assert first["scalars"].dtype == torch.float32
     np.testing.assert_allclose(
-        first["scalars"][:-1].numpy(), aperture_photometry(galaxy(SIZE, seed=0)[None], (1.0,))
+        first["scalars"][:-1].numpy(),
+        aperture_photometry(annulus_fluxes(galaxy(SIZE, seed=0)[None]), (1.0,)),
     )
     assert first["scalars"][-1].item() == pytest.approx(0.6) and first["flags"] == 0
     for row in (1, 2):  # NaN, then masked
@@ -148,19 +157,21 @@ def test_crowding_index_against_a_hand_worked_image():
     (a neighbour) adds its flux to the sum but leaves every median alone."""
     size = 32
     flat = np.full((1, size, size), 2.0)
-    assert crowding_index(flat, [1.0]) == pytest.approx(0.0, abs=1e-12)
+    assert crowding_index(annulus_fluxes(flat), [1.0]) == pytest.approx(0.0, abs=1e-12)
     y, x = np.mgrid[:size, :size]
     inside = np.hypot(y - 15.5, x - 15.5) < size / 2  # the aperture's pixels
     spot = flat.copy()
     spot[0, 12, 25] += 50.0
-    assert crowding_index(spot, [1.0]) == pytest.approx(50.0 / (2.0 * inside.sum()))
+    assert crowding_index(annulus_fluxes(spot), [1.0]) == pytest.approx(50.0 / (2.0 * inside.sum()))
     for k in range(4):  # rotations and flips leave it unchanged
-        assert crowding_index(np.rot90(spot, k, axes=(1, 2)), [1.0]) == pytest.approx(
-            crowding_index(spot, [1.0])
-        )
+        assert crowding_index(
+            annulus_fluxes(np.rot90(spot, k, axes=(1, 2))), [1.0]
+        ) == pytest.approx(crowding_index(annulus_fluxes(spot), [1.0]))
     # Noise-level images: the floor (the softening) keeps the ratio finite.
     empty = np.zeros((1, size, size))
     empty[0, 12, 25] = 3.0
-    assert crowding_index(empty, [10.0]) == pytest.approx(3.0 / 10.0)
+    assert crowding_index(annulus_fluxes(empty), [10.0]) == pytest.approx(3.0 / 10.0)
     two = np.concatenate([spot, flat])  # bands add up
-    assert crowding_index(two, [1.0, 1.0]) == pytest.approx(50.0 / (4.0 * inside.sum()))
+    assert crowding_index(annulus_fluxes(two), [1.0, 1.0]) == pytest.approx(
+        50.0 / (4.0 * inside.sum())
+    )

@@ -92,7 +92,7 @@ def _read_array(path: Path, hdu: str | int | None) -> np.ndarray:
             # astropy only warns about a truncated file; treat that as unreadable.
             warnings.simplefilter("error", AstropyUserWarning)
             with fits.open(handle, memmap=False) as hdul:
-                data = _select_hdu(path, hdul, hdu).data
+                data = select_hdu(path, hdul, hdu).data
                 array = np.array(data, dtype=np.float32)  # native order, a private copy
     except CutoutError:
         raise
@@ -101,7 +101,7 @@ def _read_array(path: Path, hdu: str | int | None) -> np.ndarray:
     return array
 
 
-def _select_hdu(
+def select_hdu(
     path: Path, hdul: fits.HDUList, hdu: str | int | None
 ) -> fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU:
     """The requested HDU, else the primary HDU if it holds data, else the first image HDU.

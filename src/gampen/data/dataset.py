@@ -30,7 +30,7 @@ from gampen.data.cutouts import Cutout, header_number, read_cutout
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
 from gampen.data.packfile import PackReader
-from gampen.data.scalars import ScalarInputs, crowding_index
+from gampen.data.scalars import ScalarInputs, annulus_fluxes, crowding_index
 from gampen.errors import CatalogError, CutoutError
 from gampen.flags import Flag
 
@@ -66,14 +66,15 @@ class GalaxyDataset(Dataset):
         if not np.isfinite(row).all():
             flags |= Flag.BAD_CONDITION
             row = np.zeros_like(row)  # a fatal row: never used, but keep NaN out of the net
-        scalars = self.scalars.values(cutout.image, self.stretch.softening, row)
+        fluxes = annulus_fluxes(cutout.image)
+        scalars = self.scalars.values(fluxes, self.stretch.softening, row)
         item: dict[str, Any] = {
             "image": image,
             "index": index,
             "flags": flags,
             "n_bad_pixels": cutout.n_bad_pixels,
             "scalars": torch.from_numpy(scalars),
-            "crowding": crowding_index(cutout.image, self.stretch.softening),
+            "crowding": crowding_index(fluxes, self.stretch.softening),
         }
         if self._targets is not None:
             item["target"] = torch.from_numpy(self._targets[index])

@@ -114,51 +114,49 @@ class ScalarInputs:
             j: name.upper() for j, name in enumerate(self.conditions) if name not in table.colnames
         }
 
-    def values(self, image: np.ndarray, softening: Sequence[float], row: np.ndarray) -> np.ndarray:
-        """The numbers of one galaxy: photometry of ``image`` (bands, size, size, linear
-        pixels) then its conditions ``row``; float32."""
-        parts = [aperture_photometry(image, softening)] if self.photometry else []
+    def values(self, fluxes: np.ndarray, softening: Sequence[float], row: np.ndarray) -> np.ndarray:
+        """The numbers of one galaxy: the photometry of its :func:`annulus_fluxes` then its
+        conditions ``row``; float32."""
+        parts = [aperture_photometry(fluxes, softening)] if self.photometry else []
         parts.append(np.asarray(row, dtype=np.float32))
         return np.concatenate(parts).astype(np.float32, copy=False)
 
 
-def aperture_photometry(image: np.ndarray, softening: Sequence[float]) -> np.ndarray:
-    """Curves of growth (from annulus sums, then from annulus medians) per band, stretched
-    with ``arcsinh(F / softening[b])``; (2 * n_annuli * bands,) float32.  An annulus with no
-    pixel centre in it (the innermost ones of small cutouts) adds nothing."""
-    n_bands = image.shape[0]
-    scales = np.broadcast_to(np.asarray(softening, dtype=np.float64), (n_bands,))
-    out = []
-    for band in range(n_bands):
-        for annuli in _annulus_fluxes(image[band]):
-            out.append(np.arcsinh(np.cumsum(annuli) / scales[band]))
-    return np.concatenate(out).astype(np.float32)
+def annulus_fluxes(image: np.ndarray) -> np.ndarray:
+    """Per band of ``image`` (bands, size, size, linear pixels) and annulus: the sum, and
+    the median times the pixel count (0 for an empty annulus); (bands, 2, n_annuli).
+    Measured once per galaxy, for both the photometry and the crowding index."""
+    members, counts = _annuli(image.shape[-1])
+    out = np.empty((image.shape[0], 2, len(members)))
+    for band in range(image.shape[0]):
+        pixels = np.nan_to_num(image[band].astype(np.float64).ravel())
+        out[band, 0] = [pixels[m].sum() for m in members]
+        out[band, 1] = [np.median(pixels[m]) if m.size else 0.0 for m in members]
+        out[band, 1] *= counts
+    return out
 
 
-def crowding_index(image: np.ndarray, softening: Sequence[float]) -> float:
-    """How much more light the whole aperture holds than its annulus medians explain:
-    ``(F_sum - F_median) / max(|F_median|, a)`` over all bands (``a``: the summed
-    softenings).  About 0 for a lone galaxy (noise and profile curvature give a few
-    per cent); a neighbour inside the aperture raises it.  Rotations and flips about the
-    centre leave it unchanged."""
-    n_bands = image.shape[0]
-    total_sum = total_median = 0.0
-    for band in range(n_bands):
-        sums, medians = _annulus_fluxes(image[band])
-        total_sum += float(sums.sum())
-        total_median += float(medians.sum())
-    floor = float(np.sum(np.broadcast_to(np.asarray(softening, dtype=np.float64), (n_bands,))))
+def aperture_photometry(fluxes: np.ndarray, softening: Sequence[float]) -> np.ndarray:
+    """Curves of growth (from annulus sums, then from annulus medians) per band of
+    :func:`annulus_fluxes`, stretched with ``arcsinh(F / softening[b])``;
+    (2 * n_annuli * bands,) float32.  An annulus with no pixel centre in it (the innermost
+    ones of small cutouts) adds nothing."""
+    scales = np.broadcast_to(np.asarray(softening, dtype=np.float64), (fluxes.shape[0],))
+    curves = np.arcsinh(np.cumsum(fluxes, axis=-1) / scales[:, None, None])
+    return curves.ravel().astype(np.float32)
+
+
+def crowding_index(fluxes: np.ndarray, softening: Sequence[float]) -> float:
+    """How much more light the whole aperture holds than its annulus medians explain, from
+    :func:`annulus_fluxes`: ``(F_sum - F_median) / max(|F_median|, a)`` over all bands
+    (``a``: the summed softenings).  About 0 for a lone galaxy (noise and profile curvature
+    give a few per cent); a neighbour inside the aperture raises it.  Rotations and flips
+    about the centre leave it unchanged."""
+    total_sum, total_median = (float(v) for v in fluxes.sum(axis=(0, 2)))
+    floor = float(
+        np.sum(np.broadcast_to(np.asarray(softening, dtype=np.float64), (fluxes.shape[0],)))
+    )
     return (total_sum - total_median) / max(abs(total_median), floor)
-
-
-def _annulus_fluxes(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per annulus of one band (linear pixels): the sum, and the median times the pixel
-    count (0 for an empty annulus)."""
-    members, counts = _annuli(band.shape[-1])
-    pixels = np.nan_to_num(band.astype(np.float64).ravel())
-    sums = np.array([pixels[m].sum() for m in members])
-    medians = np.array([np.median(pixels[m]) if m.size else 0.0 for m in members]) * counts
-    return sums, medians
 
 
 @cache

@@ -145,7 +145,7 @@ def _fit_parameter(
             )
             if loss < best[0]:
                 best = (loss, a, b, knee, float(power))
-    loss, a, b, knee, power = best
+    _, a, b, knee, power = best
     step_a, step_b = CORE_GRID[1] / CORE_GRID[0], TAIL_GRID[1] / TAIL_GRID[0]
     step_p = POWER_GRID[1] - POWER_GRID[0]
     fine = np.linspace(-1, 1, 2 * FINE_STEPS + 1)
@@ -153,9 +153,9 @@ def _fit_parameter(
         fa, fb, fine_loss = _grid_search(
             offsets, t_truth / width**p, a * step_a**fine, b * step_b**fine, knee, groups
         )
-        if fine_loss < loss:
-            loss, best = fine_loss, (fine_loss, fa, fb, knee, float(p))
-    _, a, b, knee, power = best
+        if fine_loss < best[0]:
+            best = (fine_loss, fa, fb, knee, float(p))
+    loss, a, b, knee, power = best
     return (a, b, knee, power, width_ref), before, loss
 
 

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from gampen.atomic import atomic_path
 from gampen.checks import refuse_existing
 from gampen.data.catalog import object_ids, write_table
+from gampen.data.cutouts import select_hdu
 from gampen.flags import is_fatal
 from gampen.infer.predict import bundle_dataset, open_catalog
 from gampen.model.bundle import load_bundle
@@ -54,7 +55,8 @@ def crop(
     returns that catalog (``object_id``, ``file_name``, ``stn_zoom``, ``flags``)."""
     folder = Path(out)
     refuse_existing([folder / CROP_CATALOG], overwrite=overwrite)
-    bundle = load_bundle(model or default_model_path())
+    model_path = Path(model or default_model_path())
+    bundle = load_bundle(model_path)
     table, where = open_catalog(source)
     dataset = bundle_dataset(bundle, table, where, image_dir=image_dir, hdu=hdu)
     ids = object_ids(table)
@@ -84,7 +86,7 @@ def crop(
         log.warning("%d cutout(s) have no celestial WCS: their crops have none", without_wcs)
     catalog = Table(
         {"object_id": ids, "file_name": names, "stn_zoom": zooms, "flags": flags},
-        meta={"MODEL": Path(model or default_model_path()).name},
+        meta={"MODEL": model_path.name},
     )
     catalog["stn_zoom"].description = "spatial transformer zoom (crop side / cutout side)"
     write_table(catalog, folder / CROP_CATALOG)
@@ -147,11 +149,6 @@ def _celestial_wcs(header: fits.Header, size: int) -> WCS | None:
 
 
 def _image_header(path: Path, hdu: str | None) -> fits.Header:
-    """The header of the HDU the image was read from (as the cutout reader picks it)."""
+    """The header of the HDU the image was read from (chosen as the cutout reader does)."""
     with fits.open(path) as hdul:
-        if hdu is not None:
-            return hdul[int(hdu) if str(hdu).isdigit() else hdu].header.copy()
-        for candidate in hdul:
-            if candidate.is_image and candidate.data is not None:
-                return candidate.header.copy()
-    return fits.Header()
+        return select_hdu(path, hdul, hdu).header.copy()

@@ -103,20 +103,21 @@ def predict(
     ranks other than zero of a multi-process run).
     """
     options = options or PredictOptions()
+    out_format = table_format(out) if out is not None else None  # refused before any work
     if out is not None:
-        table_format(out)  # an unknown output format is refused before any work
         # An unfinished run (its part folder still there) may replace what a merge killed
         # half-way wrote; anything else is only replaced when asked.
         unfinished = PartStore(out, {}).folder.is_dir()
         refuse_existing([out, options.samples_out], overwrite=options.overwrite or unfinished)
-    bundle = load_bundle(model or default_model_path())
+    model_path = Path(model or default_model_path())
+    bundle = load_bundle(model_path)
     table, source = open_catalog(source)
     if len(table) == 0:
         raise CatalogError(f"{source}: the catalog has no rows", allowed="one galaxy or more")
     kept = kept_columns(table, options.keep_columns, bundle.param_names, source)
-    if out is not None and table_format(out) == "fits":
+    if out_format == "fits":
         refuse_unwritable_text(table, ["object_id", "file_name", *kept], out)
-    model_name = Path(model or default_model_path()).name.removesuffix(".zip")
+    model_name = model_path.name.removesuffix(".zip")
     with quiet_lightning():
         if out is None:
             with tempfile.TemporaryDirectory() as tmp:

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from gampen.checks import is_finite_number
+
 #: Default knee: where the tail slope takes over, in standard deviations of the posterior.
 KNEE = 1.0
 
@@ -131,11 +133,7 @@ class Recalibration:
         if not isinstance(part, dict) or "above" not in part:
             raise ValueError("calibration 'crowded' must be an object with an 'above' threshold")
         above = part["above"]
-        if (
-            isinstance(above, bool)
-            or not isinstance(above, int | float)
-            or not math.isfinite(above)
-        ):
+        if not is_finite_number(above):
             raise ValueError(f"calibration.crowded.above must be a finite number: {above!r}")
         unknown = sorted(set(part) - {"above", *FIELDS})
         if unknown:
@@ -183,11 +181,7 @@ def _per_name(
     out = []
     for name in names:
         value = given[name]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-        ):
+        if not is_finite_number(value):
             raise ValueError(f"calibration.{key}.{name} must be a finite number, not {value!r}")
         if key in POSITIVE and value <= 0:
             raise ValueError(f"calibration.{key}.{name} must be > 0, not {value!r}")

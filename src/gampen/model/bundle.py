@@ -58,6 +58,7 @@ from safetensors.torch import save as save_safetensors
 
 from gampen import __version__
 from gampen.atomic import atomic_path
+from gampen.checks import is_finite_number
 from gampen.errors import BundleError, ConfigError, GampenError
 from gampen.infer.spread import Recalibration
 from gampen.model.config import NetworkConfig
@@ -424,8 +425,7 @@ def _check_names(name: str, value: Any, length: int) -> None:
 
 def _check_number(name: str, value: Any, *, positive: bool) -> None:
     """Refuse a non-finite number (or a non-positive one when ``positive``)."""
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not is_number or value != value or abs(value) == float("inf") or (positive and value <= 0):
+    if not is_finite_number(value) or (positive and value <= 0):
         raise BundleError(
             f"field '{name}' is invalid",
             value=value,
