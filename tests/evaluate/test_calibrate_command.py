@@ -42,16 +42,33 @@ def test_calibration_is_stored_with_its_check(calibrated):
     assert cal["fit"]["catalog"] == "info.csv"  # a name, never the machine's absolute path
     for name in ("bt", "r_e", "flux"):
         assert set(cal["check"]["before"][name]) >= {"ci68", "ci95", "ci99", "max_abs_deviation"}
+    assert 0.0 <= cal["shrink"] < 1.0
+    for key in ("joint_before", "joint_after"):
+        assert set(cal["check"][key]) == {"ci68", "ci95"}
+        assert all(0.0 <= v <= 1.0 for v in cal["check"][key].values())
     assert meta["weights_sha256"] == read_metadata(bundle)["weights_sha256"]
+
+
+def _with_shrink(bundle, folder, shrink: float):
+    """A copy of a calibrated bundle whose map shrinks correlations by ``shrink``."""
+    copy = folder / f"shrink-{shrink}"
+    shutil.copytree(bundle, copy)
+    meta = json.loads((copy / "gampen.json").read_text())
+    meta["calibration"]["shrink"] = shrink
+    (copy / "gampen.json").write_text(json.dumps(meta))
+    return copy
 
 
 def test_predict_applies_the_stored_map(tmp_path, calibrated):
     catalog, bundle, out = calibrated
     cal = read_metadata(out)["calibration"]
+    assert "crowded" not in cal  # one map: 40 fitting galaxies are too few for two
     labels = LabelTransform.from_dict(read_metadata(bundle)["preprocessing"]["labels"])
     options = dict(n_passes=4, n_samples=60, num_workers=0, progress=False, batch_size=16)
     z = {}
-    for name, model in (("raw", bundle), ("cal", out)):
+    models = {"raw": bundle, "cal": _with_shrink(out, tmp_path, 0.0)}
+    models["shrunk"] = _with_shrink(out, tmp_path, 0.3)
+    for name, model in models.items():
         path = tmp_path / f"{name}.h5"
         predict(
             catalog,
@@ -73,6 +90,12 @@ def test_predict_applies_the_stored_map(tmp_path, calibrated):
         g *= (sd / ref) ** power
         # float32 samples round-tripped through the label transform: agree to 1e-3 sd.
         np.testing.assert_allclose((new - centre) / sd, g, atol=2e-3)
+    # The shrink scales every correlation by 1 - 0.3 (r_e and flux: never clipped).
+    for plain, shrunk in zip(z["cal"], z["shrunk"], strict=True):
+        rho = np.corrcoef(plain[:, 1], plain[:, 2])[0, 1]
+        np.testing.assert_allclose(
+            np.corrcoef(shrunk[:, 1], shrunk[:, 2])[0, 1], 0.7 * rho, atol=1e-3
+        )
 
 
 def test_refuses_the_training_catalog_and_an_existing_output(tmp_path, calibrated, capsys):

@@ -152,3 +152,45 @@ def test_crowded_galaxies_get_a_map_of_their_own():
         assert abs(coverage_from_pit(pit(one, t_held[group]), levels)[0] - levels[0]) > 0.06
     few = fit_by_crowding(samples[:300], truth[:300], np.full(300, 1.0))
     assert few[1] is None  # no clean galaxies: one map for all
+
+
+def _correlated_posteriors(n: int, claimed_rho: float, true_rho: float, seed: int):
+    """Gaussian posteriors of two parameters with the right widths whose samples claim a
+    correlation ``claimed_rho`` while the truths scatter with ``true_rho``."""
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(size=(n, 2))
+    width = rng.uniform(0.5, 2.0, size=(n, 1, 1))
+    claimed = np.linalg.cholesky(np.array([[1.0, claimed_rho], [claimed_rho, 1.0]]))
+    true = np.linalg.cholesky(np.array([[1.0, true_rho], [true_rho, 1.0]]))
+    samples = mu[:, None] + width * (rng.normal(size=(n, 400, 2)) @ claimed.T)
+    truth = mu + width[:, 0] * (rng.normal(size=(n, 2)) @ true.T)
+    return samples, truth
+
+
+def _joint_coverage(samples: np.ndarray, truth: np.ndarray, level: float) -> float:
+    """Share of truths inside the Gaussian ``level`` region of each galaxy's sample mean and
+    covariance (numpy's covariance, scipy's chi-square): an oracle apart from the fit's."""
+    inside = []
+    for s, t in zip(samples, truth, strict=True):
+        d = t - s.mean(axis=0)
+        inside.append(d @ np.linalg.solve(np.cov(s, rowvar=False), d) <= stats.chi2.ppf(level, 2))
+    return float(np.mean(inside))
+
+
+def test_fit_shrinks_over_confident_correlations_to_the_truths():
+    samples, truth = _correlated_posteriors(3000, claimed_rho=0.95, true_rho=0.8, seed=21)
+    fit = fit_spread(samples[:1500], truth[:1500])
+    # (1 - shrink) 0.95 = 0.8 gives 0.158; the grid steps by 27 %.
+    assert 0.12 <= fit.spread.shrink <= 0.21
+    held, t_held = samples[1500:], truth[1500:]
+    for level in (0.6827, 0.9545):
+        after = _joint_coverage(fit.spread.apply(held), t_held, level)
+        before = _joint_coverage(held, t_held, level)
+        assert abs(after - level) < 0.035  # 3 binomial sd at n=1500
+        assert level - before > 0.1  # the thin regions under-cover: this must fail
+
+
+def test_fit_leaves_right_correlations_and_single_parameters_alone():
+    samples, truth = _correlated_posteriors(1500, claimed_rho=0.9, true_rho=0.9, seed=22)
+    assert fit_spread(samples, truth).spread.shrink <= 0.01
+    assert fit_spread(samples[:, :, :1], truth[:, :1]).spread.shrink == 0.0

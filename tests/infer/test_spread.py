@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import linalg
 
 from gampen.evaluate.recalibrate import inverse_stretch
-from gampen.infer.spread import Recalibration, SpreadMap
+from gampen.infer.spread import Recalibration, SpreadMap, shrink_correlations
 
 
 def test_plain_spread_scales_the_covariance_exactly():
@@ -205,3 +206,76 @@ def test_two_maps_work_in_double_precision_and_need_every_crowding_index():
     )
     with pytest.raises(ValueError, match=r"^this calibration needs each galaxy's crowding index$"):
         maps.apply(samples, [0.0, float("nan")])
+
+
+def _correlated(n_galaxies: int, n_samples: int, rho: float, seed: int) -> np.ndarray:
+    """Skewed samples (n_galaxies, n_samples, 3) with correlation ``rho`` between the first
+    two parameters and unequal variances."""
+    rng = np.random.default_rng(seed)
+    cov = np.array([[1.0, rho * 2.0, 0.1], [rho * 2.0, 4.0, 0.0], [0.1, 0.0, 0.25]])
+    gamma = rng.gamma(2.0, size=(n_galaxies, n_samples, 3))  # skewed marginals
+    return 5.0 + gamma @ np.linalg.cholesky(cov / 2.0).T
+
+
+@pytest.mark.parametrize("amount", [0.0, 0.3, 0.9])
+def test_correlation_shrink_hits_the_target_covariance_and_keeps_medians(amount):
+    samples = _correlated(3, 4000, 0.95, seed=11)
+    out = shrink_correlations(samples, amount)
+    for before, after in zip(samples, out, strict=True):
+        cov = np.cov(before, rowvar=False)  # numpy's covariance, independent of the code
+        target = (1 - amount) * cov + amount * np.diag(np.diag(cov))
+        np.testing.assert_allclose(np.cov(after, rowvar=False), target, atol=1e-9)
+        np.testing.assert_allclose(np.median(after, axis=0), np.median(before, axis=0))
+        assert np.all(np.linalg.eigvalsh(np.cov(after, rowvar=False)) > 0)
+
+
+def test_correlation_shrink_is_the_symmetric_square_root_map():
+    """Against scipy's matrix square roots: ``x -> m + sqrtm(T) sqrtm(C)^-1 (x - mean)``
+    (the symmetric map, the one that moves the samples least), shifted to the medians."""
+    samples = _correlated(2, 500, 0.9, seed=14)
+    single = samples.astype(np.float32)
+    got = shrink_correlations(single, 0.4)
+    # float32 samples are mapped in double precision, as if given in float64
+    np.testing.assert_allclose(got, shrink_correlations(single.astype(np.float64), 0.4), atol=1e-10)
+    for before, after in zip(samples, got, strict=True):
+        cov = np.cov(before, rowvar=False)
+        target = 0.6 * cov + 0.4 * np.diag(np.diag(cov))
+        mixing = np.real(linalg.sqrtm(target) @ linalg.inv(linalg.sqrtm(cov)))
+        expected = before.mean(axis=0) + (before - before.mean(axis=0)) @ mixing.T
+        expected += np.median(before, axis=0) - np.median(expected, axis=0)
+        np.testing.assert_allclose(after, expected, atol=2e-5)  # float32 input: ~1e-6 relative
+        np.testing.assert_allclose(shrink_correlations(before, 0.4), expected, atol=1e-9)
+
+
+def test_correlation_shrink_leaves_singular_posteriors_alone_but_not_narrow_ones():
+    samples = _correlated(4, 200, 0.5, seed=12)
+    samples[1, :, 2] = 3.0  # a constant parameter: no covariance to invert
+    samples[2] = 7.0  # every parameter constant
+    samples[3] = 1.0 + 1e-9 * (samples[3] - 5.0)  # very narrow, yet a proper posterior
+    with np.errstate(all="raise"):
+        out = shrink_correlations(samples, 0.5)
+    np.testing.assert_array_equal(out[1:3], samples[1:3])
+    for i in (0, 3):
+        cov, after = np.cov(samples[i], rowvar=False), np.cov(out[i], rowvar=False)
+        target = 0.5 * cov + 0.5 * np.diag(np.diag(cov))
+        np.testing.assert_allclose(after, target, rtol=1e-6, atol=1e-12 * np.abs(cov).max())
+
+
+def test_a_map_with_a_shrink_applies_it_after_the_stretch():
+    names = ["bt", "r_e", "flux"]
+    spread = SpreadMap.from_calibration({"scale": 2.0, "shrink": 0.25}, names)
+    samples = _correlated(1, 3000, 0.9, seed=13)
+    cov = 4.0 * np.cov(samples[0], rowvar=False)  # the plain stretch doubles every sd
+    target = 0.75 * cov + 0.25 * np.diag(np.diag(cov))
+    np.testing.assert_allclose(np.cov(spread.apply(samples)[0], rowvar=False), target, atol=1e-8)
+    assert SpreadMap.from_calibration({"scale": 1.0, "shrink": 0.25}, names) is not None
+    assert SpreadMap.from_calibration({"scale": 1.0, "shrink": 0}, names) is None
+
+
+@pytest.mark.parametrize("shrink", [-0.1, 1.0, "0.2", float("nan"), True])
+def test_a_bad_shrink_is_refused_with_the_key_named(shrink):
+    with pytest.raises(ValueError, match=r"^calibration\.shrink must be a number in \[0, 1\)"):
+        Recalibration.from_calibration({"scale": {"bt": 1.0}, "shrink": shrink}, ["bt"])
+    crowded = {"scale": {"bt": 1.0}, "crowded": {"above": 0.1, "scale": 1.0, "shrink": shrink}}
+    with pytest.raises(ValueError, match=r"^calibration\.shrink must be a number in \[0, 1\)"):
+        Recalibration.from_calibration(crowded, ["bt"])

@@ -21,11 +21,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "calibrate",
         help="recalibrate a model's posteriors on held-out galaxies with known truth",
-        description="Fit one spread factor per parameter so that the MC-dropout posteriors' "
-        "credible intervals hold the truth as often as they claim, on galaxies the model "
-        "never trained on (CATALOG needs the true parameter columns). Coverage before and "
-        "after is measured on a part of CATALOG not used for the fit, printed, and stored "
-        "in the new bundle, which 'gampen predict' then applies.",
+        description="Fit spread factors per parameter, and a shrink of the correlations, so "
+        "that the MC-dropout posteriors' credible intervals and joint regions hold the truth "
+        "as often as they claim, on galaxies the model never trained on (CATALOG needs the "
+        "true parameter columns). Coverage before and after is measured on a part of "
+        "CATALOG not used for the fit, printed, and stored in the new bundle, which "
+        "'gampen predict' then applies.",
     )
     p.add_argument("bundle", help="model bundle to calibrate (directory or .zip)")
     p.add_argument("--catalog", required=True, help="held-out catalog with true labels")

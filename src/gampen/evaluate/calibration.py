@@ -28,6 +28,7 @@ from gampen.evaluate.recalibrate import (
     FIT_LEVELS,
     coverage_from_pit,
     fit_by_crowding,
+    joint_coverage,
     pit,
 )
 from gampen.flags import is_fatal
@@ -56,7 +57,9 @@ class CalibrationResult:
             maps.append((f"crowded (crowding > {cal['crowded']['above']:g})", cal["crowded"]))
         lines = []
         for title, factors in maps:
+            shrink = factors.get("shrink", 0.0)
             lines.append(f"map for {title}: core / tail / knee / width power")
+            lines.append(f"  correlations shrunk by {shrink:.3f}")
             for name in factors["scale"]:
                 values = [factors[key][name] for key in ("scale", "tail", "knee", "power")]
                 lines.append(f"  {name:<8}" + " / ".join(f"{v:.3f}" for v in values))
@@ -68,6 +71,10 @@ class CalibrationResult:
             before, after = check["before"][name], check["after"][name]
             cells = "".join(f"{before[c]:>11.3f} -> {after[c]:<6.3f}" for c in levels)
             lines.append(f"{name:<8}{cells}")
+        if "joint_before" in check:
+            before, after = check["joint_before"], check["joint_after"]
+            cells = ", ".join(f"{c} {before[c]:.3f} -> {after[c]:.3f}" for c in before)
+            lines.append(f"joint regions of all parameters: {cells}")
         for group, report in check.get("after_by_crowding", {}).items():
             cells = ", ".join(f"{n} {report[n]['ci68']:.3f}" for n in cal["scale"])
             lines.append(f"after, {group} galaxies: 68 % coverage {cells}")
@@ -122,7 +129,13 @@ def calibrate(
     before = _coverage_report(check_z, check_truth, names)
     after_z = check_z if stored is None else _apply(stored, check_z, check_crowding)
     after = _coverage_report(after_z, check_truth, names)
-    check: dict[str, Any] = {"n": len(check_rows), "before": before, "after": after}
+    check: dict[str, Any] = {
+        "n": len(check_rows),
+        "before": before,
+        "after": after,
+        "joint_before": _joint_report(check_z, check_truth),
+        "joint_after": _joint_report(after_z, check_truth),
+    }
     if crowded is not None:
         is_crowded = check_crowding > CROWDED
         check["after_by_crowding"] = {
@@ -145,9 +158,11 @@ def calibrate(
     return CalibrationResult(bundle, calibration)
 
 
-def _factors(spread: SpreadMap, names: list[str]) -> dict[str, dict[str, float]]:
-    """A map's factors as the bundle stores them: ``{key: {name: value}}``, rounded."""
-    return {key: _by_name(names, getattr(spread, key)) for key in FIELDS}
+def _factors(spread: SpreadMap, names: list[str]) -> dict[str, Any]:
+    """A map's factors as the bundle stores them: ``{key: {name: value}}``, rounded, and
+    the correlation ``shrink``."""
+    factors: dict[str, Any] = {key: _by_name(names, getattr(spread, key)) for key in FIELDS}
+    return {**factors, "shrink": round(spread.shrink, 5)}
 
 
 def _apply(maps: Recalibration | SpreadMap, z: np.ndarray, crowding: np.ndarray) -> np.ndarray:
@@ -218,6 +233,13 @@ def _coverage_report(
             "max_abs_deviation": round(float(np.max(np.abs(grid - FIT_LEVELS))), 4),
         }
     return report
+
+
+def _joint_report(z: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Coverage of the joint 68.27 / 95.45 % Mahalanobis regions of all parameters."""
+    names = ("ci68", "ci95")
+    covered = joint_coverage(z, truth, np.array([LEVELS[name] for name in names]))
+    return {name: round(float(c), 4) for name, c in zip(names, covered, strict=True)}
 
 
 def _by_name(names: list[str], values: np.ndarray) -> dict[str, float]:

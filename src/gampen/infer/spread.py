@@ -13,12 +13,21 @@ to the core (``b = 1``: a plain rescaling, ``z' = m + a (z - m)``, covariance
 galaxy to galaxy (crowded and faint galaxies under-covered while easy ones are
 over-covered): the *width power* ``p`` multiplies the map by ``(s / s_ref) ** p``, with
 ``s_ref`` the median width of the galaxies it was fitted on, so ``p > 0`` widens wide
-posteriors more than narrow ones.  The map is monotone in every parameter, so it keeps each
-posterior's ranks and correlation structure (its copula), and the samples it makes are
+posteriors more than narrow ones.  The stretch is monotone in every parameter, so it keeps
+each posterior's ranks and correlation structure (its copula), and the samples it makes are
 samples of a proper distribution, with a positive-definite covariance.  Pivoting on the
 median keeps every galaxy's median, the catalog's point estimate, exactly where it was:
 calibration changes how sure the posterior is, not where it sits.  ``gampen calibrate``
 fits ``a``, ``b``, the knee and ``p`` (:mod:`gampen.evaluate.recalibrate`).
+
+A network can also be too sure of how its parameters' errors move together (r_e and flux
+of a galaxy are often predicted 0.95 correlated where the errors are 0.9): the joint
+regions are then too thin across the correlation although every marginal is right.  The
+*correlation shrink* ``lambda`` (0 <= lambda < 1; one per map) moves each galaxy's
+covariance ``C`` to ``(1 - lambda) C + lambda diag(C)`` by the linear map
+``C_target^(1/2) C^(-1/2)`` of its calibrated samples, then shifts each parameter back to
+its median: variances, medians and positive-definiteness are kept, correlations shrink by
+the factor ``1 - lambda``.
 
 Galaxies overlapped by a neighbour have heavier-tailed errors than lone ones of the same
 predicted width, so a bundle may hold two maps (:class:`Recalibration`): one for clean
@@ -44,13 +53,14 @@ KNEE = 1.0
 @dataclass(frozen=True)
 class SpreadMap:
     """Core factors ``scale``, tail factors ``tail``, knees ``knee``, width powers ``power``
-    and reference widths ``width_ref`` (each (k,))."""
+    and reference widths ``width_ref`` (each (k,)), and the correlation ``shrink``."""
 
     scale: np.ndarray
     tail: np.ndarray = field(default_factory=lambda: np.ones(0))
     knee: float | np.ndarray = KNEE
     power: np.ndarray = field(default_factory=lambda: np.zeros(0))
     width_ref: np.ndarray = field(default_factory=lambda: np.ones(0))
+    shrink: float = 0.0
 
     def __post_init__(self) -> None:
         scale = np.asarray(self.scale, dtype=np.float64)
@@ -83,16 +93,17 @@ class SpreadMap:
         }
         if "scale" not in values:
             raise ValueError("calibration lacks 'scale'")
-        spread = cls(**values)
+        spread = cls(**values, shrink=_shrink(calibration))
         identity = np.all(spread.scale == 1.0) & np.all(spread.tail == 1.0)
-        return None if identity and np.all(spread.power == 0.0) else spread
+        return None if identity and np.all(spread.power == 0.0) and not spread.shrink else spread
 
     def apply(self, samples: np.ndarray) -> np.ndarray:
         """Recalibrated samples (..., S, k): each galaxy's own median and spread are the pivot."""
         centre = np.median(samples, axis=-2, keepdims=True)
         sd = samples.std(axis=-2, keepdims=True)
         sd = np.where(sd > 0, sd, 1.0)
-        return centre + sd * self.width_factor(sd) * self.stretch((samples - centre) / sd)
+        out = centre + sd * self.width_factor(sd) * self.stretch((samples - centre) / sd)
+        return shrink_correlations(out, self.shrink) if self.shrink else out
 
     def pick(self, crowding: float | None) -> SpreadMap:
         """The map for a galaxy: this one, whatever its crowding (one map for all)."""
@@ -135,7 +146,7 @@ class Recalibration:
         above = part["above"]
         if not is_finite_number(above):
             raise ValueError(f"calibration.crowded.above must be a finite number: {above!r}")
-        unknown = sorted(set(part) - {"above", *FIELDS})
+        unknown = sorted(set(part) - {"above", "shrink", *FIELDS})
         if unknown:
             raise ValueError(f"calibration 'crowded' has unknown key(s) {unknown}")
         crowded = SpreadMap.from_calibration({k: v for k, v in part.items() if k != "above"}, names)
@@ -167,6 +178,37 @@ FIELDS: dict[str, float | None] = {
 }
 #: Keys whose values must be > 0 (a width power may be of either sign).
 POSITIVE: tuple[str, ...] = ("scale", "tail", "knee", "width_ref")
+
+
+def shrink_correlations(samples: np.ndarray, amount: float) -> np.ndarray:
+    """Samples (..., S, k) whose covariance ``C`` becomes ``(1 - amount) C + amount diag(C)``
+    and whose medians stay where they were (the module docstring says why).  A galaxy whose
+    covariance is singular (a constant parameter, a single sample) is left as it is."""
+    samples = np.asarray(samples, dtype=np.float64)
+    mean = samples.mean(axis=-2, keepdims=True)
+    centred = samples - mean
+    # The scatter matrix: the map below does not change when C is scaled.
+    cov = np.einsum("...si,...sj->...ij", centred, centred)
+    target = (1.0 - amount) * cov + amount * cov * np.eye(samples.shape[-1])
+    values, vectors = np.linalg.eigh(cov)
+    singular = values.min(axis=-1) <= 1e-12 * np.abs(values).max(axis=-1, initial=0.0)
+    values = np.where(singular[..., None], 1.0, values)
+    inverse_root = (vectors / np.sqrt(values)[..., None, :]) @ np.swapaxes(vectors, -1, -2)
+    target_values, target_vectors = np.linalg.eigh(target)
+    root = (target_vectors * np.sqrt(np.clip(target_values, 0.0, None))[..., None, :]) @ (
+        np.swapaxes(target_vectors, -1, -2)
+    )
+    out = mean + centred @ np.swapaxes(root @ inverse_root, -1, -2)
+    out += np.median(samples, axis=-2, keepdims=True) - np.median(out, axis=-2, keepdims=True)
+    return np.where(singular[..., None, None], samples, out)
+
+
+def _shrink(calibration: dict) -> float:
+    """The map's correlation shrink: a number in [0, 1) (0 when absent)."""
+    value = calibration.get("shrink", 0.0)
+    if not is_finite_number(value) or not 0.0 <= value < 1.0:
+        raise ValueError(f"calibration.shrink must be a number in [0, 1), not {value!r}")
+    return float(value)
 
 
 def _per_name(

@@ -21,9 +21,9 @@ field                content
 ``calibration``      dict; ``scale`` (and optionally ``tail``, ``knee``, ``power``,
                      ``width_ref``) give every parameter the factors of the map
                      ``gampen predict`` applies to the posterior
-                     (:mod:`gampen.infer.spread`), and ``crowded`` (``above`` and
-                     the same keys) a second map for crowded galaxies; by default the
-                     identity;
+                     (:mod:`gampen.infer.spread`), ``shrink`` its correlation shrink,
+                     and ``crowded`` (``above`` and the same keys) a second map for
+                     crowded galaxies; by default the identity;
                      ``gampen calibrate`` adds ``method``, ``fit``, ``check``
 ``provenance``       dict; ``created`` (UTC, ISO 8601) is added when missing
 ``metrics``          dict of validation metrics
@@ -90,6 +90,7 @@ CALIBRATION_KEYS: tuple[str, ...] = (
     "knee",
     "power",
     "width_ref",
+    "shrink",
     "crowded",
     "fit",
     "check",
