@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from gampen.errors import GampenValueError
-from gampen.evaluate.joint import mahalanobis_fraction
+from gampen.evaluate.joint import curve_below, mahalanobis_fraction
 from gampen.infer.spread import KNEE, SpreadMap, shrink_correlations
 
 #: Nominal levels the fit matches: 2 %, 4 %, ..., 98 %, 99 %, then the catalog's 1, 2 and
@@ -151,7 +151,7 @@ def joint_coverage(samples: np.ndarray, truth: np.ndarray, levels: np.ndarray) -
     """Share of truths inside the joint Mahalanobis region of each level (L,) of samples
     (N, S, k); ties are broken by a fixed random stream, so candidates compare alike."""
     fraction = mahalanobis_fraction(samples, truth, rng=np.random.default_rng(0))
-    return np.mean(fraction[:, None] < np.asarray(levels)[None, :], axis=0)
+    return curve_below(fraction, np.asarray(levels)).empirical
 
 
 def _fit_parameter(
