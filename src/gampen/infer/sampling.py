@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -69,11 +69,12 @@ def posterior_samples(
     """
     enable_mc_dropout(net)
     features = net.features(images.contiguous(memory_format=torch.channels_last), scalars)
+    layers = dropout_layers(net)
     samples = []
     for i, key in enumerate(keys):
         rng = np.random.default_rng(int(key))
         one = Features(*(t[i : i + 1] for t in features))
-        with seeded_dropout(net, rng):
+        with seeded_dropout(layers, rng):
             passes = net.from_features(one.repeat_interleave(n_passes))
         chosen = None if spread is None else spread.pick(_at(crowding, i))
         samples.append(_draw(passes.mean, passes.scale_tril, n_samples, rng, chosen))
@@ -97,20 +98,26 @@ def naive_samples(
 ) -> torch.Tensor:
     """Reference path without the speed-up: ``n_passes`` full forward passes per galaxy."""
     enable_mc_dropout(net)
+    layers = dropout_layers(net)
     out = []
     for i, key in enumerate(keys):
         rng = np.random.default_rng(int(key))
         one = None if scalars is None else scalars[i : i + 1].expand(n_passes, -1)
-        with seeded_dropout(net, rng):
+        with seeded_dropout(layers, rng):
             passes = net(images[i : i + 1].expand(n_passes, -1, -1, -1), one)
         out.append(_draw(passes.mean, passes.scale_tril, n_samples, rng))
     return torch.stack(out)
 
 
+def dropout_layers(net: torch.nn.Module) -> list[torch.nn.Dropout]:
+    """``net``'s dropout layers, found once per batch: walking the modules for every galaxy
+    cost 0.3 ms of its ~7."""
+    return [m for m in net.modules() if isinstance(m, torch.nn.Dropout)]
+
+
 @contextlib.contextmanager
-def seeded_dropout(net: torch.nn.Module, rng: np.random.Generator) -> Iterator[None]:
-    """Within the block, every dropout layer of ``net`` draws its mask from ``rng``."""
-    layers = [m for m in net.modules() if isinstance(m, torch.nn.Dropout)]
+def seeded_dropout(layers: Sequence[torch.nn.Dropout], rng: np.random.Generator) -> Iterator[None]:
+    """Within the block, every one of the dropout ``layers`` draws its mask from ``rng``."""
     for layer in layers:
         layer.forward = functools.partial(_dropout, p=layer.p, rng=rng)
     try:
