@@ -12,6 +12,7 @@ import pytest
 from gampen.cli import main
 from gampen.data.labels import LabelTransform
 from gampen.errors import BundleError
+from gampen.evaluate.calibration import CalibrationResult
 from gampen.infer.predict import PredictOptions, predict
 from gampen.model.bundle import load_bundle, read_metadata
 
@@ -49,35 +50,40 @@ def test_calibration_is_stored_with_its_check(calibrated):
     assert meta["weights_sha256"] == read_metadata(bundle)["weights_sha256"]
 
 
-def _with_shrink(bundle, folder, shrink: float):
-    """A copy of a calibrated bundle whose map shrinks correlations by ``shrink``."""
-    copy = folder / f"shrink-{shrink}"
+def _with_calibration(bundle, folder, name: str, **fields):
+    """A copy of ``bundle`` named ``name`` whose calibration has ``fields`` set."""
+    copy = folder / name
     shutil.copytree(bundle, copy)
     meta = json.loads((copy / "gampen.json").read_text())
-    meta["calibration"]["shrink"] = shrink
+    meta["calibration"].update(fields)
     (copy / "gampen.json").write_text(json.dumps(meta))
     return copy
+
+
+def _standardised(catalog, model, folder, name: str, n_samples: int) -> np.ndarray:
+    """``model``'s posterior samples of ``catalog`` from ``gampen predict``, standardised."""
+    path = folder / f"{name}.h5"
+    options = PredictOptions(
+        n_passes=4,
+        n_samples=n_samples,
+        num_workers=0,
+        progress=False,
+        batch_size=16,
+        samples_out=str(path),
+    )
+    predict(catalog, out=folder / f"{name}.csv", model=model, options=options)
+    labels = LabelTransform.from_dict(read_metadata(model)["preprocessing"]["labels"])
+    with h5py.File(path) as h5:
+        return labels.forward(h5["samples"][:].astype(np.float64))
 
 
 def test_predict_applies_the_stored_map(tmp_path, calibrated):
     catalog, bundle, out = calibrated
     cal = read_metadata(out)["calibration"]
     assert "crowded" not in cal  # one map: 40 fitting galaxies are too few for two
-    labels = LabelTransform.from_dict(read_metadata(bundle)["preprocessing"]["labels"])
-    options = dict(n_passes=4, n_samples=60, num_workers=0, progress=False, batch_size=16)
-    z = {}
-    models = {"raw": bundle, "cal": _with_shrink(out, tmp_path, 0.0)}
-    models["shrunk"] = _with_shrink(out, tmp_path, 0.3)
-    for name, model in models.items():
-        path = tmp_path / f"{name}.h5"
-        predict(
-            catalog,
-            out=tmp_path / f"{name}.csv",
-            model=model,
-            options=PredictOptions(**options, samples_out=str(path)),
-        )
-        with h5py.File(path) as h5:
-            z[name] = labels.forward(h5["samples"][:].astype(np.float64))
+    models = {"raw": bundle, "cal": _with_calibration(out, tmp_path, "cal", shrink=0.0)}
+    models["shrunk"] = _with_calibration(out, tmp_path, "shrunk", shrink=0.3)
+    z = {name: _standardised(catalog, model, tmp_path, name, 60) for name, model in models.items()}
     for j, param in enumerate(("r_e", "flux")):  # bt can sit clipped at 0 or 1
         raw, new = z["raw"][..., j + 1], z["cal"][..., j + 1]
         centre, sd = np.median(raw, 1, keepdims=True), raw.std(1, keepdims=True)
@@ -96,6 +102,54 @@ def test_predict_applies_the_stored_map(tmp_path, calibrated):
         np.testing.assert_allclose(
             np.corrcoef(shrunk[:, 1], shrunk[:, 2])[0, 1], 0.7 * rho, atol=1e-3
         )
+
+
+def test_predict_applies_a_stored_faint_map_to_faint_galaxies_only(tmp_path, calibrated):
+    """A bundle whose main map is the identity and whose faint map triples the spread:
+    galaxies whose median flux sample lies below the stored limit are stretched by 3 about
+    their median, the others come out exactly as without calibration."""
+    catalog, bundle, _ = calibrated
+    raw = _standardised(catalog, bundle, tmp_path, "raw", 61)
+    flux = np.sort(np.median(raw[:, :, 2], axis=1))  # 61 samples: the median is a sample
+    below = float((flux[39] + flux[40]) / 2)  # 40 of the 80 galaxies are faint
+    faint_map = {"param": "flux", "below": below, "scale": 3.0}
+    split = _with_calibration(bundle, tmp_path, "split", scale=1.0, faint=faint_map)
+    got = _standardised(catalog, split, tmp_path, "split", 61)
+    centre = np.median(raw, axis=1, keepdims=True)
+    faint = centre[:, 0, 2] < below
+    assert faint.sum() == 40
+    for j in (1, 2):  # r_e and flux (bt can sit clipped at 0 or 1)
+        # float32 samples round-tripped through the label transform.
+        np.testing.assert_allclose(
+            got[faint, :, j] - centre[faint, :, j],
+            3 * (raw[faint, :, j] - centre[faint, :, j]),
+            atol=1e-4,
+        )
+        np.testing.assert_array_equal(got[~faint, :, j], raw[~faint, :, j])
+
+
+def test_the_printed_table_names_every_map_and_the_faint_limit_in_adu(calibrated):
+    """The split's limit is stored standardised; the table shows it as a flux in ADU,
+    exp(mean + std * below) for the log-flux label (written out here by hand), and as a
+    magnitude."""
+    _, bundle, out = calibrated
+    stored = read_metadata(out)["calibration"]
+    labels = read_metadata(bundle)["preprocessing"]["labels"]
+    below = 0.25
+    factors = {k: stored[k] for k in ("scale", "tail", "knee", "power", "width_ref", "shrink")}
+    faint = {"param": "flux", "below": below, **factors}
+    crowded = {"above": 0.1, **factors}
+    calibration = {**stored, "faint": faint, "crowded": crowded}
+    check = calibration["check"]
+    groups = {"bright": check["after"], "faint": check["after"]}
+    calibration["check"] = {**check, "after_by_brightness": groups}
+    text = CalibrationResult(load_bundle(bundle), calibration).table()
+    adu = np.exp(labels["mean"][2] + labels["std"][2] * below)
+    limit = f"{adu:.4g} ADU (mag {read_metadata(bundle)['zero_point'] - 2.5 * np.log10(adu):.2f})"
+    assert f"map for clean (crowding <= 0.1), predicted flux < {limit}:" in text
+    assert f"map for clean (crowding <= 0.1), predicted flux >= {limit}:" in text
+    assert "map for crowded (crowding > 0.1):" in text
+    assert "after, faint galaxies: 68 % coverage" in text
 
 
 def test_refuses_the_training_catalog_and_an_existing_output(tmp_path, calibrated, capsys):

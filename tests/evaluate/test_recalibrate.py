@@ -7,8 +7,16 @@ import pytest
 from scipy import stats
 
 from gampen.errors import GampenValueError
-from gampen.evaluate.recalibrate import CROWDED, coverage_from_pit, fit_by_crowding, fit_spread, pit
-from gampen.infer.spread import Recalibration, SpreadMap
+from gampen.evaluate.recalibrate import (
+    CROWDED,
+    MIN_CLASS,
+    coverage_from_pit,
+    fit_by_brightness,
+    fit_by_class,
+    fit_spread,
+    pit,
+)
+from gampen.infer.spread import BrightnessSplit, Recalibration, SpreadMap
 
 
 def test_pit_is_scipys_mean_percentile_rank():
@@ -137,10 +145,11 @@ def test_crowded_galaxies_get_a_map_of_their_own():
     mu = rng.normal(size=(n, 1))
     truth = mu + np.where(crowded, 1.6, 1.0)[:, None] * rng.normal(size=(n, 1))
     samples = mu[:, None] + rng.normal(size=(n, 300, 1))
-    clean_fit, crowded_fit = fit_by_crowding(samples[:2000], truth[:2000], crowding[:2000])
-    assert clean_fit.spread.scale[0] == pytest.approx(1.0, rel=0.08)
-    assert crowded_fit.spread.scale[0] == pytest.approx(1.6, rel=0.1)
-    maps = Recalibration(clean_fit.spread, crowded_fit.spread, CROWDED)
+    clean_fit, crowded_fit = fit_by_class(samples[:2000], truth[:2000], crowding[:2000], None)
+    assert clean_fit.faint is None and crowded_fit.faint is None  # no brightness parameter
+    assert clean_fit.main.spread.scale[0] == pytest.approx(1.0, rel=0.08)
+    assert crowded_fit.main.spread.scale[0] == pytest.approx(1.6, rel=0.1)
+    maps = Recalibration(clean_fit.main.spread, crowded_fit.main.spread, CROWDED)
     single = fit_spread(samples[:2000], truth[:2000]).spread
     held, t_held, c_held = samples[2000:], truth[2000:, 0], crowding[2000:]
     levels = np.array([0.6827])
@@ -150,8 +159,42 @@ def test_crowded_galaxies_get_a_map_of_their_own():
         got = coverage_from_pit(pit(per_group, t_held[group]), levels)
         np.testing.assert_allclose(got, levels, atol=0.045)  # 4 binomial sd at n=800
         assert abs(coverage_from_pit(pit(one, t_held[group]), levels)[0] - levels[0]) > 0.06
-    few = fit_by_crowding(samples[:300], truth[:300], np.full(300, 1.0))
+    few = fit_by_class(samples[:300], truth[:300], np.full(300, 1.0), None)
     assert few[1] is None  # no clean galaxies: one map for all
+
+
+def test_faint_galaxies_get_a_map_of_their_own():
+    """Parameter 1 is the brightness, uniform on (-2, 2): faint galaxies (below 0) have
+    errors 1.5x wider than claimed in it, bright ones are right.  The split falls at the
+    median, 0, each side gets its own factor, and held-out coverage is right on both
+    sides, which one map for all cannot do."""
+    rng = np.random.default_rng(16)
+    n = 4000
+    mu = np.stack([rng.normal(size=n), rng.uniform(-2, 2, size=n)], 1)
+    faint = mu[:, 1] < 0
+    widths = np.stack([np.ones(n), np.where(faint, 1.5, 1.0)], 1)
+    truth = mu + 0.1 * widths * rng.normal(size=(n, 2))
+    samples = mu[:, None] + 0.1 * rng.normal(size=(n, 300, 2))
+    clean, crowded = fit_by_class(samples[:2000], truth[:2000], np.zeros(2000), 1)
+    assert crowded is None and clean.faint is not None
+    assert abs(clean.below) < 0.15  # the median brightness (its sd: ~0.045)
+    assert clean.main.spread.scale[1] == pytest.approx(1.0, rel=0.08)
+    assert clean.faint.spread.scale[1] == pytest.approx(1.5, rel=0.1)
+    assert clean.faint.spread.scale[0] == pytest.approx(1.0, rel=0.08)
+    maps = BrightnessSplit(clean.main.spread, clean.faint.spread, clean.below, 1)
+    single = fit_spread(samples[:2000], truth[:2000]).spread
+    held, t_held, f_held = samples[2000:], truth[2000:, 1], faint[2000:]
+    levels = np.array([0.6827])
+    for group in (f_held, ~f_held):
+        got = coverage_from_pit(pit(maps.apply(held[group])[:, :, 1], t_held[group]), levels)
+        np.testing.assert_allclose(got, levels, atol=0.045)  # 4 binomial sd at n=1000
+        one = coverage_from_pit(pit(single.apply(held[group])[:, :, 1], t_held[group]), levels)
+        assert abs(one[0] - levels[0]) > 0.06
+    # Too few on one side, or no brightness parameter: one map for all.
+    m = mu[:2000, 1]
+    lopsided = np.concatenate([np.flatnonzero(m < -0.2)[: MIN_CLASS - 1], np.flatnonzero(m > 0.2)])
+    assert fit_by_brightness(samples[lopsided], truth[lopsided], 1, clean.below).faint is None
+    assert fit_by_brightness(samples[:2000], truth[:2000], None, None).faint is None
 
 
 def _correlated_posteriors(n: int, claimed_rho: float, true_rho: float, seed: int):

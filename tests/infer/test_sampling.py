@@ -23,7 +23,7 @@ from gampen.infer.sampling import (
     naive_samples,
     posterior_samples,
 )
-from gampen.infer.spread import Recalibration, SpreadMap
+from gampen.infer.spread import BrightnessSplit, Recalibration, SpreadMap
 from gampen.model.config import NetworkConfig
 from gampen.model.network import GampenNet
 
@@ -341,6 +341,23 @@ def test_each_galaxy_gets_the_map_of_its_crowding(net):
         torch.testing.assert_close(got[g] - centre[g], a * (base[g] - centre[g]))
     with pytest.raises(ValueError, match="crowding index"):
         run(spread=maps)
+
+
+def test_each_galaxy_gets_the_map_of_its_brightness(net):
+    """A brightness split picks by the median of the galaxy's own raw draws of the
+    parameter: here only the galaxy of lowest median flux (parameter 2) is faint."""
+    images = torch.randn(3, 1, 32, 32)
+    keys = galaxy_keys(4, np.arange(3))
+    base, _ = posterior_samples(net, images, keys, n_passes=4, n_samples=301)
+    centre = base.median(dim=1, keepdim=True).values  # odd count: the median is a sample
+    flux = centre[:, 0, 2].numpy().astype(np.float64)
+    faintest, next_one = np.argsort(flux)[:2]
+    below = (flux[faintest] + flux[next_one]) / 2
+    maps = BrightnessSplit(SpreadMap(np.full(3, 0.5)), SpreadMap(np.full(3, 2.0)), below, param=2)
+    got, _ = posterior_samples(net, images, keys, n_passes=4, n_samples=301, spread=maps)
+    for g in range(3):
+        a = 2.0 if g == faintest else 0.5
+        torch.testing.assert_close(got[g] - centre[g], a * (base[g] - centre[g]))
 
 
 @pytest.mark.gpu

@@ -7,7 +7,7 @@ import pytest
 from scipy import linalg
 
 from gampen.evaluate.recalibrate import inverse_stretch
-from gampen.infer.spread import Recalibration, SpreadMap, shrink_correlations
+from gampen.infer.spread import BrightnessSplit, Recalibration, SpreadMap, shrink_correlations
 
 
 def test_plain_spread_scales_the_covariance_exactly():
@@ -138,9 +138,85 @@ def test_clean_and_crowded_galaxies_get_their_own_maps():
         np.testing.assert_allclose(out[g, :, 0], _reference(samples[g, :, 0], a_bt, b, 1.0))
         np.testing.assert_allclose(out[g, :, 1], _reference(samples[g, :, 1], a_flux, b, 1.0))
     with pytest.raises(ValueError, match="crowding index"):
-        maps.pick(None)
+        maps.pick(None, samples[0])
     plain = Recalibration.from_calibration({"scale": {"bt": 0.5, "flux": 0.8}}, names)
-    assert isinstance(plain, SpreadMap) and plain.pick(None) is plain  # one map for all
+    assert isinstance(plain, SpreadMap) and plain.pick(None, samples[0]) is plain  # one map
+
+
+def _centred_at(medians: list[float], seed: int) -> np.ndarray:
+    """Samples (G, 201, 2) whose parameter 1 has median ``medians[g]`` exactly (201 is odd:
+    the median is the middle sample)."""
+    samples = np.random.default_rng(seed).normal(size=(len(medians), 201, 2))
+    samples[:, :, 1] += np.array(medians)[:, None] - np.median(samples[:, :, 1], axis=1)[:, None]
+    return samples
+
+
+def test_faint_galaxies_get_the_faint_map_of_their_crowding_class():
+    names = ["bt", "flux"]
+    cal = {
+        "scale": {"bt": 0.5, "flux": 0.8},
+        "faint": {"param": "flux", "below": -0.2, "scale": {"bt": 3.0, "flux": 4.0}},
+        "crowded": {
+            "above": 0.1,
+            "scale": {"bt": 2.0, "flux": 1.5},
+            "faint": {"param": "flux", "below": 0.3, "scale": 5.0, "tail": 2.0},
+        },
+    }
+    maps = Recalibration.from_calibration(cal, names)
+    # (crowding, flux median): clean bright, clean at the limit (not below: bright), clean
+    # faint, crowded bright, crowded faint (its own limit, 0.3).
+    cases = [(0.0, 0.5), (0.0, -0.2), (0.0, -0.3), (0.5, 0.5), (0.5, 0.2)]
+    expected = [(0.5, 0.8, 1.0), (0.5, 0.8, 1.0), (3.0, 4.0, 1.0), (2.0, 1.5, 1.0), (5.0, 5.0, 2.0)]
+    samples = _centred_at([m for _, m in cases], seed=21)
+    out = maps.apply(samples, np.array([c for c, _ in cases]))
+    for g, (a_bt, a_flux, b) in enumerate(expected):
+        np.testing.assert_allclose(out[g, :, 0], _reference(samples[g, :, 0], a_bt, b, 1.0))
+        np.testing.assert_allclose(out[g, :, 1], _reference(samples[g, :, 1], a_flux, b, 1.0))
+    # Without a crowded part, one class split by brightness: crowding plays no part.
+    split = Recalibration.from_calibration({k: cal[k] for k in ("scale", "faint")}, names)
+    assert isinstance(split, BrightnessSplit) and split.param == 1 and split.below == -0.2
+    out = split.apply(samples[1:3])
+    np.testing.assert_allclose(out[0, :, 1], _reference(samples[1, :, 1], 0.8, 1.0, 1.0))
+    np.testing.assert_allclose(out[1, :, 1], _reference(samples[2, :, 1], 4.0, 1.0, 1.0))
+
+
+def test_an_identity_faint_map_leaves_faint_galaxies_alone():
+    maps = BrightnessSplit(SpreadMap(np.full(2, 2.0)), None, below=0.0, param=1)
+    samples = _centred_at([-1.0, 1.0], seed=22).astype(np.float32)
+    out = maps.apply(samples)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out[0], samples[0].astype(np.float64))
+    np.testing.assert_allclose(out[1, :, 0], _reference(samples[1, :, 0].astype(float), 2, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "faint, message",
+    [
+        (3, r"faint must be an object with 'param' and 'below'$"),
+        ({"param": "flux", "scale": 1.0}, r"faint must be an object with 'param' and 'below'$"),
+        ({"below": 0.0, "scale": 1.0}, r"faint must be an object with 'param' and 'below'$"),
+        ({"param": "r_e", "below": 0, "scale": 1}, r"faint\.param must be one of \['bt', 'flux'\]"),
+        ({"param": "flux", "below": "x", "scale": 1.0}, r"faint\.below must be a finite number"),
+        ({"param": "flux", "below": 0, "scale": 1, "z": 1}, r"faint has unknown key\(s\) \['z'\]"),
+        ({"param": "flux", "below": 0.0, "scale": -1.0}, r"scale\.bt must be > 0"),
+    ],
+)
+def test_a_broken_faint_map_is_refused_in_either_class(faint, message):
+    names = ["bt", "flux"]
+    with pytest.raises(ValueError, match=message):
+        Recalibration.from_calibration({"scale": 1.0, "faint": faint}, names)
+    crowded = {"above": 0.1, "scale": 1.0, "faint": faint}
+    with pytest.raises(ValueError, match=message):
+        Recalibration.from_calibration({"scale": 1.0, "crowded": crowded}, names)
+
+
+def test_a_broken_faint_map_is_named_by_its_class():
+    bad = {"param": "flux", "below": float("nan"), "scale": 1.0}
+    with pytest.raises(ValueError, match=r"^calibration\.faint\.below must be a finite number"):
+        Recalibration.from_calibration({"scale": 1.0, "faint": bad}, ["bt", "flux"])
+    crowded = {"above": 0.1, "scale": 1.0, "faint": bad}
+    with pytest.raises(ValueError, match=r"^calibration\.crowded\.faint\.below must be"):
+        Recalibration.from_calibration({"scale": 1.0, "crowded": crowded}, ["bt", "flux"])
 
 
 @pytest.mark.parametrize(

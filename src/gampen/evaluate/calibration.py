@@ -24,17 +24,19 @@ from gampen.data.dataset import CutoutDataset
 from gampen.data.labels import LabelTransform
 from gampen.errors import CatalogError
 from gampen.evaluate.recalibrate import (
+    BRIGHTNESS,
     CROWDED,
     FIT_LEVELS,
+    ClassFit,
     coverage_from_pit,
-    fit_by_crowding,
+    fit_by_class,
     joint_coverage,
     pit,
 )
 from gampen.flags import is_fatal
 from gampen.infer.predict import PredictOptions, bundle_dataset
 from gampen.infer.sampling import galaxy_keys, posterior_samples
-from gampen.infer.spread import FIELDS, Recalibration, SpreadMap
+from gampen.infer.spread import FIELDS, Maps, Recalibration, SpreadMap, brightness
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
 
@@ -51,10 +53,20 @@ class CalibrationResult:
     def table(self) -> str:
         """The fitted factors per map, then coverage before and after on the check part."""
         cal = self.calibration
-        maps = [("all galaxies" if "crowded" not in cal else "clean", cal)]
+        classes = [("all galaxies", cal)]
         if "crowded" in cal:
-            maps[0] = (f"clean (crowding <= {cal['crowded']['above']:g})", cal)
-            maps.append((f"crowded (crowding > {cal['crowded']['above']:g})", cal["crowded"]))
+            above = cal["crowded"]["above"]
+            classes = [(f"clean (crowding <= {above:g})", cal)]
+            classes.append((f"crowded (crowding > {above:g})", cal["crowded"]))
+        maps = []
+        for title, factors in classes:
+            if "faint" in factors:
+                faint = factors["faint"]
+                split, limit = f"{title}, predicted {faint['param']}", self._limit(faint)
+                maps.append((f"{split} >= {limit}", factors))
+                maps.append((f"{split} < {limit}", faint))
+            else:
+                maps.append((title, factors))
         lines = []
         for title, factors in maps:
             shrink = factors.get("shrink", 0.0)
@@ -75,10 +87,23 @@ class CalibrationResult:
             before, after = check["joint_before"], check["joint_after"]
             cells = ", ".join(f"{c} {before[c]:.3f} -> {after[c]:.3f}" for c in before)
             lines.append(f"joint regions of all parameters: {cells}")
-        for group, report in check.get("after_by_crowding", {}).items():
+        groups = {**check.get("after_by_crowding", {}), **check.get("after_by_brightness", {})}
+        for group, report in groups.items():
             cells = ", ".join(f"{n} {report[n]['ci68']:.3f}" for n in cal["scale"])
             lines.append(f"after, {group} galaxies: 68 % coverage {cells}")
         return "\n".join(lines)
+
+    def _limit(self, faint: dict[str, Any]) -> str:
+        """A brightness split's limit, stored standardised, in the parameter's physical
+        unit; a flux also as a magnitude (the bundle's zero point)."""
+        labels = LabelTransform.from_dict(self.bundle.preprocessing["labels"])
+        z = np.zeros((1, len(labels.names)))
+        j = labels.names.index(faint["param"])
+        z[0, j] = faint["below"]
+        value = float(labels.inverse(z)[0, j])
+        if faint["param"] != "flux":
+            return f"{value:.4g}"
+        return f"{value:.4g} ADU (mag {self.bundle.zero_point - 2.5 * np.log10(value):.2f})"
 
     def save(self, out: str | Path) -> Path:
         """Write the bundle with the new calibration (weights unchanged)."""
@@ -118,11 +143,12 @@ def calibrate(
     refuse_training_catalog(catalog, catalog_sha256, bundle.provenance)
     z, truth, crowding = standardised_samples(bundle, table, catalog, options)
     fit_rows, check_rows = split_rows(len(z), check_fraction, options.seed)
-    clean, crowded = fit_by_crowding(z[fit_rows], truth[fit_rows], crowding[fit_rows])
     names = bundle.param_names
-    factors: dict[str, Any] = _factors(clean.spread, names)
+    param = names.index(BRIGHTNESS) if BRIGHTNESS in names else None
+    clean, crowded = fit_by_class(z[fit_rows], truth[fit_rows], crowding[fit_rows], param)
+    factors = _class_factors(clean, names)
     if crowded is not None:
-        factors["crowded"] = {"above": CROWDED, **_factors(crowded.spread, names)}
+        factors["crowded"] = {"above": CROWDED, **_class_factors(crowded, names)}
     # Checked as stored (rounded), i.e. as ``gampen predict`` will apply it.
     stored = Recalibration.from_calibration(factors, names)
     check_z, check_truth, check_crowding = z[check_rows], truth[check_rows], crowding[check_rows]
@@ -141,6 +167,13 @@ def calibrate(
         check["after_by_crowding"] = {
             group: _coverage_report(after_z[members], check_truth[members], names)
             for group, members in (("clean", ~is_crowded), ("crowded", is_crowded))
+        }
+    limits = {fit.below for fit in (clean, crowded) if fit is not None and fit.below is not None}
+    if param is not None and limits:
+        is_faint = brightness(check_z, param) < limits.pop()  # one limit serves both classes
+        check["after_by_brightness"] = {
+            group: _coverage_report(after_z[members], check_truth[members], names)
+            for group, members in (("bright", ~is_faint), ("faint", is_faint))
         }
     calibration = {
         "method": "spread",
@@ -165,9 +198,21 @@ def _factors(spread: SpreadMap, names: list[str]) -> dict[str, Any]:
     return {**factors, "shrink": round(spread.shrink, 5)}
 
 
-def _apply(maps: Recalibration | SpreadMap, z: np.ndarray, crowding: np.ndarray) -> np.ndarray:
-    """Samples recalibrated by one map or by the map of each galaxy's crowding."""
-    return maps.apply(z, crowding) if isinstance(maps, Recalibration) else maps.apply(z)
+def _class_factors(fit: ClassFit, names: list[str]) -> dict[str, Any]:
+    """A crowding class's factors: its main map's, and its faint galaxies' under ``faint``."""
+    factors = _factors(fit.main.spread, names)
+    if fit.faint is not None and fit.below is not None:
+        factors["faint"] = {
+            "param": BRIGHTNESS,
+            "below": round(fit.below, 5),
+            **_factors(fit.faint.spread, names),
+        }
+    return factors
+
+
+def _apply(maps: Maps, z: np.ndarray, crowding: np.ndarray) -> np.ndarray:
+    """Samples recalibrated by one map or by the map each galaxy picks."""
+    return maps.apply(z) if isinstance(maps, SpreadMap) else maps.apply(z, crowding)
 
 
 def standardised_samples(

@@ -20,7 +20,8 @@ The grid search runs coarse over (power, knee, core, tail), then fine around the
 Last, with the marginal maps in place, the correlation shrink (:mod:`gampen.infer.spread`)
 is chosen from a grid so that the joint Mahalanobis regions of all parameters hold the
 truth as often as they claim (:func:`gampen.evaluate.joint.mahalanobis_fraction`), over
-the same levels and weights.
+the same levels and weights.  Clean and crowded galaxies get maps of their own, and so,
+within each, do faint and bright ones (:func:`fit_by_class`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 
 from gampen.errors import GampenValueError
 from gampen.evaluate.joint import curve_below, mahalanobis_fraction
-from gampen.infer.spread import KNEE, SpreadMap, shrink_correlations
+from gampen.infer.spread import KNEE, SpreadMap, brightness, shrink_correlations
 
 #: Nominal levels the fit matches: 2 %, 4 %, ..., 98 %, 99 %, then the catalog's 1, 2 and
 #: 3 sigma intervals (68.27, 95.45, 99.73 %).
@@ -64,6 +65,10 @@ MIN_GROUP = 20
 CROWDED = 0.1
 #: Each group needs this many galaxies for a map of its own; else one map serves all.
 MIN_CLASS = 200
+#: The parameter whose predicted median splits each crowding class into faint and bright
+#: galaxies, at the median of the calibration galaxies (faint galaxies' flux errors are
+#: heavier-tailed than bright ones' of the same predicted width).
+BRIGHTNESS = "flux"
 
 
 @dataclass
@@ -90,16 +95,49 @@ def coverage_from_pit(pit_values: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return np.searchsorted(distance, np.asarray(levels) / 2, side="right") / len(distance)
 
 
-def fit_by_crowding(
-    samples: np.ndarray, truth: np.ndarray, crowding: np.ndarray
-) -> tuple[SpreadFit, SpreadFit | None]:
-    """Maps for clean and for crowded galaxies (crowding index above :data:`CROWDED`),
-    or one map for all (and ``None``) when either group has fewer than :data:`MIN_CLASS`."""
+@dataclass
+class ClassFit:
+    """The fit of one crowding class: ``main`` for its bright galaxies (for all of them
+    when ``faint`` is ``None``), ``faint`` for those whose median sample of the brightness
+    parameter is below ``below``."""
+
+    main: SpreadFit
+    faint: SpreadFit | None = None
+    below: float | None = None
+
+
+def fit_by_class(
+    samples: np.ndarray, truth: np.ndarray, crowding: np.ndarray, brightness_param: int | None
+) -> tuple[ClassFit, ClassFit | None]:
+    """Fits for clean and for crowded galaxies (crowding index above :data:`CROWDED`), or
+    one for all (and ``None``) when either group has fewer than :data:`MIN_CLASS`; each
+    split again at the median brightness of all ``samples`` (the median sample of
+    parameter ``brightness_param``; ``None``: no brightness split)."""
+    below = None
+    if brightness_param is not None:
+        below = float(np.median(brightness(samples, brightness_param)))
     crowded = np.asarray(crowding) > CROWDED
     if min(crowded.sum(), (~crowded).sum()) < MIN_CLASS:
-        return fit_spread(samples, truth), None
-    return fit_spread(samples[~crowded], truth[~crowded]), fit_spread(
-        samples[crowded], truth[crowded]
+        return fit_by_brightness(samples, truth, brightness_param, below), None
+    return (
+        fit_by_brightness(samples[~crowded], truth[~crowded], brightness_param, below),
+        fit_by_brightness(samples[crowded], truth[crowded], brightness_param, below),
+    )
+
+
+def fit_by_brightness(
+    samples: np.ndarray, truth: np.ndarray, param: int | None, below: float | None
+) -> ClassFit:
+    """Maps for the galaxies whose median sample of ``param`` is below ``below`` and for
+    the rest, or one map for all when ``param`` is ``None`` or either group has fewer than
+    :data:`MIN_CLASS`."""
+    if param is None or below is None:
+        return ClassFit(fit_spread(samples, truth))
+    faint = brightness(samples, param) < below
+    if min(faint.sum(), (~faint).sum()) < MIN_CLASS:
+        return ClassFit(fit_spread(samples, truth))
+    return ClassFit(
+        fit_spread(samples[~faint], truth[~faint]), fit_spread(samples[faint], truth[faint]), below
     )
 
 

@@ -10,9 +10,9 @@ dropout) runs once per galaxy, batched over galaxies; only the stochastic suffix
 ``n_passes`` times, on the galaxy's features replicated inside one batch.  The numbers are
 those of full passes (tested against :func:`naive_samples`).
 
-Calibration: ``spread`` (a :class:`~gampen.infer.spread.SpreadMap`, fitted by ``gampen
+Calibration: ``spread`` (the maps of :mod:`gampen.infer.spread`, fitted by ``gampen
 calibrate``) reshapes each galaxy's full predictive distribution — the mixture over
-passes — per parameter about the median of its draws, keeping its ranks and correlations.
+passes — per parameter about the median of its draws, keeping its ranks.
 
 Reproducibility: every random number for a galaxy (dropout masks, Gaussian draws) comes
 from a NumPy PCG64 stream seeded with that galaxy's own key, so results do not depend on
@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from gampen.infer.spread import Recalibration, SpreadMap
+from gampen.infer.spread import Maps
 from gampen.model.network import Features, GampenNet, enable_mc_dropout
 from gampen.seeding import derive_seed
 
@@ -51,7 +51,7 @@ def posterior_samples(
     *,
     n_passes: int,
     n_samples: int,
-    spread: SpreadMap | Recalibration | None = None,
+    spread: Maps | None = None,
     scalars: torch.Tensor | None = None,
     crowding: np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -61,7 +61,8 @@ def posterior_samples(
 
     ``spread`` recalibrates each galaxy's predictive mixture; ``None`` leaves it as the
     network gives it.  A :class:`~gampen.infer.spread.Recalibration` picks each galaxy's map
-    by its ``crowding`` index (B,).
+    by its ``crowding`` index (B,), a :class:`~gampen.infer.spread.BrightnessSplit` by the
+    median of its draws.
 
     The suffix runs galaxy by galaxy on exactly ``n_passes`` rows: a matrix product's
     rounding can depend on its row count, and a galaxy's samples must not depend on which
@@ -76,8 +77,9 @@ def posterior_samples(
         one = Features(*(t[i : i + 1] for t in features))
         with seeded_dropout(layers, rng):
             passes = net.from_features(one.repeat_interleave(n_passes))
-        chosen = None if spread is None else spread.pick(_at(crowding, i))
-        samples.append(_draw(passes.mean, passes.scale_tril, n_samples, rng, chosen))
+        samples.append(
+            _draw(passes.mean, passes.scale_tril, n_samples, rng, spread, _at(crowding, i))
+        )
     return torch.stack(samples), features.zoom
 
 
@@ -141,9 +143,11 @@ def _draw(
     scale_tril: torch.Tensor,
     n_samples: int,
     rng: np.random.Generator,
-    spread: SpreadMap | None = None,
+    spread: Maps | None = None,
+    crowding: float | None = None,
 ) -> torch.Tensor:
-    """``n_samples`` draws from one galaxy's passes, sample j from pass j mod P."""
+    """``n_samples`` draws from one galaxy's passes, sample j from pass j mod P, through the
+    map of ``spread`` that the galaxy's ``crowding`` index and raw draws pick."""
     n_passes, k = mean.shape
     which = torch.arange(n_samples) % n_passes
     eps = torch.from_numpy(rng.standard_normal((n_samples, k, 1), dtype=np.float32))
@@ -151,5 +155,8 @@ def _draw(
     draws = mean[which] + (scale_tril[which] @ eps).squeeze(-1)
     if spread is None:
         return draws
-    calibrated = spread.apply(draws.cpu().numpy().astype(np.float64))
-    return torch.from_numpy(calibrated).to(device=mean.device, dtype=mean.dtype)
+    values = draws.cpu().numpy().astype(np.float64)
+    chosen = spread.pick(crowding, values)
+    if chosen is None:
+        return draws
+    return torch.from_numpy(chosen.apply(values)).to(device=mean.device, dtype=mean.dtype)

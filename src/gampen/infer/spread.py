@@ -32,12 +32,16 @@ the factor ``1 - lambda``.
 Galaxies overlapped by a neighbour have heavier-tailed errors than lone ones of the same
 predicted width, so a bundle may hold two maps (:class:`Recalibration`): one for clean
 galaxies, one for crowded ones, told apart by an observable, the crowding index of the
-cutout (:func:`gampen.data.scalars.crowding_index`) above a threshold.
+cutout (:func:`gampen.data.scalars.crowding_index`) above a threshold.  Within each of
+those classes, faint galaxies' flux errors can also be heavier-tailed than bright ones' of
+the same predicted width, so a class may split once more (:class:`BrightnessSplit`) by the
+median of the galaxy's own samples of one parameter (the flux), which no map moves.
 """
 
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,8 +109,8 @@ class SpreadMap:
         out = centre + sd * self.width_factor(sd) * self.stretch((samples - centre) / sd)
         return shrink_correlations(out, self.shrink) if self.shrink else out
 
-    def pick(self, crowding: float | None) -> SpreadMap:
-        """The map for a galaxy: this one, whatever its crowding (one map for all)."""
+    def pick(self, crowding: float | None, samples: np.ndarray) -> SpreadMap:
+        """The map for a galaxy: this one, whatever its crowding and samples."""
         return self
 
     def width_factor(self, sd: np.ndarray) -> np.ndarray:
@@ -120,24 +124,63 @@ class SpreadMap:
         return self.scale * np.sign(t) * np.where(size <= self.knee, size, beyond)
 
 
+class _PerGalaxy(ABC):
+    """Maps chosen galaxy by galaxy by ``pick(crowding, samples)``."""
+
+    @abstractmethod
+    def pick(self, crowding: float | None, samples: np.ndarray) -> SpreadMap | None:
+        """The map for a galaxy of this crowding index and these samples (S, k)."""
+
+    def apply(self, samples: np.ndarray, crowding: Sequence[float] | None = None) -> np.ndarray:
+        """Recalibrated samples (N, S, k) of galaxies with crowding indices (N,), each by
+        the map it picks (``None``: left as it is)."""
+        out = np.array(samples, dtype=np.float64, copy=True)
+        values = [None] * len(out) if crowding is None else np.asarray(crowding, np.float64)
+        for i, value in enumerate(values):
+            chosen = self.pick(None if value is None else float(value), out[i])
+            if chosen is not None:
+                out[i] = chosen.apply(out[i])
+        return out
+
+
 @dataclass(frozen=True)
-class Recalibration:
+class BrightnessSplit(_PerGalaxy):
+    """Two maps of one class: ``faint`` for galaxies whose median sample of parameter
+    ``param`` (an index; standardised) is below ``below``, ``bright`` for the rest
+    (``None``: left as the network gives it)."""
+
+    bright: SpreadMap | None
+    faint: SpreadMap | None
+    below: float
+    param: int
+
+    def pick(self, crowding: float | None, samples: np.ndarray) -> SpreadMap | None:
+        """The map for a galaxy with these samples (S, k), whatever its crowding."""
+        return self.faint if brightness(samples, self.param) < self.below else self.bright
+
+
+#: What a crowding class holds: one map, a map per brightness, or nothing (the identity).
+ClassMaps = SpreadMap | BrightnessSplit | None
+
+
+@dataclass(frozen=True)
+class Recalibration(_PerGalaxy):
     """A bundle's maps: ``clean`` for galaxies whose crowding index is at most ``above``,
     ``crowded`` for the rest (``None``: that group is left as the network gives it)."""
 
-    clean: SpreadMap | None
-    crowded: SpreadMap | None
+    clean: ClassMaps
+    crowded: ClassMaps
     above: float
 
     @classmethod
     def from_calibration(
         cls, calibration: dict, names: Sequence[str]
-    ) -> Recalibration | SpreadMap | None:
+    ) -> Recalibration | BrightnessSplit | SpreadMap | None:
         """A bundle's ``calibration`` as maps: a :class:`Recalibration` when it has a
-        ``crowded`` part, else the one :class:`SpreadMap` (``None`` for the identity).
+        ``crowded`` part, else that of its one class (``None`` for the identity).
 
         Raises ``ValueError`` naming the key of a malformed field."""
-        clean = SpreadMap.from_calibration(calibration, names)
+        clean = _class_maps(calibration, names, "calibration")
         part = calibration.get("crowded")
         if part is None:
             return clean
@@ -146,26 +189,50 @@ class Recalibration:
         above = part["above"]
         if not is_finite_number(above):
             raise ValueError(f"calibration.crowded.above must be a finite number: {above!r}")
-        unknown = sorted(set(part) - {"above", "shrink", *FIELDS})
+        unknown = sorted(set(part) - {"above", "shrink", "faint", *FIELDS})
         if unknown:
             raise ValueError(f"calibration 'crowded' has unknown key(s) {unknown}")
-        crowded = SpreadMap.from_calibration({k: v for k, v in part.items() if k != "above"}, names)
+        crowded = _class_maps(part, names, "calibration.crowded")
         return cls(clean, crowded, float(above))
 
-    def pick(self, crowding: float | None) -> SpreadMap | None:
-        """The map for a galaxy of this crowding index."""
+    def pick(self, crowding: float | None, samples: np.ndarray) -> SpreadMap | None:
+        """The map for a galaxy of this crowding index and these samples (S, k)."""
         if crowding is None or not math.isfinite(crowding):
             raise ValueError("this calibration needs each galaxy's crowding index")
-        return self.crowded if crowding > self.above else self.clean
+        part = self.crowded if crowding > self.above else self.clean
+        return None if part is None else part.pick(crowding, samples)
 
-    def apply(self, samples: np.ndarray, crowding: np.ndarray) -> np.ndarray:
-        """Recalibrated samples (N, S, k) of galaxies with crowding indices (N,)."""
-        out = np.array(samples, dtype=np.float64, copy=True)
-        for i, value in enumerate(np.asarray(crowding, dtype=np.float64)):
-            chosen = self.pick(float(value))
-            if chosen is not None:
-                out[i] = chosen.apply(out[i])
-        return out
+
+#: Whatever a bundle's calibration can be read as (``None``: the identity).
+Maps = SpreadMap | BrightnessSplit | Recalibration
+
+
+def brightness(samples: np.ndarray, param: int) -> np.ndarray:
+    """The median sample of parameter ``param`` of each galaxy's samples (..., S, k): the
+    catalog's point estimate, which no map moves, so it tells faint galaxies from bright."""
+    return np.median(np.asarray(samples)[..., param], axis=-1)
+
+
+def _class_maps(fields: dict, names: Sequence[str], where: str) -> ClassMaps:
+    """A class's map from its fields, split by brightness when they hold ``faint``."""
+    main = SpreadMap.from_calibration(fields, names)
+    faint = fields.get("faint")
+    if faint is None:
+        return main
+    if not isinstance(faint, dict) or not {"param", "below"} <= set(faint):
+        raise ValueError(f"{where}.faint must be an object with 'param' and 'below'")
+    unknown = sorted(set(faint) - {"param", "below", "shrink", *FIELDS})
+    if unknown:
+        raise ValueError(f"{where}.faint has unknown key(s) {unknown}")
+    param, below = faint["param"], faint["below"]
+    if param not in names:
+        raise ValueError(f"{where}.faint.param must be one of {list(names)}, not {param!r}")
+    if not is_finite_number(below):
+        raise ValueError(f"{where}.faint.below must be a finite number: {below!r}")
+    fields = {k: v for k, v in faint.items() if k not in ("param", "below")}
+    return BrightnessSplit(
+        main, SpreadMap.from_calibration(fields, names), float(below), list(names).index(param)
+    )
 
 
 #: The calibration keys of a map and their defaults (``scale`` has none: it is required).

@@ -22,8 +22,10 @@ field                content
                      ``width_ref``) give every parameter the factors of the map
                      ``gampen predict`` applies to the posterior
                      (:mod:`gampen.infer.spread`), ``shrink`` its correlation shrink,
-                     and ``crowded`` (``above`` and the same keys) a second map for
-                     crowded galaxies; by default the identity;
+                     ``crowded`` (``above`` and the same keys) a second map for
+                     crowded galaxies, and ``faint`` in either (``param``, ``below``
+                     and the same keys) a map for the class's faint galaxies; by
+                     default the identity;
                      ``gampen calibrate`` adds ``method``, ``fit``, ``check``
 ``provenance``       dict; ``created`` (UTC, ISO 8601) is added when missing
 ``metrics``          dict of validation metrics
@@ -92,6 +94,7 @@ CALIBRATION_KEYS: tuple[str, ...] = (
     "width_ref",
     "shrink",
     "crowded",
+    "faint",
     "fit",
     "check",
 )
