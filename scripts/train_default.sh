@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Rebuild gampen's shipped default model (hsc-compact) from nothing: simulate the training,
-# calibration and test sets, train, calibrate, and evaluate on the fixed test set.  About
-# 110 minutes on a 2-core CPU (training takes ~100 of them); a GPU, where there is one, is
-# used by training automatically.
+# calibration and test sets, train, calibrate, and evaluate on the fixed test set.  108
+# minutes on a 2-core CPU, timed end to end (training takes 97 of them); a GPU, where there
+# is one, is used by training automatically.
 #
 #   scripts/train_default.sh [WORK_DIR]          (default WORK_DIR: default-model)
 #
