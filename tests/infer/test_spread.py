@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import statistics
+
 import numpy as np
 import pytest
 from scipy import linalg
 
 from gampen.evaluate.recalibrate import inverse_stretch
-from gampen.infer.spread import BrightnessSplit, Recalibration, SpreadMap, shrink_correlations
+from gampen.infer.spread import (
+    BrightnessSplit,
+    Recalibration,
+    SpreadMap,
+    brightness,
+    shrink_correlations,
+)
 
 
 def test_plain_spread_scales_the_covariance_exactly():
@@ -144,10 +152,15 @@ def test_clean_and_crowded_galaxies_get_their_own_maps():
 
 
 def _centred_at(medians: list[float], seed: int) -> np.ndarray:
-    """Samples (G, 201, 2) whose parameter 1 has median ``medians[g]`` exactly (201 is odd:
-    the median is the middle sample)."""
-    samples = np.random.default_rng(seed).normal(size=(len(medians), 201, 2))
-    samples[:, :, 1] += np.array(medians)[:, None] - np.median(samples[:, :, 1], axis=1)[:, None]
+    """Samples (G, 201, 2) whose parameter 1 has median exactly ``medians[g]``: that value,
+    100 samples below it and 100 above, shuffled."""
+    rng = np.random.default_rng(seed)
+    samples = rng.normal(size=(len(medians), 201, 2))
+    for g, m in enumerate(medians):
+        offsets = np.abs(rng.normal(size=201)) + 0.01
+        offsets[:100] *= -1
+        offsets[100] = 0.0
+        samples[g, :, 1] = m + rng.permutation(offsets)
     return samples
 
 
@@ -178,6 +191,24 @@ def test_faint_galaxies_get_the_faint_map_of_their_crowding_class():
     out = split.apply(samples[1:3])
     np.testing.assert_allclose(out[0, :, 1], _reference(samples[1, :, 1], 0.8, 1.0, 1.0))
     np.testing.assert_allclose(out[1, :, 1], _reference(samples[2, :, 1], 4.0, 1.0, 1.0))
+
+
+def test_brightness_is_each_galaxys_median_sample_of_the_parameter():
+    samples = np.random.default_rng(23).normal(size=(4, 51, 3))
+    expected = [statistics.median(samples[g, :, 2].tolist()) for g in range(4)]
+    np.testing.assert_allclose(brightness(samples, 2), expected, rtol=0, atol=0)
+    assert brightness(samples[1], 2) == expected[1]
+
+
+def test_a_faint_map_keeps_its_own_shrink_and_needs_its_own_scale():
+    faint = {"param": "flux", "below": 0.5, "scale": 2.0, "shrink": 0.25}
+    split = Recalibration.from_calibration({"scale": 1.0, "faint": faint}, ["bt", "flux"])
+    assert split.bright is None and split.faint.shrink == 0.25
+    np.testing.assert_array_equal(split.faint.scale, [2.0, 2.0])
+    with pytest.raises(ValueError, match=r"^calibration lacks 'scale'$"):
+        Recalibration.from_calibration(
+            {"scale": 1.0, "faint": {"param": "flux", "below": 0.5}}, ["bt", "flux"]
+        )
 
 
 def test_an_identity_faint_map_leaves_faint_galaxies_alone():

@@ -134,10 +134,10 @@ class _PerGalaxy(ABC):
     def apply(self, samples: np.ndarray, crowding: Sequence[float] | None = None) -> np.ndarray:
         """Recalibrated samples (N, S, k) of galaxies with crowding indices (N,), each by
         the map it picks (``None``: left as it is)."""
-        out = np.array(samples, dtype=np.float64, copy=True)
-        values = [None] * len(out) if crowding is None else np.asarray(crowding, np.float64)
+        out = np.array(samples, dtype=np.float64)
+        values = [None] * len(out) if crowding is None else list(crowding)
         for i, value in enumerate(values):
-            chosen = self.pick(None if value is None else float(value), out[i])
+            chosen = self.pick(value, out[i])
             if chosen is not None:
                 out[i] = chosen.apply(out[i])
         return out
@@ -229,9 +229,9 @@ def _class_maps(fields: dict, names: Sequence[str], where: str) -> ClassMaps:
         raise ValueError(f"{where}.faint.param must be one of {list(names)}, not {param!r}")
     if not is_finite_number(below):
         raise ValueError(f"{where}.faint.below must be a finite number: {below!r}")
-    fields = {k: v for k, v in faint.items() if k not in ("param", "below")}
+    # ``param`` and ``below`` are not a map's keys: the map reads only its own.
     return BrightnessSplit(
-        main, SpreadMap.from_calibration(fields, names), float(below), list(names).index(param)
+        main, SpreadMap.from_calibration(faint, names), float(below), list(names).index(param)
     )
 
 
