@@ -164,17 +164,15 @@ def calibrate(
     }
     if crowded is not None:
         is_crowded = check_crowding > CROWDED
-        check["after_by_crowding"] = {
-            group: _coverage_report(after_z[members], check_truth[members], names)
-            for group, members in (("clean", ~is_crowded), ("crowded", is_crowded))
-        }
+        check["after_by_crowding"] = _split_report(
+            after_z, check_truth, names, is_crowded, ("clean", "crowded")
+        )
     limits = {fit.below for fit in (clean, crowded) if fit is not None and fit.below is not None}
     if param is not None and limits:
         is_faint = brightness(check_z, param) < limits.pop()  # one limit serves both classes
-        check["after_by_brightness"] = {
-            group: _coverage_report(after_z[members], check_truth[members], names)
-            for group, members in (("bright", ~is_faint), ("faint", is_faint))
-        }
+        check["after_by_brightness"] = _split_report(
+            after_z, check_truth, names, is_faint, ("bright", "faint")
+        )
     calibration = {
         "method": "spread",
         **factors,
@@ -278,6 +276,16 @@ def _coverage_report(
             "max_abs_deviation": round(float(np.max(np.abs(grid - FIT_LEVELS))), 4),
         }
     return report
+
+
+def _split_report(
+    z: np.ndarray, truth: np.ndarray, names: list[str], mask: np.ndarray, groups: tuple[str, str]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Coverage reports of the galaxies outside ``mask`` and inside it, named ``groups``."""
+    return {
+        group: _coverage_report(z[members], truth[members], names)
+        for group, members in zip(groups, (~mask, mask), strict=True)
+    }
 
 
 def _joint_report(z: np.ndarray, truth: np.ndarray) -> dict[str, float]:
