@@ -34,8 +34,9 @@ def write_labelled_set(folder: Path, *, n: int = 96, size: int = 32, seed: int =
     return path
 
 
-def tiny_bundle(folder: Path, *, size: int = 32, seed: int = 0) -> Path:
-    """An untrained tiny bundle (random weights, scalers fitted to plausible labels)."""
+def tiny_bundle(folder: Path, *, size: int = 32, seed: int = 0, pixel_scale: float = 0.2) -> Path:
+    """An untrained tiny bundle (random weights, scalers fitted to plausible labels) for
+    cutouts of ``pixel_scale`` arcsec (0.2: :func:`write_labelled_set`'s; 0.168: HSC's)."""
     import torch
 
     from gampen.data.labels import LabelTransform
@@ -56,7 +57,7 @@ def tiny_bundle(folder: Path, *, size: int = 32, seed: int = 0) -> Path:
         net,
         param_names=["bt", "r_e", "flux"],
         bands=["i"],
-        pixel_scale=0.2,
+        pixel_scale=pixel_scale,
         zero_point=27.0,
         preprocessing={"stretch": ArcsinhStretch().to_dict(), "labels": labels.to_dict()},
     )

@@ -8,7 +8,7 @@ from .synthetic import tiny_bundle
 
 
 def test_demo_end_to_end(tmp_path, capsys):
-    bundle = tiny_bundle(tmp_path)
+    bundle = tiny_bundle(tmp_path, pixel_scale=0.168)
     assert main(["demo", "--out", str(tmp_path / "demo"), "--n", "6", "--model", str(bundle)]) == 0
     out = capsys.readouterr().out
     assert "coverage of the credible intervals" in out and "ci95" in out

@@ -30,6 +30,25 @@ def refuse_existing(paths: Iterable[str | os.PathLike[str] | None], *, overwrite
             raise ConfigError(f"{path} exists", allowed="another output name, or --overwrite")
 
 
+def refuse_inputs_as_outputs(
+    outputs: Iterable[str | os.PathLike[str] | None], inputs: Iterable[str | os.PathLike[str]]
+) -> None:
+    """Refuse an output that is one of the run's inputs (or lies inside one), even with
+    ``--overwrite``: a catalog or a model is never replaced by a prediction."""
+    sources = [Path(p).resolve() for p in inputs]
+    for out in outputs:
+        if out is None:
+            continue
+        target = Path(out).resolve()
+        for source in sources:
+            if target == source or source in target.parents:
+                raise ConfigError(
+                    f"{out} is an input of this run ({source}); gampen never writes over its "
+                    "inputs, not even with --overwrite",
+                    allowed="another output name",
+                )
+
+
 def check_choice(where: str, name: str, value: Any, allowed: Iterable[Any]) -> None:
     """Refuse a value outside a fixed set."""
     allowed = tuple(allowed)

@@ -21,22 +21,45 @@ class Flag(enum.IntFlag):
     STN_ZOOM_LIMIT = 16
     BAD_SHAPE = 32
     BAD_CONDITION = 64
+    WRONG_PIXEL_SCALE = 128
+    BAD_UNITS = 256
+    MASKED_CORE = 512
+    BAD_FLUX = 1024
+    CONDITION_RANGE = 2048
+    MAG_RANGE = 4096
+    SIZE_RANGE = 8192
 
 
 #: What each bit means (quoted in the output files' metadata and the docs).
 MEANINGS: dict[Flag, str] = {
-    Flag.UNREADABLE: "file missing, truncated, not FITS, or without an image",
+    Flag.UNREADABLE: "file missing, truncated, not FITS, or without a float image",
     Flag.NONFINITE: "NaN/inf pixels set to 0 (count in n_bad_pixels)",
     Flag.CROPPED: "cutout larger than the model input, centre-cropped",
     Flag.EMPTY: "every pixel zero or the image constant",
     Flag.STN_ZOOM_LIMIT: "spatial transformer zoom at its allowed limit",
     Flag.BAD_SHAPE: "wrong dimensions or band count, or too small",
-    Flag.BAD_CONDITION: "a condition the model needs (psf_fwhm) missing/NaN",
+    Flag.BAD_CONDITION: "a condition (psf_fwhm) missing, not positive or absurd",
+    Flag.WRONG_PIXEL_SCALE: "header pixel scale differs from the model's",
+    Flag.BAD_UNITS: "pixel units (BUNIT/zero point) not convertible",
+    Flag.MASKED_CORE: "over 5 % of the central pixels NaN/inf",
+    Flag.BAD_FLUX: "aperture flux not positive, or absurdly bright",
+    Flag.CONDITION_RANGE: "a condition (psf_fwhm) outside the training range",
+    Flag.MAG_RANGE: "magnitude (68 % interval) outside the training range",
+    Flag.SIZE_RANGE: "r_e (68 % interval) outside the training range",
 }
 
 
 #: Bits after which no estimate is made (the row holds NaN).
-FATAL = Flag.UNREADABLE | Flag.EMPTY | Flag.BAD_SHAPE | Flag.BAD_CONDITION
+FATAL = (
+    Flag.UNREADABLE
+    | Flag.EMPTY
+    | Flag.BAD_SHAPE
+    | Flag.BAD_CONDITION
+    | Flag.WRONG_PIXEL_SCALE
+    | Flag.BAD_UNITS
+    | Flag.MASKED_CORE
+    | Flag.BAD_FLUX
+)
 
 
 def describe(value: int) -> list[str]:

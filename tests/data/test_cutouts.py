@@ -101,7 +101,7 @@ def test_not_fits_at_all(tmp_path):
 def test_header_only_file_has_no_image(tmp_path):
     path = tmp_path / "empty.fits"
     fits.PrimaryHDU().writeto(path)
-    with pytest.raises(CutoutError, match="holds no image HDU"):
+    with pytest.raises(CutoutError, match="holds no floating-point image HDU"):
         read_cutout(path, 32)
 
 

@@ -62,7 +62,8 @@ def test_items_and_flags(tmp_path, catalog):
     assert data[3]["flags"] == Flag.CROPPED
     assert data[4]["flags"] == Flag.UNREADABLE and torch.all(data[4]["image"] == 0)
     assert (
-        data[5]["flags"] == Flag.NONFINITE | Flag.EMPTY and data[5]["n_bad_pixels"] == SIZE * SIZE
+        data[5]["flags"] == Flag.NONFINITE | Flag.EMPTY | Flag.MASKED_CORE
+        and data[5]["n_bad_pixels"] == SIZE * SIZE
     )
 
 
@@ -84,7 +85,14 @@ def test_batch_with_bad_rows_proceeds(tmp_path, catalog):
     data = CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE)
     batches = list(DataLoader(data, batch_size=4))
     flags = torch.cat([b["flags"] for b in batches])
-    assert flags.tolist() == [0, 0, 0, Flag.CROPPED, Flag.UNREADABLE, Flag.NONFINITE | Flag.EMPTY]
+    assert flags.tolist() == [
+        0,
+        0,
+        0,
+        Flag.CROPPED,
+        Flag.UNREADABLE,
+        Flag.NONFINITE | Flag.EMPTY | Flag.MASKED_CORE,
+    ]
 
 
 def test_training_labels_checked(tmp_path, catalog):
@@ -104,7 +112,7 @@ def test_pack_gives_identical_tensors(tmp_path, catalog):
     counts = write_pack(
         catalog, tmp_path / "train.h5", image_dir=tmp_path, input_size=SIZE, progress=False
     )
-    assert counts == {"UNREADABLE": 1, "NONFINITE": 1, "CROPPED": 1, "EMPTY": 1}
+    assert counts == {"UNREADABLE": 1, "NONFINITE": 1, "CROPPED": 1, "EMPTY": 1, "MASKED_CORE": 1}
     fits_data = CutoutDataset(
         catalog, image_dir=tmp_path, input_size=SIZE, stretch=stretch, label_transform=labels
     )

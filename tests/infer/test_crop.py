@@ -17,12 +17,12 @@ from gampen.infer.crop import crop_pixels, crop_wcs
 SIZE = 40
 
 
-def _wcs(crpix=(20.5, 20.5)) -> WCS:
+def _wcs(crpix=(20.5, 20.5), side=5e-5) -> WCS:
     w = WCS(naxis=2)
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     w.wcs.crval = [150.0, 2.0]
     w.wcs.crpix = list(crpix)
-    w.wcs.cd = np.array([[-5e-5, 1e-6], [2e-6, 5e-5]])
+    w.wcs.cd = np.array([[-side, 1e-6], [2e-6, side]])
     return w
 
 
@@ -71,6 +71,10 @@ def test_zoom_keeps_the_centre_and_scales_the_corners():
     np.testing.assert_allclose(scales[0], s * scales[1], rtol=1e-9)
 
 
+#: Degrees per pixel of the shipped model's 0.168 arcsec pixels.
+HSC_SIDE = 0.168 / 3600
+
+
 def _cutouts(folder, *, with_wcs: bool) -> str:
     """Three 100x100 cutouts (the model reads the central 96x96) and their catalog."""
     rng = np.random.default_rng(3)
@@ -79,7 +83,8 @@ def _cutouts(folder, *, with_wcs: bool) -> str:
     rows = []
     for i in range(3):
         image = 400 * np.exp(-np.hypot(x, y) / (2 + i)) + rng.normal(0, 0.05, (100, 100))
-        header = _wcs(crpix=(40.0 + i, 55.0)).to_header() if with_wcs else fits.Header()
+        wcs = _wcs(crpix=(40.0 + i, 55.0), side=HSC_SIDE)
+        header = wcs.to_header() if with_wcs else fits.Header()
         header["PSF_FWHM"] = 0.7
         fits.PrimaryHDU(image.astype(np.float32), header=header).writeto(
             folder / "cutouts" / f"g{i}.fits"
@@ -101,7 +106,9 @@ def test_gampen_crop_writes_fits_with_a_moved_wcs_and_a_catalog(tmp_path):
             header, data = hdul[0].header, hdul[0].data
         s = header["GAMZOOM"]
         assert s == pytest.approx(row["stn_zoom"]) and 0.2 < s < 1.5 and data.shape == (96, 96)
-        wcs_in = _wcs(crpix=(40.0 + i, 55.0))  # of the 100x100 file; the model reads 2:98
+        wcs_in = _wcs(
+            crpix=(40.0 + i, 55.0), side=HSC_SIDE
+        )  # of the 100x100 file; the model reads 2:98
         wcs_out = WCS(header)
         centre_in, centre_out = 49.5, 47.5  # the same point, 0-based in each image
         assert (

@@ -55,7 +55,7 @@ def test_info_prints_the_key_facts(bundle_dir: Path, capsys: pytest.CaptureFixtu
         "coverage_68: 0.6812",
         "command: gampen train run.yaml",
         "created: ",
-        "format 1",
+        "format 2",
     ):
         assert fact in text, fact
 

@@ -120,7 +120,9 @@ def test_vgg16_bundle_round_trip(tmp_path: Path, tiny_vgg_config: NetworkConfig)
 
 def test_future_format_version_is_refused(bundle_dir: Path) -> None:
     _edit_json(bundle_dir, lambda d: d.update(format_version=FORMAT_VERSION + 1))
-    with pytest.raises(BundleError, match=r"format version 2 is newer.*upgrade gampen"):
+    with pytest.raises(
+        BundleError, match=rf"format version {FORMAT_VERSION + 1} is newer.*upgrade gampen"
+    ):
         load_bundle(bundle_dir)
 
 

@@ -5,10 +5,14 @@ A cutout comes from the primary HDU, the first image extension, or a named HDU; 
 centre-cropped, smaller ones rejected (never padded).  Problems that make a galaxy
 unusable raise :class:`~gampen.errors.CutoutError` carrying the flag a batch run records;
 fixable ones (NaN pixels, cropping, a blank image) are reported as flags on the result.
+Only floating-point images are pixels: integer or boolean HDUs (masks, bit planes, exposure
+counts) are skipped when choosing, and refused when named.  The same open also reads what
+the header says about the pixels (:func:`gampen.data.contract.read_header_facts`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Sequence
@@ -19,10 +23,18 @@ import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
+from gampen.data.contract import HeaderFacts, read_header_facts
 from gampen.errors import CutoutError
 from gampen.flags import Flag
 
 PathLike = str | os.PathLike[str]
+#: The facts of a cutout whose header was not read.
+NO_FACTS = HeaderFacts()
+#: Radius of the central disc, as a fraction of the cutout side, whose damaged pixels
+#: can change the galaxy's measurement (12 px of a 96 px cutout).
+CORE_RADIUS = 1 / 8
+#: Fraction of non-finite pixels in the central disc above which a galaxy is unusable.
+MAX_CORE_DAMAGE = 0.05
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,8 @@ class Cutout:
     flags: int
     #: How many pixels were NaN or inf before replacement.
     n_bad_pixels: int
+    #: What the (first) file's header says about its pixels.
+    facts: HeaderFacts = NO_FACTS
 
 
 def read_cutout(
@@ -43,14 +57,20 @@ def read_cutout(
     *,
     n_bands: int | None = None,
     hdu: str | int | None = None,
+    header_keys: Sequence[str] = (),
+    pixel_scale: float | None = None,
 ) -> Cutout:
-    """Read one galaxy's cutout: a single file (2-D or cube) or one 2-D file per band.
+    """Read one galaxy's cutout: a single file (2-D or cube) or one 2-D file per band,
+    with the first file's :class:`HeaderFacts` (``header_keys``: numbers to read too;
+    ``pixel_scale``: the model's, for surface-brightness units).
 
     Raises :class:`CutoutError` for a missing or unreadable file, a wrong shape, a wrong
     band count (when ``n_bands`` is given) or a cutout smaller than ``size``.
     """
     files = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    planes = [_read_array(Path(p), hdu) for p in files]
+    read = [_read_array(Path(p), hdu) for p in files]
+    planes = [array for array, _ in read]
+    facts = read_header_facts(read[0][1], header_keys, pixel_scale)
     if len(files) > 1:
         for path, plane in zip(files, planes, strict=True):
             if plane.ndim != 2:
@@ -69,7 +89,7 @@ def read_cutout(
             )
     if n_bands is not None and cube.shape[0] != n_bands:
         _bad_shape(files[0], f"has {cube.shape[0]} band(s); the model expects {n_bands}")
-    return _finish(files[0], cube, size)
+    return dataclasses.replace(_finish(files[0], cube, size), facts=facts)
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -83,8 +103,9 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[..., y0 : y0 + size, x0 : x0 + size]
 
 
-def _read_array(path: Path, hdu: str | int | None) -> np.ndarray:
-    """The pixel array of the chosen HDU of one FITS file, as native float32."""
+def _read_array(path: Path, hdu: str | int | None) -> tuple[np.ndarray, fits.Header]:
+    """The pixel array of the chosen HDU of one FITS file, as native float32, and its
+    header: the HDU's cards over the primary header's (where surveys put shared ones)."""
     if not path.is_file():
         raise CutoutError(path, "file not found", flag=Flag.UNREADABLE)
     try:
@@ -92,21 +113,26 @@ def _read_array(path: Path, hdu: str | int | None) -> np.ndarray:
             # astropy only warns about a truncated file; treat that as unreadable.
             warnings.simplefilter("error", AstropyUserWarning)
             with fits.open(handle, memmap=False) as hdul:
-                data = select_hdu(path, hdul, hdu).data
-                array = np.array(data, dtype=np.float32)  # native order, a private copy
+                chosen = select_hdu(path, hdul, hdu)
+                array = np.array(chosen.data, dtype=np.float32)  # native order, a private copy
+                header = hdul[0].header.copy()
+                if chosen is not hdul[0]:
+                    header.update(chosen.header)
     except CutoutError:
         raise
     except Exception as exc:  # astropy/OS raise many types for a broken file
         raise CutoutError(path, f"unreadable FITS file ({exc})", flag=Flag.UNREADABLE) from exc
-    return array
+    return array, header
 
 
 def select_hdu(
     path: Path, hdul: fits.HDUList, hdu: str | int | None
 ) -> fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU:
-    """The requested HDU, else the primary HDU if it holds data, else the first image HDU.
+    """The requested HDU, else the first HDU holding a floating-point image.
 
-    ``hdu`` is a name or an index; a string of digits (as typed on a command line) is an index.
+    ``hdu`` is a name or an index; a string of digits (as typed on a command line) is an
+    index.  Integer and boolean images (masks, bit planes, counts of exposures) are never
+    pixels: they are skipped, and refused when named.
     """
     if hdu is not None:
         try:
@@ -118,11 +144,35 @@ def select_hdu(
             ) from exc
         if not chosen.is_image or chosen.data is None:
             raise CutoutError(path, f"HDU {hdu!r} holds no image", flag=Flag.UNREADABLE)
+        if not _is_float_image(chosen):
+            raise CutoutError(
+                path,
+                f"HDU {hdu!r} holds {chosen.data.dtype} values, not a floating-point image "
+                f"(a mask or bit plane?); HDUs present: {_describe_hdus(hdul)}",
+                flag=Flag.UNREADABLE,
+            )
         return chosen
     for candidate in hdul:
-        if candidate.is_image and candidate.data is not None:
+        if candidate.is_image and candidate.data is not None and _is_float_image(candidate):
             return candidate
-    raise CutoutError(path, "holds no image HDU with data", flag=Flag.UNREADABLE)
+    raise CutoutError(
+        path,
+        f"holds no floating-point image HDU (HDUs present: {_describe_hdus(hdul)})",
+        flag=Flag.UNREADABLE,
+    )
+
+
+def _is_float_image(hdu: fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU) -> bool:
+    """True for real-valued pixels: floating-point data, or integers that BSCALE/BZERO
+    scale to floats (astropy returns those as floats)."""
+    return hdu.data.dtype.kind == "f"
+
+
+def _describe_hdus(hdul: fits.HDUList) -> list[str]:
+    """``NAME (dtype)`` of every HDU, for messages about which one to pick."""
+    return [
+        f"{h.name} ({h.data.dtype})" if h.is_image and h.data is not None else h.name for h in hdul
+    ]
 
 
 def _check_same_shape(files: Sequence[PathLike], planes: list[np.ndarray]) -> None:
@@ -151,10 +201,21 @@ def _finish(path: PathLike, cube: np.ndarray, size: int) -> Cutout:
     if n_bad:
         cube[bad] = 0.0
         flags |= Flag.NONFINITE
+        if core_damage(bad) > MAX_CORE_DAMAGE:
+            flags |= Flag.MASKED_CORE
     flat = cube.reshape(cube.shape[0], -1)
     if np.any(flat.max(axis=1) == flat.min(axis=1)):
         flags |= Flag.EMPTY
     return Cutout(image=cube, flags=int(flags), n_bad_pixels=n_bad)
+
+
+def core_damage(bad: np.ndarray) -> float:
+    """Fraction of the pixels (over all bands) within ``CORE_RADIUS`` of the side from the
+    centre of a (bands, size, size) mask that are set."""
+    size = bad.shape[-1]
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2.0
+    core = np.hypot(y, x) <= CORE_RADIUS * size
+    return float(bad[:, core].mean())
 
 
 def _bad_shape(path: PathLike, reason: str) -> None:
@@ -162,24 +223,13 @@ def _bad_shape(path: PathLike, reason: str) -> None:
     raise CutoutError(path, reason, flag=Flag.BAD_SHAPE)
 
 
-def header_number(path: PathLike, key: str) -> float:
-    """The number under ``key`` in the first header of the file holding it; NaN when no
-    header has it, it is not a number, or the file cannot be read."""
+def header_photometry(path: PathLike, hdu: str | int | None = None) -> dict[str, float]:
+    """``pixel_scale`` (arcsec) and ``zero_point`` a cutout's header states (PIXSCALE or
+    the WCS; MAGZP-style keywords, FLUXMAG0 or an AB BUNIT); empty when unreadable."""
     try:
-        with fits.open(path, memmap=False) as hdul:
-            for hdu in hdul:
-                if key in hdu.header:
-                    return float(hdu.header[key])
-    except (OSError, ValueError, TypeError):
-        pass
-    return float("nan")
-
-
-def header_photometry(path: PathLike) -> dict[str, float]:
-    """``pixel_scale`` (PIXSCALE) and ``zero_point`` (MAGZP) from a cutout's primary header."""
-    try:
-        header = fits.getheader(path)
-    except (OSError, ValueError):
+        _, header = _read_array(Path(path), hdu)
+    except CutoutError:
         return {}
-    keys = {"pixel_scale": "PIXSCALE", "zero_point": "MAGZP"}
-    return {name: float(header[key]) for name, key in keys.items() if key in header}
+    facts = read_header_facts(header)
+    found = {"pixel_scale": facts.pixel_scale, "zero_point": facts.zero_point}
+    return {name: float(value) for name, value in found.items() if value is not None}

@@ -8,15 +8,21 @@ don't).  A bad cutout never raises inside a batch: its item is a zero image with
 Each item is a dict: ``image`` (bands, size, size) float32 tensor after the stretch,
 ``index`` (row number), ``flags``, ``n_bad_pixels``, ``scalars`` (the
 :class:`~gampen.data.scalars.ScalarInputs` numbers, float32, possibly empty), ``crowding``
-(:func:`~gampen.data.scalars.crowding_index`, which picks the calibration map) and, when a
-label transform is given, ``target`` (k,) float32 in standardised space.
+(:func:`~gampen.data.scalars.crowding_index`, which picks the calibration map),
+``sources`` (where the pixel scale and zero point came from) and, when a label transform
+is given, ``target`` (k,) float32 in standardised space.
+
+Given a model's :class:`~gampen.data.contract.InputContract` (as ``predict`` and
+``calibrate`` do), each galaxy is checked against it before anything is measured: its
+pixels are put on the model's zero point, and a pixel scale, unit, flux or condition the
+model cannot take is flagged (:mod:`gampen.data.contract`).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +32,14 @@ from astropy.table import Table
 from torch.utils.data import Dataset
 
 from gampen.data.catalog import band_columns, label_array, object_ids, source_name
-from gampen.data.cutouts import Cutout, header_number, read_cutout
+from gampen.data.contract import InputContract
+from gampen.data.cutouts import Cutout, read_cutout
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
 from gampen.data.packfile import PackReader
 from gampen.data.scalars import ScalarInputs, annulus_fluxes, crowding_index
 from gampen.errors import CatalogError, CutoutError
-from gampen.flags import Flag
+from gampen.flags import Flag, is_fatal
 
 log = logging.getLogger(__name__)
 
@@ -54,43 +61,97 @@ class GalaxyDataset(Dataset):
         self._targets = None if targets is None else np.asarray(targets, dtype=np.float32)
         self.scalars = scalars or ScalarInputs()
         self._conditions = np.zeros((n_items, 0), np.float32) if conditions is None else conditions
+        #: The model's input contract, checked per galaxy when given.
+        self.contract: InputContract | None = None
 
     def __len__(self) -> int:
         return self._n
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         cutout = self.read(index)
-        image = torch.from_numpy(self.stretch(cutout.image))
-        row = self.conditions(index)
-        flags = cutout.flags
-        if not np.isfinite(row).all():
+        row = self.conditions(index, cutout)
+        image, flags, sources = cutout.image, cutout.flags, {}
+        fluxes = annulus_fluxes(image)
+        if self.contract is not None:
+            image, fluxes, flags, sources = self._checked(index, cutout, row, fluxes)
+        elif not np.isfinite(row).all():
             flags |= Flag.BAD_CONDITION
+        if is_fatal(flags):
             row = np.zeros_like(row)  # a fatal row: never used, but keep NaN out of the net
-        fluxes = annulus_fluxes(cutout.image)
         scalars = self.scalars.values(fluxes, self.stretch.softening, row)
         item: dict[str, Any] = {
-            "image": image,
+            "image": torch.from_numpy(self.stretch(image)),
             "index": index,
-            "flags": flags,
+            "flags": int(flags),
             "n_bad_pixels": cutout.n_bad_pixels,
             "scalars": torch.from_numpy(scalars),
             "crowding": crowding_index(fluxes, self.stretch.softening),
+            "sources": sources,
         }
         if self._targets is not None:
             item["target"] = torch.from_numpy(self._targets[index])
         return item
 
+    def _checked(
+        self, index: int, cutout: Cutout, row: np.ndarray, fluxes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, int, dict[str, str]]:
+        """The image and its annulus fluxes on the model's zero point, the flags the
+        contract adds, and where the pixel scale and zero point came from."""
+        contract = self.contract
+        assert contract is not None
+        flags, reasons = cutout.flags, []
+        sources = {"pixel_scale": "unread", "zero_point": "unread"}
+        image = cutout.image
+        if not flags & (Flag.UNREADABLE | Flag.BAD_SHAPE):  # the header was read
+            check = contract.check_image(cutout.facts)
+            sources = {
+                "pixel_scale": check.pixel_scale_source,
+                "zero_point": check.zero_point_source,
+            }
+            if check.factor != 1.0:
+                image = image * np.float32(check.factor)
+                fluxes = fluxes * check.factor
+            flags |= check.flags
+            reasons.append(check.reason)
+        if not is_fatal(flags):
+            flux_flags, reason = contract.check_flux(float(fluxes[:, 0].sum()))
+            flags |= flux_flags
+            reasons.append(reason)
+        condition_flags, reason = contract.check_conditions(self.scalars.conditions, row)
+        flags |= condition_flags
+        reasons.append(reason)
+        text = "; ".join(r for r in reasons if r)
+        if text:
+            level = logging.WARNING if is_fatal(flags) else logging.DEBUG
+            log.log(level, "flagged %s: %s", self.describe(index), text)
+        return image, fluxes, flags, sources
+
+    @property
+    def catalog_conditions(self) -> np.ndarray:
+        """The conditions (n, c) as the catalog gives them, in the contract's units; NaN
+        where they come from the cutouts' headers."""
+        return self._conditions
+
     def read(self, index: int) -> Cutout:
         """The raw (cropped, unstretched) cutout of row ``index``."""
         raise NotImplementedError
 
-    def conditions(self, index: int) -> np.ndarray:
+    def conditions(self, index: int, cutout: Cutout | None = None) -> np.ndarray:
         """The condition values of row ``index`` (NaN where missing)."""
         return self._conditions[index]
 
+    def describe(self, index: int) -> str:
+        """Which galaxy row ``index`` is, for messages."""
+        return f"row {index}"
+
 
 class CutoutDataset(GalaxyDataset):
-    """Galaxies read one by one from FITS files named in a catalog (DESIGN §4.1, §4.2)."""
+    """Galaxies read one by one from FITS files named in a catalog (DESIGN §4.1, §4.2).
+
+    ``contract`` (a model's) is checked per galaxy; ``condition_columns`` maps a condition
+    the model takes to the catalog column (or, when the catalog lacks it, the upper-cased
+    header keyword) that holds it.
+    """
 
     def __init__(
         self,
@@ -104,18 +165,24 @@ class CutoutDataset(GalaxyDataset):
         label_transform: LabelTransform | None = None,
         cache: bool = False,
         scalars: ScalarInputs | None = None,
+        contract: InputContract | None = None,
+        condition_columns: Mapping[str, str] | None = None,
     ) -> None:
         targets = None
         if label_transform is not None:
             targets = label_transform.forward(label_array(catalog, label_transform.names))
         scalars = scalars or ScalarInputs()
+        _check_condition_columns(scalars, condition_columns, source_name(catalog))
         super().__init__(
             n_items=len(catalog),
             stretch=stretch or ArcsinhStretch(),
             targets=targets,
             scalars=scalars,
-            conditions=scalars.condition_array(catalog, source_name(catalog), from_headers=True),
+            conditions=scalars.condition_array(
+                catalog, source_name(catalog), from_headers=True, columns=condition_columns
+            ),
         )
+        self.contract = contract
         object_ids(catalog)  # checks uniqueness up front
         columns = band_columns(catalog, bands)
         # Fixed-width bytes: compact, and shared copy-on-write with loader workers.
@@ -127,46 +194,100 @@ class CutoutDataset(GalaxyDataset):
         self.n_bands = len(bands) if bands else len(columns)
         self.hdu = hdu
         self._cache: dict[int, Cutout] | None = {} if cache else None
-        self._header_keys = self.scalars.header_keys(catalog)
-        self._headers_read = np.zeros(len(catalog), dtype=bool)
+        self._header_keys = self.scalars.header_keys(catalog, condition_columns)
+        #: Where each condition comes from, in words (recorded in prediction files).
+        self.condition_sources = self._convert_condition_units(catalog, condition_columns)
         self._check_header_conditions(catalog)
 
     def paths(self, index: int) -> list[Path]:
         """The file(s) holding row ``index`` (one per band column)."""
         return [self.image_dir / name.decode() for name in self._files[index]]
 
-    def conditions(self, index: int) -> np.ndarray:
-        """Catalog values, and for columns the catalog lacks, the cutout header's (read
-        once per row)."""
+    def describe(self, index: int) -> str:
+        return str(self.paths(index)[0])
+
+    def conditions(self, index: int, cutout: Cutout | None = None) -> np.ndarray:
+        """Catalog values, and for columns the catalog lacks, the cutout header's."""
         row = self._conditions[index]
-        if self._header_keys and not self._headers_read[index]:
-            for j, key in self._header_keys.items():
-                row[j] = header_number(self.paths(index)[0], key)
-            self._headers_read[index] = True
+        if not self._header_keys:
+            return row
+        row = row.copy()
+        cutout = cutout if cutout is not None else self.read(index)
+        for j, key in self._header_keys.items():
+            row[j] = cutout.facts.numbers.get(key, np.nan)
         return row
+
+    def _convert_condition_units(
+        self, catalog: Table, condition_columns: Mapping[str, str] | None
+    ) -> dict[str, str]:
+        """Put catalog condition columns that carry a unit into the contract's units (in
+        place); returns where each condition comes from, in words."""
+        sources = {}
+        names = self.scalars.column_names(condition_columns)
+        for j, (name, column) in enumerate(zip(self.scalars.conditions, names, strict=True)):
+            wanted = self.contract.condition_units.get(name, "") if self.contract else ""
+            if j in self._header_keys:
+                unit = f", {wanted} assumed" if wanted else ""
+                sources[name] = f"header keyword {column.upper()}{unit}"
+                continue
+            unit = catalog[column].unit
+            where = f"{source_name(catalog)}: column '{column}'"
+            if self.contract is not None and unit is not None:
+                self._conditions[:, j] = self.contract.condition_in_unit(
+                    name, self._conditions[:, j].astype(np.float64), unit, where
+                )
+            given = f" [{unit}] converted to {wanted}" if unit is not None and wanted else ""
+            assumed = f", no unit: {wanted} assumed" if unit is None and wanted else ""
+            sources[name] = f"catalog column {column}{given}{assumed}"
+        return sources
 
     def _check_header_conditions(self, catalog: Table) -> None:
         """Refuse up front when a condition is neither a column nor in the first header."""
         if not self._header_keys or len(catalog) == 0:
             return
         first = self.paths(0)[0]
-        absent = [k for j, k in self._header_keys.items() if not np.isfinite(self.conditions(0)[j])]
-        if absent and first.is_file():
+        if not first.is_file():
+            return
+        cutout = self.read(0)
+        row = self.conditions(0, cutout)
+        absent = [k for j, k in self._header_keys.items() if not np.isfinite(row[j])]
+        if absent and not is_fatal(cutout.flags):
             names = [self.scalars.conditions[j] for j in self._header_keys]
             raise CatalogError(
                 f"{source_name(catalog)}: the model needs the condition(s) {names} (it was "
                 f"trained with them as inputs): no such catalog column, and no {absent} "
                 f"keyword in {first}",
-                allowed="a catalog with the column(s), or cutouts with the header keyword(s)",
+                allowed="a catalog with the column(s), cutouts with the header keyword(s), "
+                "or --conditions NAME=COLUMN naming where they are",
             )
 
     def read(self, index: int) -> Cutout:
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        cutout = _read_or_flag(self.paths(index), self.input_size, self.n_bands, self.hdu)
+        cutout = _read_or_flag(
+            self.paths(index),
+            self.input_size,
+            self.n_bands,
+            self.hdu,
+            tuple(self._header_keys.values()),
+            self.contract.pixel_scale if self.contract else None,
+        )
         if self._cache is not None:
             self._cache[index] = cutout
         return cutout
+
+
+def _check_condition_columns(
+    scalars: ScalarInputs, columns: Mapping[str, str] | None, source: str
+) -> None:
+    """Refuse a condition mapping that names conditions the model does not take."""
+    unknown = sorted(set(columns or {}) - set(scalars.conditions))
+    if unknown:
+        raise CatalogError(
+            f"{source}: --conditions names condition(s) the model does not take",
+            value=unknown,
+            allowed=f"conditions among {list(scalars.conditions)}",
+        )
 
 
 class PackedDataset(GalaxyDataset):
@@ -200,10 +321,24 @@ class PackedDataset(GalaxyDataset):
         return self.pack.cutout(index)
 
 
-def _read_or_flag(paths: list[Path], size: int, n_bands: int, hdu: str | int | None) -> Cutout:
+def _read_or_flag(
+    paths: list[Path],
+    size: int,
+    n_bands: int,
+    hdu: str | int | None,
+    header_keys: tuple[str, ...] = (),
+    pixel_scale: float | None = None,
+) -> Cutout:
     """Read a cutout; a fatal problem gives a zero image carrying its flag instead."""
     try:
-        return read_cutout(paths if len(paths) > 1 else paths[0], size, n_bands=n_bands, hdu=hdu)
+        return read_cutout(
+            paths if len(paths) > 1 else paths[0],
+            size,
+            n_bands=n_bands,
+            hdu=hdu,
+            header_keys=header_keys,
+            pixel_scale=pixel_scale,
+        )
     except CutoutError as exc:
         log.warning("flagged: %s", exc)
         return Cutout(

@@ -26,7 +26,7 @@ training set (:meth:`gampen.model.network.GampenNet.set_scalar_statistics`).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -78,23 +78,30 @@ class ScalarInputs:
         return cls(photometry=bool(data["photometry"]), conditions=tuple(data["conditions"]))
 
     def condition_array(
-        self, table: Table, source: str, *, from_headers: bool = False
+        self,
+        table: Table,
+        source: str,
+        *,
+        from_headers: bool = False,
+        columns: Mapping[str, str] | None = None,
     ) -> np.ndarray:
         """The condition columns as float32 (n, c); NaN where a value is missing.
 
-        A missing column is an error naming it (the model cannot run without it), unless
-        ``from_headers``: its values are then left NaN, for the caller to read from the
-        cutouts' headers (:meth:`header_keys`).
+        ``columns`` maps a condition to the catalog column holding it (default: the column
+        of the same name).  A missing column is an error naming it (the model cannot run
+        without it), unless ``from_headers``: its values are then left NaN, for the caller
+        to read from the cutouts' headers (:meth:`header_keys`).
         """
-        missing = [c for c in self.conditions if c not in table.colnames]
+        names = self.column_names(columns)
+        missing = [c for c in names if c not in table.colnames]
         if missing and not from_headers:
             raise CatalogError(
                 f"{source}: the model needs the condition column(s) {missing} "
                 "(it was trained with them as inputs)",
                 allowed=f"columns among {table.colnames}",
             )
-        out = np.empty((len(table), len(self.conditions)), dtype=np.float32)
-        for j, name in enumerate(self.conditions):
+        out = np.empty((len(table), len(names)), dtype=np.float32)
+        for j, name in enumerate(names):
             if name in missing:
                 out[:, j] = np.nan
                 continue
@@ -108,10 +115,17 @@ class ScalarInputs:
             out[:, j] = np.ma.filled(column, np.nan)
         return out
 
-    def header_keys(self, table: Table) -> dict[int, str]:
+    def column_names(self, columns: Mapping[str, str] | None = None) -> list[str]:
+        """The catalog column (or header keyword) holding each condition, in order."""
+        columns = columns or {}
+        return [columns.get(name, name) for name in self.conditions]
+
+    def header_keys(self, table: Table, columns: Mapping[str, str] | None = None) -> dict[int, str]:
         """Position -> FITS keyword of each condition the catalog lacks a column for."""
         return {
-            j: name.upper() for j, name in enumerate(self.conditions) if name not in table.colnames
+            j: name.upper()
+            for j, name in enumerate(self.column_names(columns))
+            if name not in table.colnames
         }
 
     def values(self, fluxes: np.ndarray, softening: Sequence[float], row: np.ndarray) -> np.ndarray:

@@ -11,9 +11,11 @@ if any, is ignored while fitting: the fit always starts from the network's raw m
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from gampen.checks import refuse_existing
+from gampen.checks import refuse_existing, refuse_inputs_as_outputs
+from gampen.errors import CatalogError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +34,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--catalog", required=True, help="held-out catalog with true labels")
     p.add_argument("--out", required=True, help="calibrated bundle to write")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="write the calibration even when it makes the check part's coverage worse "
+        "than no calibration at all",
+    )
     p.add_argument(
         "--check-fraction",
         type=float,
@@ -55,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from gampen.infer.predict import PredictOptions
 
     out = Path(args.out)
+    refuse_inputs_as_outputs([out], [args.catalog])
     refuse_existing([out], overwrite=args.overwrite)
     fields = ("n_passes", "n_samples", "batch_size", "num_workers", "seed", "image_dir", "hdu")
     options = PredictOptions(
@@ -64,6 +73,18 @@ def run(args: argparse.Namespace) -> int:
         args.bundle, args.catalog, options=options, check_fraction=args.check_fraction
     )
     print(result.table())
+    if result.worse_than_none:
+        before, after = result.worst_deviation("before"), result.worst_deviation("after")
+        message = (
+            f"the calibration makes coverage worse on the check part (largest deviation "
+            f"{before:.3f} before, {after:.3f} after): the calibration set is too small or "
+            "unlike the data"
+        )
+        if not args.force:
+            raise CatalogError(
+                f"{message}; {out} was not written", allowed="more held-out galaxies, or --force"
+            )
+        print(f"warning: {message}; written anyway (--force)", file=sys.stderr)
     result.save(out)  # each file is replaced atomically: an old bundle is never half-written
     print(f"calibrated bundle written to {out}")
     return 0

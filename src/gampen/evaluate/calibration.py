@@ -7,6 +7,8 @@ network's standardised label space, where the truth is transformed the same way.
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,10 @@ from tqdm.auto import tqdm
 
 from gampen.checks import check_float
 from gampen.checksum import file_sha256
-from gampen.data.catalog import read_catalog
+from gampen.data.catalog import label_array, object_ids, read_catalog
 from gampen.data.dataset import CutoutDataset
 from gampen.data.labels import LabelTransform
+from gampen.data.provenance import training_overlap
 from gampen.errors import CatalogError
 from gampen.evaluate.recalibrate import (
     BRIGHTNESS,
@@ -40,7 +43,16 @@ from gampen.infer.spread import FIELDS, Maps, Recalibration, SpreadMap, brightne
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
 
+log = logging.getLogger(__name__)
 WHERE = "calibration option"
+#: The check part should measure 68.27 % coverage to this precision (1 sigma, binomial).
+CHECK_PRECISION = 0.01
+
+
+def needed_galaxies(level: float, precision: float) -> int:
+    """Galaxies needed to measure coverage ``level`` to ``precision`` (one binomial
+    standard deviation, ``sqrt(level (1 - level) / n)``)."""
+    return math.ceil(level * (1 - level) / precision**2)
 
 
 @dataclass
@@ -49,6 +61,30 @@ class CalibrationResult:
 
     bundle: Bundle
     calibration: dict[str, Any]
+
+    def worst_deviation(self, when: str) -> float:
+        """The largest marginal coverage deviation, over parameters and levels, of the
+        check part ``before`` or ``after`` the calibration."""
+        return max(
+            report["max_abs_deviation"] for report in self.calibration["check"][when].values()
+        )
+
+    @property
+    def worse_than_none(self) -> bool:
+        """True when the check part's coverage deviates more after than before."""
+        return self.worst_deviation("after") > self.worst_deviation("before")
+
+    def precision_note(self) -> str:
+        """How precisely the check part measures coverage, and what ``CHECK_PRECISION``
+        would need."""
+        n = self.calibration["check"]["n"]
+        level = LEVELS["ci68"]
+        sd = math.sqrt(level * (1 - level) / n)
+        need = needed_galaxies(level, CHECK_PRECISION)
+        return (
+            f"{n} check galaxies measure 68.27 % coverage to +-{100 * sd:.1f} points (1 sigma); "
+            f"+-{100 * CHECK_PRECISION:.0f} point needs {need:,}"
+        )
 
     def table(self) -> str:
         """The fitted factors per map, then coverage before and after on the check part."""
@@ -91,6 +127,7 @@ class CalibrationResult:
         for group, report in groups.items():
             cells = ", ".join(f"{n} {report[n]['ci68']:.3f}" for n in cal["scale"])
             lines.append(f"after, {group} galaxies: 68 % coverage {cells}")
+        lines.append(self.precision_note())
         return "\n".join(lines)
 
     def _limit(self, faint: dict[str, Any]) -> str:
@@ -119,6 +156,7 @@ class CalibrationResult:
             calibration=self.calibration,
             provenance=b.provenance,
             metrics=b.metrics,
+            contract=b.metadata.get("contract"),
         )
 
 
@@ -140,9 +178,10 @@ def calibrate(
     bundle = load_bundle(bundle_path)
     table = read_catalog(catalog)  # a missing or unreadable catalog fails clearly here
     catalog_sha256 = file_sha256(catalog)
-    refuse_training_catalog(catalog, catalog_sha256, bundle.provenance)
+    refuse_training_catalog(catalog, catalog_sha256, bundle, table)
     z, truth, crowding = standardised_samples(bundle, table, catalog, options)
     fit_rows, check_rows = split_rows(len(z), check_fraction, options.seed)
+    warn_if_small(len(fit_rows), len(check_rows))
     names = bundle.param_names
     param = names.index(BRIGHTNESS) if BRIGHTNESS in names else None
     clean, crowded = fit_by_class(z[fit_rows], truth[fit_rows], crowding[fit_rows], param)
@@ -301,14 +340,42 @@ def _by_name(names: list[str], values: np.ndarray) -> dict[str, float]:
 
 
 def refuse_training_catalog(
-    catalog: str | Path, catalog_sha256: str, provenance: dict[str, Any]
+    catalog: str | Path, catalog_sha256: str, bundle: Bundle, table: Table
 ) -> None:
-    """Refuse to calibrate on the very catalog the model was trained on."""
-    if catalog_sha256 == provenance.get("data_sha256"):
+    """Refuse to calibrate on galaxies the model was trained on: the same file, the same
+    simulation run, or rows sharing the training galaxies' exact labels or object ids
+    (:mod:`gampen.data.provenance`), whatever file or format they come in."""
+    allowed = "a separate simulated or labelled set (e.g. gampen simulate --seed N)"
+    if catalog_sha256 == bundle.provenance.get("data_sha256"):
         raise CatalogError(
             f"{catalog} is the catalog the model was trained on; calibration needs galaxies "
             "the model never saw",
-            allowed="a separate simulated or labelled set (e.g. gampen simulate --seed N)",
+            allowed=allowed,
+        )
+    names = bundle.param_names
+    labels = label_array(table, names) if set(names) <= set(table.colnames) else None
+    why = training_overlap(bundle.provenance, table, labels, object_ids(table), catalog)
+    if why:
+        raise CatalogError(
+            f"{catalog} holds galaxies the model was trained on ({why}); calibration needs "
+            "galaxies the model never saw",
+            allowed=allowed,
+        )
+
+
+def warn_if_small(n_fit: int, n_check: int) -> None:
+    """Warn when either part is too small to measure 68.27 % coverage to
+    :data:`CHECK_PRECISION` (one binomial standard deviation)."""
+    need = needed_galaxies(LEVELS["ci68"], CHECK_PRECISION)
+    if min(n_fit, n_check) < need:
+        log.warning(
+            "calibration set small: %d galaxies to fit and %d to check, where measuring "
+            "68.27 %% coverage to +-%g point needs %d in each part; the fitted tails and the "
+            "check will be noisy (simulate more held-out galaxies)",
+            n_fit,
+            n_check,
+            100 * CHECK_PRECISION,
+            need,
         )
 
 

@@ -53,10 +53,26 @@ class Matched:
 
 
 def load_inputs(
-    predictions: str | Path, truth: str | Path, *, samples: str | Path | None = None
+    predictions: str | Path | Table,
+    truth: str | Path | Table,
+    *,
+    samples: str | Path | None = None,
 ) -> Matched:
-    """Read the three files and match them; see :func:`match`."""
-    return match(read_catalog(predictions), read_catalog(truth), samples=samples)
+    """Read the files (or take the tables, as ``gampen.predict`` returns them) and match
+    them; see :func:`match`."""
+    return match(as_table(predictions), as_table(truth), samples=samples)
+
+
+def as_table(source: str | Path | Table) -> Table:
+    """A catalog file read, or a table taken as it is."""
+    return source if isinstance(source, Table) else read_catalog(source)
+
+
+def origin(source: str | Path | Table) -> str:
+    """Where a table came from: its path, the file it was read from, or a description."""
+    if isinstance(source, Table):
+        return str(source.meta.get("gampen_source", "an astropy Table given in memory"))
+    return str(source)
 
 
 def match(predictions: Table, truth: Table, *, samples: str | Path | None = None) -> Matched:

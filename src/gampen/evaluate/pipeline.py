@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy.table import Table
 
 from gampen import __version__
 from gampen.checks import check_int
@@ -27,7 +28,7 @@ from gampen.evaluate.coverage_figures import (
 )
 from gampen.evaluate.figure_base import save
 from gampen.evaluate.images import cutout_dataset
-from gampen.evaluate.inputs import Matched, floats, load_inputs, settings_of
+from gampen.evaluate.inputs import Matched, floats, load_inputs, origin, settings_of
 from gampen.infer.summary import LEVELS
 
 log = logging.getLogger(__name__)
@@ -63,14 +64,17 @@ class EvaluateOptions:
 
 
 def evaluate(
-    predictions: str | Path,
-    truth: str | Path,
+    predictions: str | Path | Table,
+    truth: str | Path | Table,
     *,
     out: str | Path,
     samples: str | Path | None = None,
     options: EvaluateOptions | None = None,
 ) -> dict[str, Any]:
-    """Run every check, write ``out/metrics.json``, ``out/report.md`` and the PNGs."""
+    """Run every check, write ``out/metrics.json``, ``out/report.md`` and the PNGs.
+
+    ``predictions`` and ``truth`` are catalog files or astropy tables (as
+    ``gampen.predict`` returns them)."""
     options = options or EvaluateOptions()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,7 +88,7 @@ def evaluate(
     metrics.update(_calibration(matched, found, parts, out=out, figures=figures))
     metrics.update(_accuracy(matched, parts, out=out, figures=figures))
     metrics["rotation"] = _model_checks(
-        matched, Path(truth), options, rng=rng, out=out, figures=figures
+        matched, Path(origin(truth)), options, rng=rng, out=out, figures=figures
     )
     metrics["headline"] = headline(metrics)
     metrics["figures"] = figures
@@ -94,14 +98,17 @@ def evaluate(
 
 
 def _inputs(
-    matched: Matched, predictions: str | Path, truth: str | Path, samples: str | Path | None
+    matched: Matched,
+    predictions: str | Path | Table,
+    truth: str | Path | Table,
+    samples: str | Path | None,
 ) -> dict[str, Any]:
     """Where the numbers come from and how many galaxies were left out, and why."""
     return {
         "gampen_version": __version__,
         "inputs": {
-            "predictions": str(predictions),
-            "truth": str(truth),
+            "predictions": origin(predictions),
+            "truth": origin(truth),
             "samples": None if samples is None else str(samples),
             "sample_settings": None if samples is None else settings_of(samples),
             "params": list(matched.params),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 
 from gampen.cli import add_cutout_arguments, count_or_auto
 
@@ -54,6 +55,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "always copied, with their units",
     )
     p.add_argument(
+        "--conditions",
+        type=condition_map,
+        default={},
+        metavar="NAME=COLUMN[,...]",
+        help="where the model's conditions are, when not under their own names: e.g. "
+        "psf_fwhm=SEEING takes the PSF FWHM from the catalog column SEEING (or, without "
+        "such a column, from each cutout's SEEING header keyword); a column's astropy "
+        "unit (arcsec, mas, pix ...) is converted",
+    )
+    p.add_argument(
         "--overwrite", action="store_true", help="replace --out and --samples-out if they exist"
     )
     p.add_argument("--no-progress", dest="progress", action="store_false")
@@ -67,16 +78,43 @@ def column_list(text: str) -> tuple[str, ...] | str:
     return tuple(name.strip() for name in text.split(",") if name.strip())
 
 
+def condition_map(text: str) -> dict[str, str]:
+    """``"psf_fwhm=SEEING,other=COL"`` as ``{"psf_fwhm": "SEEING", "other": "COL"}``."""
+    pairs = [item.strip() for item in text.split(",") if item.strip()]
+    mapping = {}
+    for pair in pairs:
+        name, _, column = pair.partition("=")
+        if not name.strip() or not column.strip():
+            raise argparse.ArgumentTypeError(f"expected NAME=COLUMN, got {pair!r}")
+        mapping[name.strip()] = column.strip()
+    return mapping
+
+
 def run(args: argparse.Namespace) -> int:
-    """Predict and report where the results went."""
+    """Predict and report where the results went; exit status 1 when every galaxy was
+    flagged fatal (nothing was estimated)."""
+    import numpy as np
+
+    from gampen.flags import is_fatal, summarise
     from gampen.infer.predict import PredictOptions, predict
 
     fields = [f.name for f in dataclasses.fields(PredictOptions)]
     options = PredictOptions(**{name: getattr(args, name) for name in fields})
     table = predict(args.catalog, out=args.out, model=args.model, options=options)
-    if table is not None:
+    if table is None:
+        return 0
+    flags = np.asarray(table["flags"])
+    if len(table) and is_fatal(flags).all():
+        counts = ", ".join(f"{name} {n}" for name, n in summarise(flags).items())
         print(
-            f"wrote posteriors of {len(table)} galaxies to {args.out}"
-            + (f" and samples to {args.samples_out}" if args.samples_out else "")
+            f"gampen predict: error: every one of the {len(table)} galaxies was flagged fatal "
+            f"({counts}); nothing was estimated (the reasons are logged above; "
+            f"{args.out} lists the flags)",
+            file=sys.stderr,
         )
+        return 1
+    print(
+        f"wrote posteriors of {len(table)} galaxies to {args.out}"
+        + (f" and samples to {args.samples_out}" if args.samples_out else "")
+    )
     return 0

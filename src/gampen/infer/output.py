@@ -13,7 +13,7 @@ import datetime
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from astropy.table import Table
 
@@ -22,13 +22,18 @@ from gampen.errors import CatalogError
 from gampen.flags import MEANINGS
 from gampen.infer.summary import LEVELS, STATISTICS
 
+if TYPE_CHECKING:
+    from gampen.data.dataset import CutoutDataset
+    from gampen.infer.predict import PredictOptions
+    from gampen.model.bundle import Bundle
+
 #: Physical unit of each known parameter ('' for dimensionless); others get none.
 UNITS: dict[str, str] = {"bt": "", "r_e": "arcsec", "flux": "adu", "mag": "mag"}
 #: What each known parameter is.
 QUANTITIES: dict[str, str] = {
     "bt": "bulge-to-total ratio",
     "r_e": "half-light radius",
-    "flux": "total flux",
+    "flux": "total flux (zero point ZEROPT)",
     "mag": "total magnitude",
 }
 #: Catalog columns always passed through when present (case-insensitive).
@@ -113,20 +118,42 @@ def finish_table(result: Table, catalog: Table, kept: Sequence[str], meta: dict[
     return out
 
 
-def file_metadata(
-    model_name: str, weights_sha256: str, seed: int, n_passes: int, n_samples: int
-) -> dict[str, Any]:
-    """The keys written into every prediction file (FITS-safe names)."""
+def file_metadata(model_name: str, bundle: Bundle, options: PredictOptions) -> dict[str, Any]:
+    """The keys written into every prediction file (FITS-safe names): the model (its
+    whole-bundle SHA-256, whether it is calibrated), the sampling, the model's pixel scale
+    and zero point, and the meaning of each flag bit."""
     return {
         "GAMPENV": __version__,
         "MODEL": model_name,
-        "MODELSHA": weights_sha256,
-        "SEED": seed,
-        "NPASSES": n_passes,
-        "NSAMPLES": n_samples,
+        "MODELSHA": bundle.sha256,
+        "CALIBRAT": bundle.calibrated,
+        "SEED": options.seed,
+        "NPASSES": options.n_passes,
+        "NSAMPLES": options.n_samples,
         "DATE": _now(),
+        "PIXSCALE": bundle.pixel_scale,
+        "ZEROPT": bundle.zero_point,
+        "FLUXUNIT": f"flux unit: mag = {bundle.zero_point:g} - 2.5 log10(flux) (AB)",
         **{f"FLAG{int(flag)}": f"{flag.name}: {text}" for flag, text in MEANINGS.items()},
     }
+
+
+def input_metadata(dataset: CutoutDataset, counts: dict[str, dict[str, int]]) -> dict[str, str]:
+    """Where the run's pixel scales, zero points and conditions came from: ``PIXSRC`` and
+    ``ZPSRC`` count the galaxies per source (``assumed`` = the model's value, the header
+    saying nothing), ``PSFSRC`` (or ``CONDSRC`` for other conditions) names the column or
+    keyword and its unit."""
+    meta = {
+        key: "; ".join(f"{where}: {n}" for where, n in sorted(counts.get(what, {}).items()))
+        or "none read"
+        for key, what in (("PIXSRC", "pixel_scale"), ("ZPSRC", "zero_point"))
+    }
+    sources = dict(dataset.condition_sources)
+    if "psf_fwhm" in sources:
+        meta["PSFSRC"] = sources.pop("psf_fwhm")
+    if sources:
+        meta["CONDSRC"] = "; ".join(f"{name}: {where}" for name, where in sources.items())
+    return meta
 
 
 def _describe(name: str) -> tuple[str, str]:

@@ -2,10 +2,11 @@
 
 A prediction run owns ``<out>.partial/``: ``settings.json`` (what the run computes; a
 rerun with other settings is refused) and, per finished chunk ``c``, ``c.parquet`` (its
-summary rows) and, when samples are kept, ``c.npy``.  Each part is written atomically, so
-a killed run leaves only whole parts; rerunning the same command skips them.  Merging
-reads the parts in chunk order into the final table (written atomically, with its units
-and metadata) and streams the samples into their file, then removes the folder.  Every
+summary rows, with the chunk's ``counts`` (e.g. where its pixel scales came from) in
+the Parquet key-value metadata) and, when samples are kept, ``c.npy``.  Each part is
+written atomically, so a killed run leaves only whole parts; rerunning the same command
+skips them.  Merging reads the parts in chunk order into the final table (written
+atomically, with its units and metadata) and streams the samples into their file, then removes the folder.  Every
 rank of a multi-device run writes its own chunks into the same folder, so the merge is
 the only shared step.
 """
@@ -62,13 +63,21 @@ class PartStore:
         """True once chunk ``chunk``'s summary part exists (written last, atomically)."""
         return (self.folder / f"{chunk:07d}.parquet").exists()
 
-    def write(self, chunk: int, rows: Table, samples: np.ndarray | None) -> None:
-        """Store one finished chunk: samples first, then the summary that marks it done."""
+    def write(
+        self,
+        chunk: int,
+        rows: Table,
+        samples: np.ndarray | None,
+        counts: dict[str, dict[str, int]] | None = None,
+    ) -> None:
+        """Store one finished chunk: samples first, then the summary that marks it done,
+        carrying ``counts`` (``{what: {value: n}}``, summed over chunks by :meth:`merge`)."""
         if samples is not None:
             with atomic_path(self.folder / f"{chunk:07d}.npy") as tmp, open(tmp, "wb") as handle:
                 np.save(handle, samples.astype(np.float32, copy=False))
+        arrow = _to_arrow(rows).replace_schema_metadata({COUNTS_KEY: json.dumps(counts or {})})
         with atomic_path(self.folder / f"{chunk:07d}.parquet") as tmp:
-            pq.write_table(_to_arrow(rows), tmp)
+            pq.write_table(arrow, tmp)
 
     def merge(
         self,
@@ -77,18 +86,19 @@ class PartStore:
         samples_out: str | Path | None,
         param_names: list[str],
         attrs: dict[str, Any],
-        finish: Callable[[Table], Table] | None = None,
+        finish: Callable[[Table, dict[str, dict[str, int]]], Table] | None = None,
     ) -> Table:
         """Write the final table (and samples file) from every part; returns the table.
 
-        ``finish`` turns the merged rows into the table to write (extra columns, units,
-        metadata)."""
+        ``finish`` turns the merged rows and the chunks' summed counts into the table to
+        write (extra columns, units, metadata)."""
         missing = [c for c in range(n_chunks) if not self.done(c)]
         if missing:
             raise GampenValueError(f"{self.folder}: chunks {missing[:5]} are not finished")
-        table = vstack([_from_arrow(part) for part in self._parts(n_chunks)])
+        parts = list(self._parts(n_chunks))
+        table = vstack([_from_arrow(part) for part in parts])
         if finish is not None:
-            table = finish(table)
+            table = finish(table, _summed_counts(parts))
         write_table(table, self.out)
         if samples_out is not None:
             self._merge_samples(n_chunks, Path(samples_out), table, param_names, attrs)
@@ -132,6 +142,22 @@ class PartStore:
             for key, value in attrs.items():
                 if isinstance(value, bool | int | float | str):
                     h5.attrs[key] = value
+
+
+#: Key of the per-chunk counts in a part's Parquet metadata.
+COUNTS_KEY = b"gampen_counts"
+
+
+def _summed_counts(parts: list[pa.Table]) -> dict[str, dict[str, int]]:
+    """The parts' ``{what: {value: n}}`` counts, added up."""
+    total: dict[str, dict[str, int]] = {}
+    for part in parts:
+        counts = json.loads((part.schema.metadata or {}).get(COUNTS_KEY, b"{}"))
+        for what, values in counts.items():
+            into = total.setdefault(what, {})
+            for value, n in values.items():
+                into[value] = into.get(value, 0) + int(n)
+    return total
 
 
 def _to_arrow(rows: Table) -> pa.Table:

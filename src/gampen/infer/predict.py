@@ -14,7 +14,7 @@ import logging
 import math
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from astropy.table import Table
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from gampen.checks import check_int, refuse_existing
+from gampen.checks import check_int, refuse_existing, refuse_inputs_as_outputs
 from gampen.data.catalog import (
     catalog_from_directory,
     object_ids,
@@ -43,12 +43,14 @@ from gampen.flags import Flag, is_fatal, summarise
 from gampen.infer.output import (
     file_metadata,
     finish_table,
+    input_metadata,
     kept_columns,
     refuse_unwritable_text,
 )
 from gampen.infer.parts import PartStore
 from gampen.infer.sampling import galaxy_keys, posterior_samples
 from gampen.infer.spread import Recalibration
+from gampen.infer.summary import LEVELS, min_samples
 from gampen.infer.summary import summarise as summarise_samples
 from gampen.model.bundle import Bundle, load_bundle
 from gampen.models import default_model_path
@@ -78,10 +80,13 @@ class PredictOptions:
     progress: bool = True
     overwrite: bool = False
     keep_columns: tuple[str, ...] | str = ()
+    #: Catalog column (or header keyword) holding each condition the model takes, where
+    #: it is not the condition's own name, e.g. ``{"psf_fwhm": "SEEING"}``.
+    conditions: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         check_int(WHERE, "n_passes", self.n_passes, 1, 100_000)
-        check_int(WHERE, "n_samples", self.n_samples, 1, 1_000_000)
+        check_int(WHERE, "n_samples", self.n_samples, 2, 1_000_000)
         check_int(WHERE, "batch_size", self.batch_size, 1, 65_536)
         check_int(WHERE, "chunk_size", self.chunk_size, 1, 1_000_000)
         check_int(WHERE, "seed", self.seed, 0, 2**63 - 1)
@@ -104,13 +109,16 @@ def predict(
     """
     options = options or PredictOptions()
     out_format = table_format(out) if out is not None else None  # refused before any work
+    model_path = Path(model or default_model_path())
+    inputs = [model_path, *([] if isinstance(source, Table) else [Path(source)])]
+    refuse_inputs_as_outputs([out, options.samples_out], inputs)
     if out is not None:
         # An unfinished run (its part folder still there) may replace what a merge killed
         # half-way wrote; anything else is only replaced when asked.
         unfinished = PartStore(out, {}).folder.is_dir()
         refuse_existing([out, options.samples_out], overwrite=options.overwrite or unfinished)
-    model_path = Path(model or default_model_path())
     bundle = load_bundle(model_path)
+    warn_about_sampling(bundle, options, model_path.name)
     table, source = open_catalog(source)
     if len(table) == 0:
         raise CatalogError(f"{source}: the catalog has no rows", allowed="one galaxy or more")
@@ -149,7 +157,14 @@ def _run(
     ids = object_ids(table)
     n_chunks = max(1, math.ceil(len(table) / options.chunk_size))
     store = PartStore(out, _settings(bundle, table, source, options))
-    dataset = bundle_dataset(bundle, table, source, image_dir=options.image_dir, hdu=options.hdu)
+    dataset = bundle_dataset(
+        bundle,
+        table,
+        source,
+        image_dir=options.image_dir,
+        hdu=options.hdu,
+        condition_columns=options.conditions,
+    )
     module = PosteriorModule(bundle, store, options, ids, table)
     trainer = pl.Trainer(
         accelerator=options.accelerator,
@@ -175,19 +190,17 @@ def _run(
     trainer.strategy.barrier()
     if not trainer.is_global_zero:
         return None
-    meta = file_metadata(
-        model_name,
-        bundle.metadata["weights_sha256"],
-        options.seed,
-        options.n_passes,
-        options.n_samples,
-    )
+    meta = file_metadata(model_name, bundle, options)
+
+    def finish(rows: Table, counts: dict[str, dict[str, int]]) -> Table:
+        return finish_table(rows, table, kept, {**meta, **input_metadata(dataset, counts)})
+
     result = store.merge(
         n_chunks,
         samples_out=options.samples_out,
         param_names=list(bundle.param_names),
         attrs=store.settings,
-        finish=lambda rows: finish_table(rows, table, kept, meta),
+        finish=finish,
     )
     counts = summarise(np.asarray(result["flags"]))
     log.info("%d galaxies; flags: %s", len(result), counts or "none")
@@ -202,8 +215,10 @@ def bundle_dataset(
     image_dir: str | None = None,
     hdu: str | None = None,
     label_transform: LabelTransform | None = None,
+    condition_columns: dict[str, str] | None = None,
 ) -> CutoutDataset:
-    """The catalog's cutouts as the bundle's network expects them (size, bands, stretch)."""
+    """The catalog's cutouts as the bundle's network expects them (size, bands, stretch),
+    each checked against the bundle's input contract."""
     return CutoutDataset(
         table,
         image_dir=resolve_image_dir(table, source, image_dir),
@@ -213,6 +228,8 @@ def bundle_dataset(
         stretch=ArcsinhStretch.from_dict(bundle.preprocessing["stretch"]),
         label_transform=label_transform,
         scalars=ScalarInputs.from_dict(bundle.preprocessing.get("scalars")),
+        contract=bundle.contract,
+        condition_columns=condition_columns,
     )
 
 
@@ -242,7 +259,18 @@ class ChunkDataset(Dataset):
             "crowding": np.array([item["crowding"] for item in items], dtype=np.float64),
             "flags": np.array([item["flags"] for item in items], dtype=np.int64),
             "n_bad_pixels": np.array([item["n_bad_pixels"] for item in items], dtype=np.int64),
+            "counts": _source_counts(items),
         }
+
+
+def _source_counts(items: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """How many of a chunk's galaxies took their pixel scale and zero point from where."""
+    counts: dict[str, dict[str, int]] = {}
+    for item in items:
+        for what, where in item["sources"].items():
+            into = counts.setdefault(what, {})
+            into[where] = into.get(where, 0) + 1
+    return counts
 
 
 #: The chunk a rank with no pending chunk is handed: Lightning refuses an empty loader,
@@ -305,6 +333,7 @@ class PosteriorModule(pl.LightningModule):
         self.bundle, self.store, self.options = bundle, store, options
         self.labels = LabelTransform.from_dict(bundle.preprocessing["labels"])
         self.spread = Recalibration.from_calibration(bundle.calibration, bundle.param_names)
+        self.contract = bundle.contract
         self.ids = ids
         self.files = np.asarray(table["file_name"]) if "file_name" in table.colnames else None
         self._bar: tqdm | None = None
@@ -333,6 +362,7 @@ class PosteriorModule(pl.LightningModule):
             batch["chunk"],
             self._rows(rows, physical, zoom, flags, batch),
             physical if self.options.samples_out else None,
+            batch["counts"],
         )
         return len(rows)
 
@@ -389,11 +419,48 @@ class PosteriorModule(pl.LightningModule):
             with np.errstate(invalid="ignore", divide="ignore"):
                 mag = self.bundle.zero_point - 2.5 * np.log10(flux)
             values, names = np.concatenate([physical, mag[..., None]], axis=-1), [*names, "mag"]
-        columns.update(summarise_samples(values, names))
+        summaries = summarise_samples(values, names)
+        columns.update(summaries)
         columns["stn_zoom"] = zoom
-        columns["flags"] = flags
+        columns["flags"] = flags | self.contract.range_flags(summaries)
         columns["n_bad_pixels"] = _numpy(batch["n_bad_pixels"])
         return Table(columns)
+
+
+def warn_about_sampling(bundle: Bundle, options: PredictOptions, name: str) -> None:
+    """Warn when too few samples leave an interval unresolved, when the bundle is
+    uncalibrated, or when it is sampled otherwise than its calibration was fitted (the map
+    then no longer matches the spread it corrects)."""
+    unresolved = [
+        f"{100 * level:.2f} % (needs {min_samples(level)})"
+        for level in LEVELS.values()
+        if options.n_samples < min_samples(level)
+    ]
+    if unresolved:
+        log.warning(
+            "%d samples per galaxy cannot resolve the %s interval(s): their columns are NaN",
+            options.n_samples,
+            ", ".join(unresolved),
+        )
+    if not bundle.calibrated:
+        log.warning(
+            "the model %s is not calibrated: its credible intervals have not been checked "
+            "against the truth (run gampen calibrate on held-out galaxies)",
+            name,
+        )
+        return
+    fit = bundle.calibration["fit"]
+    differs = [
+        f"{name} {getattr(options, name)} (calibrated at {fit[name]})"
+        for name in ("n_passes", "n_samples")
+        if name in fit and getattr(options, name) != fit[name]
+    ]
+    if differs:
+        log.warning(
+            "sampling with %s: the calibration was fitted at other settings, so the intervals "
+            "may not hold their levels",
+            ", ".join(differs),
+        )
 
 
 def _where(source: str | Path) -> str:
@@ -410,14 +477,13 @@ def _settings(
     bundle: Bundle, table: Table, source: str | Path, options: PredictOptions
 ) -> dict[str, Any]:
     """What determines the output; a resumed run must match it."""
-    wanted = {
-        k: v
-        for k, v in asdict(options).items()
-        if k in ("n_passes", "n_samples", "chunk_size", "seed", "image_dir", "hdu", "samples_out")
-    }
+    kept = ("n_passes", "n_samples", "chunk_size", "seed", "image_dir", "hdu", "samples_out")
+    wanted = {k: v for k, v in asdict(options).items() if k in kept}
+    if options.conditions:
+        wanted["conditions"] = dict(options.conditions)
     return {
         **wanted,
-        "model_sha256": bundle.metadata.get("weights_sha256"),
+        "model_sha256": bundle.sha256,
         "calibration": {k: v for k, v in bundle.calibration.items() if k not in ("fit", "check")},
         "source": _where(source),
         "n_rows": len(table),

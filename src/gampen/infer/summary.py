@@ -2,6 +2,10 @@
 
 From physical-unit samples (B, S, k): mean, median, mode, standard deviation and the
 equal-tailed 68.27 / 95.45 / 99.73 % intervals (the 1, 2 and 3 sigma probabilities).
+An interval needs enough samples to be resolved at all: even the sample extremes of ``S``
+draws of an exact posterior hold a new draw with probability ``(S - 1) / (S + 1)``, so a
+level ``L`` needs ``S >= (1 + L) / (1 - L)`` (:func:`min_samples`: 6, 43 and 740 for the
+three levels); with fewer samples its columns are NaN rather than too narrow.
 
 The mode comes from a kernel density estimate done for all galaxies and parameters in one
 vectorised step: each galaxy's samples are standardised by their own median and standard
@@ -44,9 +48,18 @@ def summarise(samples: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
     }
     stats["mode"] = kde_mode(x, median=stats["median"])
     for name, level in LEVELS.items():
+        if x.shape[1] < min_samples(level):
+            stats[f"{name}_lo"] = stats[f"{name}_hi"] = torch.full_like(stats["mean"], math.nan)
+            continue
         stats[f"{name}_lo"] = _quantile(ordered, (1 - level) / 2)
         stats[f"{name}_hi"] = _quantile(ordered, (1 + level) / 2)
     return {f"{p}_{s}": stats[s][:, j].numpy() for j, p in enumerate(names) for s in STATISTICS}
+
+
+def min_samples(level: float) -> int:
+    """The fewest samples whose extremes can hold a new draw with probability ``level``:
+    the smallest ``S`` with ``(S - 1) / (S + 1) >= level``."""
+    return math.ceil((1 + level) / (1 - level) - 1e-9)
 
 
 def kde_mode(samples: torch.Tensor, *, median: torch.Tensor | None = None) -> torch.Tensor:

@@ -29,8 +29,16 @@ field                content
                      ``gampen calibrate`` adds ``method``, ``fit``, ``check``
 ``provenance``       dict; ``created`` (UTC, ISO 8601) is added when missing
 ``metrics``          dict of validation metrics
+``contract``         (format 2) what the model expects of its inputs beyond pixel scale, zero
+                     point and size: ``magnitudes`` ("AB"), ``condition_units``
+                     (``{"psf_fwhm": "arcsec"}``) and the training ``ranges`` of conditions,
+                     ``mag``, ``r_e`` ... (:class:`gampen.data.contract.InputContract`);
+                     format-1 bundles load with no ranges
 ``weights_sha256``   SHA-256 of ``model.safetensors``; a mismatched pair is refused
 ===================  =========================================================================
+
+:attr:`Bundle.sha256` hashes the whole bundle (the JSON, which holds the weights' hash), so
+a recalibrated or edited bundle has another; prediction files record it as ``MODELSHA``.
 
 Unknown fields are refused: a new field means a new ``format_version``.  Loading also
 refuses weights whose names or shapes differ from the network ``network`` describes.
@@ -61,12 +69,13 @@ from safetensors.torch import save as save_safetensors
 from gampen import __version__
 from gampen.atomic import atomic_path
 from gampen.checks import is_finite_number
+from gampen.data.contract import InputContract
 from gampen.errors import BundleError, ConfigError, GampenError
 from gampen.infer.spread import Recalibration
 from gampen.model.config import NetworkConfig
 from gampen.model.network import GampenNet
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 WEIGHTS_NAME = "model.safetensors"
 METADATA_NAME = "gampen.json"
 REQUIRED_FIELDS: tuple[str, ...] = (
@@ -83,7 +92,10 @@ REQUIRED_FIELDS: tuple[str, ...] = (
     "provenance",
     "metrics",
     "weights_sha256",
+    "contract",
 )
+#: Fields a bundle of an older format version may lack: name -> first version with it.
+ADDED_IN: dict[str, int] = {"contract": 2}
 
 CALIBRATION_KEYS: tuple[str, ...] = (
     "method",
@@ -122,6 +134,22 @@ class Bundle:
     format_version: int = FORMAT_VERSION
     metadata: dict[str, Any] = field(default_factory=dict, repr=False)
 
+    @property
+    def contract(self) -> InputContract:
+        """What the model expects of each cutout and catalog value."""
+        return InputContract.from_metadata(self.metadata)
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the whole bundle: its JSON (which holds the weights' checksum),
+        serialised canonically, so the same bundle hashes the same as a folder or a zip."""
+        return bundle_sha256(self.metadata)
+
+    @property
+    def calibrated(self) -> bool:
+        """True when ``gampen calibrate`` fitted this bundle's calibration."""
+        return "fit" in self.calibration
+
 
 def save_bundle(
     path: str | Path,
@@ -135,8 +163,12 @@ def save_bundle(
     calibration: dict[str, Any] | None = None,
     provenance: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    contract: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``net`` and its metadata to the bundle directory (or ``.zip``) ``path``."""
+    """Write ``net`` and its metadata to the bundle directory (or ``.zip``) ``path``.
+
+    ``contract`` is the ``contract`` field (:meth:`InputContract.to_dict`); by default the
+    model's conditions in their usual units, with no training ranges."""
     weights = save_safetensors(_state_tensors(net), metadata={"format": "pt"})
     metadata = {
         "format_version": FORMAT_VERSION,
@@ -153,6 +185,7 @@ def save_bundle(
         "metrics": metrics or {},
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
+    metadata["contract"] = contract or InputContract.from_metadata(metadata).to_dict()
     _validate(metadata)
     try:
         text = json.dumps(metadata, indent=2, allow_nan=False) + "\n"
@@ -206,6 +239,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     metadata = _parse_json(text, path)
     _validate(metadata)
     return metadata
+
+
+def bundle_sha256(metadata: dict[str, Any]) -> str:
+    """SHA-256 of a bundle's metadata in canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(metadata, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _state_tensors(net: GampenNet) -> dict[str, torch.Tensor]:
@@ -307,8 +346,13 @@ def _check_weights(net: GampenNet, tensors: dict[str, torch.Tensor], path: str |
 
 def _validate(metadata: dict[str, Any]) -> None:
     """Check the version, the presence and the type of every field."""
-    _check_version(metadata.get("format_version"))
-    missing = [name for name in REQUIRED_FIELDS if name not in metadata]
+    version = metadata.get("format_version")
+    _check_version(version)
+    missing = [
+        name
+        for name in REQUIRED_FIELDS
+        if name not in metadata and ADDED_IN.get(name, 1) <= version
+    ]
     if missing:
         raise BundleError(f"{METADATA_NAME} lacks required field(s): {', '.join(missing)}")
     unknown = sorted(set(metadata) - set(REQUIRED_FIELDS))
@@ -337,6 +381,7 @@ def _validate(metadata: dict[str, Any]) -> None:
             raise BundleError(f"field 'preprocessing' lacks the key '{key}'")
     _check_preprocessing(metadata["preprocessing"], metadata["param_names"])
     _check_calibration(metadata["calibration"], metadata["param_names"])
+    _check_contract(metadata)
     _check_type("gampen_version", metadata["gampen_version"], str, "a string")
     _check_type("weights_sha256", metadata["weights_sha256"], str, "a hex string")
 
@@ -392,6 +437,27 @@ def _check_calibration(calibration: dict[str, Any], param_names: list[str]) -> N
         Recalibration.from_calibration(calibration, param_names)
     except ValueError as exc:
         raise BundleError(f"field 'calibration': {exc}") from exc
+
+
+def _check_contract(metadata: dict[str, Any]) -> None:
+    """Refuse a ``contract`` field that is not an object of the known keys with valid
+    units and ranges."""
+    contract = metadata.get("contract", {})
+    _check_type("contract", contract, dict, "a JSON object")
+    known = ("magnitudes", "condition_units", "ranges")
+    unknown = sorted(set(contract) - set(known))
+    if unknown:
+        raise BundleError("field 'contract' has unknown key(s)", value=unknown, allowed=known)
+    if contract.get("magnitudes", "AB") != "AB":
+        raise BundleError("field 'contract.magnitudes'", value=contract["magnitudes"], allowed="AB")
+    for key in ("condition_units", "ranges"):
+        _check_type(f"contract.{key}", contract.get(key, {}), dict, "a JSON object")
+    try:
+        InputContract.from_metadata(metadata)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, BundleError):
+            raise
+        raise BundleError(f"field 'contract' is malformed: {exc}") from exc
 
 
 def _check_version(version: Any) -> None:

@@ -54,7 +54,11 @@ def describe_bundle(bundle: Bundle, *, source: str) -> str:
     sections = [
         (
             "Model bundle",
-            [f"{source} (format {bundle.format_version}, gampen {bundle.gampen_version})"],
+            [
+                f"{source} (format {bundle.format_version}, gampen {bundle.gampen_version})",
+                f"sha256 {bundle.sha256} "
+                f"({'calibrated' if bundle.calibrated else 'NOT calibrated'})",
+            ],
         ),
         ("Architecture", _architecture(c, count_parameters(bundle.net))),
         ("Parameters", [", ".join(bundle.param_names)]),
@@ -66,12 +70,28 @@ def describe_bundle(bundle: Bundle, *, source: str) -> str:
                 f"({side:.2f} arcsec across); zero point {bundle.zero_point:g}"
             ],
         ),
+        ("Inputs", _contract_lines(bundle)),
         ("Preprocessing", _mapping_lines(bundle.preprocessing)),
         ("Calibration", _mapping_lines(bundle.calibration)),
         ("Metrics", _mapping_lines(bundle.metrics)),
         ("Provenance", _mapping_lines(bundle.provenance)),
     ]
     return "\n".join(_section(title, lines) for title, lines in sections)
+
+
+def _contract_lines(bundle: Bundle) -> list[str]:
+    """What each cutout must be: pixel scale, AB zero point, conditions and their units,
+    and the ranges the model was trained on."""
+    contract = bundle.contract
+    lines = [
+        f"pixels of {contract.pixel_scale:g} arcsec; flux in units of AB zero point "
+        f"{contract.zero_point:g} (other zero points and Jy-like BUNITs are converted)"
+    ]
+    for name, unit in contract.condition_units.items():
+        lines.append(f"condition {name}" + (f" in {unit}" if unit else ""))
+    ranges = ", ".join(f"{name} [{lo:g}, {hi:g}]" for name, (lo, hi) in contract.ranges.items())
+    lines.append(f"trained on: {ranges}" if ranges else "training ranges: not recorded")
+    return lines
 
 
 def _architecture(c: NetworkConfig, n_parameters: int) -> list[str]:

@@ -103,6 +103,8 @@ class TrainingData(pl.LightningDataModule):
         self.table = _source_table(source)
         self.object_ids = object_ids(self.table)
         values = label_array(self.table, config.targets)
+        #: The label columns (n, k) of every catalog row, physical units.
+        self.label_values = values
         self.splits = _splits(self.table, values, config)
         train_rows = np.flatnonzero(self.splits == "train")
         self.labels = labels or LabelTransform.fit(
@@ -234,7 +236,7 @@ def _photometry(
     if isinstance(dataset, PackedDataset):
         found = dataset.pack.photometry
     elif isinstance(dataset, CutoutDataset) and len(table):
-        found = header_photometry(dataset.paths(0)[0])
+        found = header_photometry(dataset.paths(0)[0], dataset.hdu)
     pixel_scale = config.pixel_scale if config.pixel_scale is not None else found.get("pixel_scale")
     zero_point = config.zero_point if config.zero_point is not None else found.get("zero_point")
     if pixel_scale is None or zero_point is None:

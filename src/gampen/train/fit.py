@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
@@ -25,7 +26,9 @@ from gampen import __version__
 from gampen.atomic import atomic_path
 from gampen.checksum import file_sha256
 from gampen.data.catalog import write_table
+from gampen.data.contract import DEFAULT_CONDITION_UNITS, InputContract, training_ranges
 from gampen.data.labels import LabelTransform
+from gampen.data.provenance import training_marks
 from gampen.data.scalars import ScalarInputs
 from gampen.errors import ConfigError
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
@@ -110,7 +113,35 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback]) -> Path | None:
         },
         provenance=_provenance(config, data, run_dir, time.time() - started),
         metrics=metrics,
+        contract=_contract(data, base),
     )
+
+
+def _contract(data: TrainingData, base: Bundle | None) -> dict[str, Any]:
+    """The model's input contract: its conditions' units and the ranges of labels and
+    conditions over the training split (with ``--init-from``, wide enough for both)."""
+    rows = data.rows["train"]
+    conditions = {
+        name: data.dataset.catalog_conditions[rows, j]
+        for j, name in enumerate(data.scalars.conditions)
+    }
+    ranges = training_ranges(
+        data.config.targets, data.label_values[rows], data.zero_point, conditions
+    )
+    if base is not None:
+        for name, (lo, hi) in base.contract.ranges.items():
+            mine = ranges.get(name, (lo, hi))
+            ranges[name] = (min(lo, mine[0]), max(hi, mine[1]))
+    units = {name: DEFAULT_CONDITION_UNITS.get(name, "") for name in data.scalars.conditions}
+    if base is not None:
+        units.update(base.contract.condition_units)
+    return InputContract(
+        pixel_scale=data.pixel_scale,
+        zero_point=data.zero_point,
+        input_size=data.config.input_size,
+        condition_units=units,
+        ranges=ranges,
+    ).to_dict()
 
 
 def _scalar_inputs(config: TrainConfig, base: Bundle | None) -> ScalarInputs:
@@ -291,6 +322,7 @@ def _provenance(
     File names only, never this machine's absolute paths: bundles are shared.
     """
     source = Path(config.catalog)
+    seen = np.sort(np.concatenate([data.rows["train"], data.rows["val"]]))
     return {
         "command": " ".join(["gampen", *sys.argv[1:]]),
         "config": config.to_dict(),
@@ -302,4 +334,5 @@ def _provenance(
         "torch_version": torch.__version__,
         "lightning_version": pl.__version__,
         "training_seconds": round(seconds, 1),
+        **training_marks(data.table, data.label_values[seen], data.object_ids[seen], source),
     }

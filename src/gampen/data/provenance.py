@@ -1,0 +1,129 @@
+"""Where a catalog's galaxies come from, so a model is never calibrated on what it trained on.
+
+Two marks travel in a bundle's ``provenance`` and are compared with a calibration catalog:
+
+* ``training_rows``: a fixed eighth of the training galaxies, each as a 32-bit hash of its
+  exact label values (and, for catalogs that are not simulations, of its ``object_id``).
+  The same galaxies in another file, another format, a subset or re-simulated from the
+  same seed hash the same; galaxies drawn anew never do (labels are continuous).  A
+  catalog sharing even one sampled hash shares training galaxies: with one eighth sampled,
+  a subset of 40 training galaxies is caught with probability 1 - (7/8)^40 > 99.5 %.
+* ``simulation``: the seed and the configuration of the ``gampen simulate`` run that made
+  the training catalog (its ``simulate.json``); a calibration catalog from the same seed
+  and configuration holds the training galaxies again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+
+#: One in this many training galaxies is kept in the fingerprint.
+SAMPLE_EVERY = 8
+#: The file ``gampen simulate`` writes beside its ``info.csv``.
+SIMULATION_FILE = "simulate.json"
+
+
+def row_hashes(values: np.ndarray) -> np.ndarray:
+    """A 64-bit hash (uint64) of each row of a float64 (n, k) array, from its exact bytes."""
+    rows = np.ascontiguousarray(np.asarray(values, dtype="<f8"))
+    out = np.empty(len(rows), dtype=np.uint64)
+    for i, row in enumerate(rows):
+        out[i] = int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "little")
+    return out
+
+
+def id_hashes(ids: np.ndarray) -> np.ndarray:
+    """A 64-bit hash (uint64) of each ``object_id``, from its text (so 7 and "7" agree)."""
+    out = np.empty(len(ids), dtype=np.uint64)
+    for i, value in enumerate(np.asarray(ids).tolist()):
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        out[i] = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+    return out
+
+
+def fingerprint(hashes: np.ndarray) -> str:
+    """The sampled eighth of ``hashes`` (those divisible by :data:`SAMPLE_EVERY`), cut to
+    32 bits, sorted and base64-encoded: about 2.7 bytes per training galaxy."""
+    kept = np.unique((hashes[hashes % SAMPLE_EVERY == 0] >> np.uint64(32)).astype("<u4"))
+    return base64.b64encode(kept.tobytes()).decode("ascii")
+
+
+def shared(fingerprint_text: str, hashes: np.ndarray) -> int:
+    """How many of ``hashes`` fall in a :func:`fingerprint` (each one a shared galaxy)."""
+    kept = np.frombuffer(base64.b64decode(fingerprint_text), dtype="<u4")
+    candidates = hashes[hashes % SAMPLE_EVERY == 0] >> np.uint64(32)
+    return int(np.isin(candidates.astype("<u4"), kept).sum())
+
+
+def training_marks(
+    table: Table, labels: np.ndarray, ids: np.ndarray, catalog: str | os.PathLike[str] | None
+) -> dict[str, Any]:
+    """The ``provenance`` entries that identify a training catalog: ``training_rows``
+    (label hashes, and id hashes unless it is a simulation, whose ids are row numbers)
+    and ``simulation`` (seed and configuration of its ``gampen simulate`` run)."""
+    simulation = simulation_of(catalog)
+    rows: dict[str, Any] = {"every": SAMPLE_EVERY, "labels": fingerprint(row_hashes(labels))}
+    if simulation is None and "object_id" in table.colnames:
+        rows["object_ids"] = fingerprint(id_hashes(ids))
+    marks: dict[str, Any] = {"training_rows": rows}
+    if simulation is not None:
+        marks["simulation"] = simulation
+    return marks
+
+
+def simulation_of(catalog: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """Seed, preset name and configuration digest of the ``gampen simulate`` run that
+    wrote ``catalog`` (its folder's ``simulate.json``), or ``None``."""
+    if catalog is None:
+        return None
+    path = Path(catalog)
+    settings = (path if path.is_dir() else path.parent) / SIMULATION_FILE
+    try:
+        data = json.loads(settings.read_text())
+        config = data["config"]
+        text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+        return {
+            "seed": int(data["seed"]),
+            "preset": str(config.get("name", "")),
+            "config_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def training_overlap(
+    provenance: dict[str, Any],
+    table: Table,
+    labels: np.ndarray | None,
+    ids: np.ndarray,
+    catalog: str | os.PathLike[str] | None,
+) -> str:
+    """Why ``table`` holds galaxies the model was trained on ('' when nothing shows it):
+    the same simulation run, or shared sampled label or id hashes."""
+    ours, theirs = simulation_of(catalog), provenance.get("simulation")
+    if ours is not None and theirs is not None:
+        same = ours["seed"] == theirs["seed"] and ours["config_sha256"] == theirs["config_sha256"]
+        if same:
+            return (
+                f"it was simulated with the training set's seed ({ours['seed']}) and "
+                f"configuration (preset {ours['preset']!r}), so it repeats its galaxies"
+            )
+    rows = provenance.get("training_rows") or {}
+    reasons = []
+    if labels is not None and "labels" in rows:
+        n = shared(rows["labels"], row_hashes(labels))
+        if n:
+            reasons.append(f"{n} of its sampled rows have exactly the labels of training galaxies")
+    if "object_ids" in rows and "object_id" in table.colnames:
+        n = shared(rows["object_ids"], id_hashes(ids))
+        if n:
+            reasons.append(f"{n} of its sampled object_ids are training galaxies'")
+    return "; ".join(reasons)
