@@ -6,9 +6,9 @@ summary rows, with the chunk's ``counts`` (e.g. where its pixel scales came from
 the Parquet key-value metadata) and, when samples are kept, ``c.npy``.  Each part is
 written atomically, so a killed run leaves only whole parts; rerunning the same command
 skips them.  Merging reads the parts in chunk order into the final table (written
-atomically, with its units and metadata) and streams the samples into their file, then removes the folder.  Every
-rank of a multi-device run writes its own chunks into the same folder, so the merge is
-the only shared step.
+atomically, with its units and metadata) and streams the samples into their file, then
+removes the folder.  Every rank of a multi-device run writes its own chunks into the
+same folder, so the merge is the only shared step.
 """
 
 from __future__ import annotations
