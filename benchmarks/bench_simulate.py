@@ -15,12 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from gampen.simulate.cutout import cutout_header, write_cutout
-from gampen.simulate.presets import load_config
-from gampen.simulate.priors import draw_galaxy, noise_seed
-from gampen.simulate.render import render_cutout
-from gampen.simulate.runner import simulate
-from gampen.simulate.truth import truth_row
+from gampen.simulation.cutout import cutout_header, write_cutout
+from gampen.simulation.presets import load_config
+from gampen.simulation.priors import draw_galaxy, noise_seed
+from gampen.simulation.render import render_cutout
+from gampen.simulation.runner import simulate
+from gampen.simulation.truth import truth_row
 
 STAGE_SAMPLE = 100
 

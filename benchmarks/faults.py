@@ -79,7 +79,7 @@ RUNNER = textwrap.dedent(
             die()
         parts.write_table = write_then_die
     elif fault.startswith("checkpoint:"):
-        from gampen.train import checkpoint_io
+        from gampen.training import checkpoint_io
         target, count = int(fault.split(":")[1]), [0]
         real_save = checkpoint_io.SafeCheckpointIO.save_checkpoint
         real_atomic = checkpoint_io.atomic_path
@@ -192,7 +192,7 @@ def simulate_digest(folder: Path) -> dict[str, str]:
 
 
 def train_digest(folder: Path) -> dict[str, str]:
-    from gampen.train.checkpoint_io import SafeCheckpointIO
+    from gampen.training.checkpoint_io import SafeCheckpointIO
 
     digest = {"weights": file_digest(folder / "model" / "model.safetensors")}
     checkpoint = SafeCheckpointIO().load_checkpoint(

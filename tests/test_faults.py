@@ -100,7 +100,7 @@ def test_a_read_only_output_folder_is_refused_before_any_work(tmp_path, setup, m
 def test_a_full_disk_while_simulating_is_clear_and_the_rerun_gives_the_same_set(
     tmp_path, monkeypatch, capsys
 ):
-    from gampen.simulate import cutout
+    from gampen.simulation import cutout
 
     args = ["simulate", "--preset", "hsc", "--n", "6", "--seed", "2", "--workers", "1"]
     with monkeypatch.context() as patch:
@@ -120,7 +120,7 @@ def test_a_full_disk_while_checkpointing_is_clear_and_resume_finishes(
 ):
     import json
 
-    from gampen.train.checkpoint_io import SafeCheckpointIO
+    from gampen.training.checkpoint_io import SafeCheckpointIO
 
     catalog = write_labelled_set(tmp_path / "data", n=40)
     config = tmp_path / "tiny.yaml"

@@ -1,13 +1,14 @@
 """gampen: calibrated Bayesian posteriors of galaxy morphology from survey cutouts.
 
-``gampen.predict``, ``gampen.simulate``, ``gampen.train``, ``gampen.evaluate`` and
-``gampen.load_model`` are the main calls (:mod:`gampen.api`).  ``simulate``, ``train``
-and ``evaluate`` are also subpackages: calling one runs the function of its name.
+The main calls are plain functions (:mod:`gampen.api`): ``gampen.predict``,
+``gampen.simulate``, ``gampen.train``, ``gampen.calibrate``, ``gampen.evaluate`` and
+``gampen.load_model``.  The subpackages have names of their own: ``gampen.simulation``,
+``gampen.training``, ``gampen.evaluation``, ``gampen.infer``, ``gampen.model``,
+``gampen.data``.
 """
 
 __version__ = "0.1.0"
 
-from gampen import evaluate, simulate, train  # callable subpackages
-from gampen.api import load_model, predict
+from gampen.api import calibrate, evaluate, load_model, predict, simulate, train
 
-__all__ = ["__version__", "evaluate", "load_model", "predict", "simulate", "train"]
+__all__ = ["__version__", "calibrate", "evaluate", "load_model", "predict", "simulate", "train"]

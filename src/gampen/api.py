@@ -3,35 +3,33 @@
 Each wraps the library function the command line uses, with keyword arguments for its
 options; progress bars go to stderr (``progress=False`` silences them) and Lightning's
 chatter is hidden.  Heavy imports (torch, GalSim) happen on first call, not on import.
+Every call's signature (what ``help()`` and IDEs show) lists its real options, taken
+from the option dataclass it fills, so the two never drift apart.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
-import types
+import inspect
+import multiprocessing
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from gampen.errors import ConfigError, GampenError
+from gampen.evaluation.options import EvaluateOptions
+from gampen.infer.options import PredictOptions
+from gampen.training.config import TrainConfig
 
 if TYPE_CHECKING:
     from astropy.table import Table
 
     from gampen.model.bundle import Bundle
 
-
-class CallableModule(types.ModuleType):
-    """A subpackage that is also the call of the same name: ``gampen.simulate(...)`` runs
-    :func:`simulate`, while ``gampen.simulate.load_config`` and
-    ``import gampen.simulate as package`` still reach the subpackage."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        call = getattr(sys.modules[__name__], self.__name__.rsplit(".", 1)[-1])
-        return call(*args, **kwargs)
-
-
-def make_callable(module_name: str) -> None:
-    """Turn the (already imported) module ``module_name`` into a :class:`CallableModule`."""
-    sys.modules[module_name].__class__ = CallableModule
+#: The sampling options ``calibrate`` takes (the rest of :class:`PredictOptions` is about
+#: writing a prediction table).
+CALIBRATE_OPTIONS = ("n_passes", "n_samples", "batch_size", "num_workers", "seed", "image_dir")
+CALIBRATE_OPTIONS += ("hdu", "progress")
 
 
 def predict(
@@ -43,12 +41,12 @@ def predict(
 ) -> Table:
     """Posteriors for a catalog: an astropy ``Table``, a catalog file or a folder of FITS.
 
-    ``options`` are :class:`gampen.infer.predict.PredictOptions` fields (``n_passes``,
-    ``n_samples``, ``seed``, ``image_dir``, ``keep_columns``, ...).  A table's relative
-    ``file_name`` paths are read from ``image_dir``, else the current folder.  ``out``
-    also writes the table (format by extension).  ``model`` defaults to the shipped one.
+    ``options`` are :class:`gampen.infer.options.PredictOptions` fields (``n_passes``,
+    ``n_samples``, ``seed``, ``image_dir``, ``keep_columns``, ``conditions`` ...).  A
+    table's relative ``file_name`` paths are read from ``image_dir``, else the current
+    folder.  ``out`` also writes the table (format by extension).  ``model`` defaults to
+    the shipped one.
     """
-    from gampen.infer.predict import PredictOptions
     from gampen.infer.predict import predict as run
 
     return run(source, out=out, model=model, options=_options(PredictOptions, options))
@@ -73,12 +71,17 @@ def simulate(
     progress: bool = True,
 ) -> Path:
     """Simulate ``n`` galaxies of ``preset`` (``config`` overrides fields) into ``out``;
-    returns the truth catalog's path.  Resumes an unfinished folder."""
+    returns the truth catalog's path.  Resumes an unfinished folder.
+
+    With ``workers > 1`` the galaxies are drawn in fresh processes, which import the
+    calling script again: in a script, call this under ``if __name__ == "__main__":``.
+    """
     import os
 
-    from gampen.simulate.presets import load_config
-    from gampen.simulate.runner import simulate as run
+    from gampen.simulation.presets import load_config
+    from gampen.simulation.runner import simulate as run
 
+    refuse_in_worker("gampen.simulate")
     workers = workers or len(os.sched_getaffinity(0))
     config_ = load_config(preset, config)
     return run(config_, out, n=n, seed=seed, workers=workers, progress=progress).catalog
@@ -93,39 +96,102 @@ def train(
     **fields: Any,
 ) -> Path | None:
     """Train a model bundle ``out`` on ``catalog`` (a catalog or a pack) from ``preset``,
-    a ``config`` YAML and :class:`gampen.train.config.TrainConfig` ``fields``; returns
-    the bundle path (``None`` on ranks other than zero)."""
-    from gampen.train.config import load_config
-    from gampen.train.fit import train as run
+    a ``config`` YAML and :class:`gampen.training.config.TrainConfig` ``fields`` (a field
+    left ``None`` takes the preset's or the YAML's value); returns the bundle path
+    (``None`` on ranks other than zero)."""
+    from gampen.training.config import load_config
+    from gampen.training.fit import train as run
 
     overrides = {**fields, "catalog": str(catalog), "out": str(out)}
     return run(load_config(preset=preset, config_file=config, overrides=overrides))
 
 
+def calibrate(
+    model: str | Path,
+    catalog: str | Path,
+    *,
+    out: str | Path,
+    check_fraction: float = 0.5,
+    force: bool = False,
+    overwrite: bool = False,
+    **options: Any,
+) -> Path:
+    """Recalibrate ``model`` on ``catalog`` (held-out galaxies with true labels) and write
+    the calibrated bundle ``out``; returns its path.  ``options`` are the sampling fields
+    of :class:`gampen.infer.options.PredictOptions` (``n_passes``, ``n_samples``,
+    ``seed`` ...).  A calibration worse than none on the check part is refused unless
+    ``force``."""
+    from gampen.checks import refuse_existing, refuse_inputs_as_outputs
+    from gampen.evaluation.calibration import calibrate as run
+    from gampen.evaluation.calibration import write_calibrated
+
+    unknown = sorted(set(options) - set(CALIBRATE_OPTIONS))
+    if unknown:
+        raise ConfigError("unknown calibrate option(s)", value=unknown, allowed=CALIBRATE_OPTIONS)
+    refuse_inputs_as_outputs([out], [catalog, model])
+    refuse_existing([out], overwrite=overwrite)
+    result = run(model, catalog, options=PredictOptions(**options), check_fraction=check_fraction)
+    return write_calibrated(result, out, force=force)
+
+
 def evaluate(
-    predictions: str | Path,
-    truth: str | Path,
+    predictions: str | Path | Table,
+    truth: str | Path | Table,
     *,
     out: str | Path,
     samples: str | Path | None = None,
     **options: Any,
 ) -> dict[str, Any]:
-    """Judge predictions against the truth: writes ``out/report.md``, ``metrics.json``
-    and figures; returns the metrics.  ``options`` are
-    :class:`gampen.evaluate.pipeline.EvaluateOptions` fields."""
-    from gampen.evaluate.pipeline import EvaluateOptions
-    from gampen.evaluate.pipeline import evaluate as run
+    """Judge predictions against the truth (files, or tables as :func:`predict` returns
+    them): writes ``out/report.md``, ``metrics.json`` and figures; returns the metrics.
+    ``options`` are :class:`gampen.evaluation.options.EvaluateOptions` fields."""
+    from gampen.evaluation.pipeline import evaluate as run
 
     options = _options(EvaluateOptions, options)
     return run(predictions, truth, out=out, samples=samples, options=options)
 
 
+def refuse_in_worker(call: str) -> None:
+    """Refuse a call made while a worker process imports its parent's script again (a
+    script without a ``__main__`` guard), with the fix, instead of a dead worker."""
+    if multiprocessing.parent_process() is not None:
+        raise GampenError(
+            f"{call} was called while a worker process was starting: the script that "
+            "calls it has no main guard, so every worker runs it again. Put the call "
+            'under  if __name__ == "__main__":  (or pass workers=1)'
+        )
+
+
 def _options(kind: type, given: dict[str, Any]) -> Any:
     """``kind(**given)``, refusing unknown names with a gampen error that lists the known."""
-    from gampen.errors import ConfigError
-
     known = [f.name for f in dataclasses.fields(kind)]
     unknown = sorted(set(given) - set(known))
     if unknown:
         raise ConfigError(f"unknown {kind.__name__} field(s)", value=unknown, allowed=known)
     return kind(**given)
+
+
+def _with_options(
+    call: Callable[..., Any], kind: type, names: tuple[str, ...] = (), *, unset: bool = False
+) -> None:
+    """Give ``call`` the signature it really has: its own parameters, with its ``**``
+    catch-all replaced by the fields of the dataclass ``kind`` (only ``names``, if given)
+    as keyword-only parameters with their defaults (``None`` when ``unset``: the value
+    then comes from a preset)."""
+    own = inspect.signature(call)
+    fixed = [p for p in own.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    taken = {p.name for p in fixed}
+    extra = []
+    for f in dataclasses.fields(kind):
+        if f.name in taken or (names and f.name not in names):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        default = None if unset else default
+        extra.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default))
+    call.__signature__ = own.replace(parameters=[*fixed, *extra])
+
+
+_with_options(predict, PredictOptions)
+_with_options(calibrate, PredictOptions, CALIBRATE_OPTIONS)
+_with_options(evaluate, EvaluateOptions)
+_with_options(train, TrainConfig, unset=True)

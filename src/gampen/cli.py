@@ -24,14 +24,14 @@ from gampen.quiet import LIGHTNING_DEPRECATIONS
 
 #: Modules that register sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "gampen.simulate.command",
+    "gampen.simulation.command",
     "gampen.data.commands",
-    "gampen.train.command",
+    "gampen.training.command",
     "gampen.model.command",
     "gampen.infer.command",
     "gampen.infer.crop_command",
-    "gampen.evaluate.calibrate_command",
-    "gampen.evaluate.command",
+    "gampen.evaluation.calibrate_command",
+    "gampen.evaluation.command",
     "gampen.demo",
 )
 

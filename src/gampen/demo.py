@@ -38,10 +38,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate, predict, report."""
-    from gampen.evaluate.marginal import format_coverage, interval_coverage
-    from gampen.infer.predict import PredictOptions, predict
-    from gampen.simulate import load_config, simulate
-    from gampen.simulate.command import default_workers
+    from gampen.evaluation.marginal import format_coverage, interval_coverage
+    from gampen.infer.options import PredictOptions
+    from gampen.infer.predict import predict
+    from gampen.simulation import load_config, simulate
+    from gampen.simulation.command import default_workers
 
     folder = Path(args.out)
     summary = simulate(

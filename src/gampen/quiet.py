@@ -1,6 +1,6 @@
 """Library calls stay quiet: Lightning's banners, tips and deprecation chatter are hidden.
 
-``gampen.infer.predict.predict`` and ``gampen.train.fit.train`` run inside
+``gampen.infer.predict.predict`` and ``gampen.training.fit.train`` run inside
 :func:`quiet_lightning`, so a notebook or pipeline calling them sees gampen's own messages
 and progress bars only.  Lightning talks again when gampen's logger is at DEBUG (as
 ``gampen --verbose`` sets it).

@@ -314,7 +314,9 @@ def test_shipped_default_model_is_used_without_model(tmp_path):
     folder = tmp_path / "cutouts"
     folder.mkdir()
     rng = np.random.default_rng(0)
-    image = rng.normal(0, 0.05, (100, 100)).astype(np.float32)
+    y, x = np.mgrid[:100, :100] - 49.5
+    disk = np.exp(-1.678 * np.hypot(x, y) / 4.8)  # r_e 0.8 arcsec, mag 20: a typical galaxy
+    image = (631 * disk / disk.sum() + rng.normal(0, 0.05, (100, 100))).astype(np.float32)
     fits.PrimaryHDU(image).writeto(folder / "a.fits")
     # The default takes the PSF FWHM: a folder of FITS needs it in the headers.
     with pytest.raises(CatalogError, match=r"needs the condition\(s\) \['psf_fwhm'\]"):

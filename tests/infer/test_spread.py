@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from gampen.evaluate.recalibrate import inverse_stretch
+from gampen.evaluation.recalibrate import inverse_stretch
 from gampen.infer.spread import (
     BrightnessSplit,
     Recalibration,

@@ -42,6 +42,8 @@ from gampen.errors import CatalogError, CutoutError
 from gampen.flags import Flag, is_fatal
 
 log = logging.getLogger(__name__)
+#: Fatally flagged galaxies logged one by one (per process) before the log goes quiet.
+WARNINGS_SHOWN = 20
 
 
 class GalaxyDataset(Dataset):
@@ -63,6 +65,7 @@ class GalaxyDataset(Dataset):
         self._conditions = np.zeros((n_items, 0), np.float32) if conditions is None else conditions
         #: The model's input contract, checked per galaxy when given.
         self.contract: InputContract | None = None
+        self._warned = 0
 
     def __len__(self) -> int:
         return self._n
@@ -122,9 +125,26 @@ class GalaxyDataset(Dataset):
         reasons.append(reason)
         text = "; ".join(r for r in reasons if r)
         if text:
-            level = logging.WARNING if is_fatal(flags) else logging.DEBUG
-            log.log(level, "flagged %s: %s", self.describe(index), text)
+            self.report(f"{self.describe(index)}: {text}", fatal=is_fatal(flags))
         return image, fluxes, flags, sources
+
+    def report(self, text: str, *, fatal: bool = True) -> None:
+        """Log why a galaxy was flagged: fatal reasons as warnings, the first
+        :data:`WARNINGS_SHOWN` of them (per process), then only at debug level, so a
+        survey-wide mistake does not print a line per galaxy; others at debug level."""
+        if not fatal:
+            log.debug("flagged %s", text)
+            return
+        self._warned += 1
+        if self._warned <= WARNINGS_SHOWN:
+            log.warning("flagged %s", text)
+        else:
+            if self._warned == WARNINGS_SHOWN + 1:
+                log.warning(
+                    "more galaxies are flagged; not logged one by one (-v shows them; the "
+                    "flags column has every one)"
+                )
+            log.debug("flagged %s", text)
 
     @property
     def catalog_conditions(self) -> np.ndarray:
@@ -264,14 +284,23 @@ class CutoutDataset(GalaxyDataset):
     def read(self, index: int) -> Cutout:
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        cutout = _read_or_flag(
-            self.paths(index),
-            self.input_size,
-            self.n_bands,
-            self.hdu,
-            tuple(self._header_keys.values()),
-            self.contract.pixel_scale if self.contract else None,
-        )
+        paths = self.paths(index)
+        try:
+            cutout = read_cutout(
+                paths if len(paths) > 1 else paths[0],
+                self.input_size,
+                n_bands=self.n_bands,
+                hdu=self.hdu,
+                header_keys=tuple(self._header_keys.values()),
+                pixel_scale=self.contract.pixel_scale if self.contract else None,
+            )
+        except CutoutError as exc:
+            self.report(str(exc))
+            cutout = Cutout(
+                image=np.zeros((self.n_bands, self.input_size, self.input_size), np.float32),
+                flags=exc.flag,
+                n_bad_pixels=0,
+            )
         if self._cache is not None:
             self._cache[index] = cutout
         return cutout
@@ -319,30 +348,3 @@ class PackedDataset(GalaxyDataset):
 
     def read(self, index: int) -> Cutout:
         return self.pack.cutout(index)
-
-
-def _read_or_flag(
-    paths: list[Path],
-    size: int,
-    n_bands: int,
-    hdu: str | int | None,
-    header_keys: tuple[str, ...] = (),
-    pixel_scale: float | None = None,
-) -> Cutout:
-    """Read a cutout; a fatal problem gives a zero image carrying its flag instead."""
-    try:
-        return read_cutout(
-            paths if len(paths) > 1 else paths[0],
-            size,
-            n_bands=n_bands,
-            hdu=hdu,
-            header_keys=header_keys,
-            pixel_scale=pixel_scale,
-        )
-    except CutoutError as exc:
-        log.warning("flagged: %s", exc)
-        return Cutout(
-            image=np.zeros((n_bands, size, size), dtype=np.float32),
-            flags=exc.flag,
-            n_bad_pixels=0,
-        )

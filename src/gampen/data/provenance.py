@@ -3,7 +3,8 @@
 Two marks travel in a bundle's ``provenance`` and are compared with a calibration catalog:
 
 * ``training_rows``: a fixed eighth of the training galaxies, each as a 32-bit hash of its
-  exact label values (and, for catalogs that are not simulations, of its ``object_id``).
+  exact label values (and of its ``object_id``, unless the ids are consecutive integers,
+  i.e. row numbers that any other catalog may reuse, as simulations' are).
   The same galaxies in another file, another format, a subset or re-simulated from the
   same seed hash the same; galaxies drawn anew never do (labels are continuous).  A
   catalog sharing even one sampled hash shares training galaxies: with one eighth sampled,
@@ -67,16 +68,25 @@ def training_marks(
     table: Table, labels: np.ndarray, ids: np.ndarray, catalog: str | os.PathLike[str] | None
 ) -> dict[str, Any]:
     """The ``provenance`` entries that identify a training catalog: ``training_rows``
-    (label hashes, and id hashes unless it is a simulation, whose ids are row numbers)
-    and ``simulation`` (seed and configuration of its ``gampen simulate`` run)."""
+    (label hashes, and id hashes unless the ids are row numbers) and ``simulation`` (seed
+    and configuration of its ``gampen simulate`` run)."""
     simulation = simulation_of(catalog)
     rows: dict[str, Any] = {"every": SAMPLE_EVERY, "labels": fingerprint(row_hashes(labels))}
-    if simulation is None and "object_id" in table.colnames:
+    if "object_id" in table.colnames and not _row_numbers(ids):
         rows["object_ids"] = fingerprint(id_hashes(ids))
     marks: dict[str, Any] = {"training_rows": rows}
     if simulation is not None:
         marks["simulation"] = simulation
     return marks
+
+
+def _row_numbers(ids: np.ndarray) -> bool:
+    """True for integer ids that are consecutive (0..n-1 or any shifted run): row
+    numbers, which say nothing about which galaxy a row is."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind not in "iu" or ids.size == 0:
+        return False
+    return int(ids.max()) - int(ids.min()) + 1 == ids.size
 
 
 def simulation_of(catalog: str | os.PathLike[str] | None) -> dict[str, Any] | None:

@@ -29,12 +29,14 @@ import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from astropy.table import Table
 
 from gampen.errors import CatalogError, ConfigError
+
+if TYPE_CHECKING:
+    from astropy.table import Table
 
 #: Annulus edges in units of half the cutout side (48 px at 96x96: 0, 1.5, 2.5, ... 48 px).
 APERTURE_EDGES: tuple[float, ...] = tuple(

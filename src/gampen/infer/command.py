@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from gampen.flags import is_fatal, summarise
-    from gampen.infer.predict import PredictOptions, predict
+    from gampen.infer.options import PredictOptions
+    from gampen.infer.predict import predict
 
     fields = [f.name for f in dataclasses.fields(PredictOptions)]
     options = PredictOptions(**{name: getattr(args, name) for name in fields})

@@ -24,7 +24,7 @@ from gampen.infer.summary import LEVELS, STATISTICS
 
 if TYPE_CHECKING:
     from gampen.data.dataset import CutoutDataset
-    from gampen.infer.predict import PredictOptions
+    from gampen.infer.options import PredictOptions
     from gampen.model.bundle import Bundle
 
 #: Physical unit of each known parameter ('' for dimensionless); others get none.

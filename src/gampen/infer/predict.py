@@ -14,7 +14,7 @@ import logging
 import math
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ from astropy.table import Table
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
-from gampen.checks import check_int, refuse_existing, refuse_inputs_as_outputs
+from gampen.checks import refuse_existing, refuse_inputs_as_outputs
 from gampen.data.catalog import (
     catalog_from_directory,
     object_ids,
@@ -40,6 +40,7 @@ from gampen.data.normalize import ArcsinhStretch
 from gampen.data.scalars import ScalarInputs
 from gampen.errors import CatalogError
 from gampen.flags import Flag, is_fatal, summarise
+from gampen.infer.options import PredictOptions
 from gampen.infer.output import (
     file_metadata,
     finish_table,
@@ -57,40 +58,6 @@ from gampen.models import default_model_path
 from gampen.quiet import quiet_lightning
 
 log = logging.getLogger(__name__)
-WHERE = "prediction option"
-
-
-@dataclass
-class PredictOptions:
-    """How to sample and how to run; see ``gampen predict --help``."""
-
-    n_passes: int = 100
-    n_samples: int = 1000
-    batch_size: int = 64
-    chunk_size: int = 512
-    seed: int = 0
-    num_workers: int = 1
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    accelerator: str = "auto"
-    image_dir: str | None = None
-    hdu: str | None = None
-    samples_out: str | None = None
-    progress: bool = True
-    overwrite: bool = False
-    keep_columns: tuple[str, ...] | str = ()
-    #: Catalog column (or header keyword) holding each condition the model takes, where
-    #: it is not the condition's own name, e.g. ``{"psf_fwhm": "SEEING"}``.
-    conditions: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_int(WHERE, "n_passes", self.n_passes, 1, 100_000)
-        check_int(WHERE, "n_samples", self.n_samples, 2, 1_000_000)
-        check_int(WHERE, "batch_size", self.batch_size, 1, 65_536)
-        check_int(WHERE, "chunk_size", self.chunk_size, 1, 1_000_000)
-        check_int(WHERE, "seed", self.seed, 0, 2**63 - 1)
-        check_int(WHERE, "num_workers", self.num_workers, 0, 256)
 
 
 def predict(

@@ -18,7 +18,7 @@ each posterior's ranks and correlation structure (its copula), and the samples i
 samples of a proper distribution, with a positive-definite covariance.  Pivoting on the
 median keeps every galaxy's median, the catalog's point estimate, exactly where it was:
 calibration changes how sure the posterior is, not where it sits.  ``gampen calibrate``
-fits ``a``, ``b``, the knee and ``p`` (:mod:`gampen.evaluate.recalibrate`).
+fits ``a``, ``b``, the knee and ``p`` (:mod:`gampen.evaluation.recalibrate`).
 
 A network can also be too sure of how its parameters' errors move together (r_e and flux
 of a galaxy are often predicted 0.95 correlated where the errors are 0.9): the joint

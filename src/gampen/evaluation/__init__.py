@@ -1,0 +1,2 @@
+"""Judging posteriors against the truth (``gampen evaluate``) and fitting their
+recalibration (``gampen calibrate``)."""

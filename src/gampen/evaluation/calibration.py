@@ -1,0 +1,412 @@
+"""Run a calibration: sample held-out galaxies, fit spread factors, check, store in a bundle.
+
+The samples are drawn exactly as ``gampen predict`` draws them (same passes, samples and
+per-galaxy random streams for the same ``--seed``), without any calibration, in the
+network's standardised label space, where the truth is transformed the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from astropy.table import Table
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from gampen.checks import check_float
+from gampen.checksum import file_sha256
+from gampen.data.catalog import label_array, object_ids, read_catalog
+from gampen.data.dataset import CutoutDataset
+from gampen.data.labels import LabelTransform
+from gampen.data.provenance import training_overlap
+from gampen.errors import CatalogError
+from gampen.evaluation.recalibrate import (
+    BRIGHTNESS,
+    CROWDED,
+    FIT_LEVELS,
+    ClassFit,
+    coverage_from_pit,
+    fit_by_class,
+    joint_coverage,
+    pit,
+)
+from gampen.flags import is_fatal
+from gampen.infer.options import PredictOptions
+from gampen.infer.predict import bundle_dataset
+from gampen.infer.sampling import galaxy_keys, posterior_samples
+from gampen.infer.spread import FIELDS, Maps, Recalibration, SpreadMap, brightness
+from gampen.infer.summary import LEVELS
+from gampen.model.bundle import Bundle, load_bundle, save_bundle
+
+log = logging.getLogger(__name__)
+WHERE = "calibration option"
+#: The check part should measure 68.27 % coverage to this precision (1 sigma, binomial).
+CHECK_PRECISION = 0.01
+
+
+def needed_galaxies(level: float, precision: float) -> int:
+    """Galaxies needed to measure coverage ``level`` to ``precision`` (one binomial
+    standard deviation, ``sqrt(level (1 - level) / n)``)."""
+    return math.ceil(level * (1 - level) / precision**2)
+
+
+@dataclass
+class CalibrationResult:
+    """The bundle and its new ``calibration`` field (factors, fit and check)."""
+
+    bundle: Bundle
+    calibration: dict[str, Any]
+
+    def worst_deviation(self, when: str) -> float:
+        """The largest marginal coverage deviation, over parameters and levels, of the
+        check part ``before`` or ``after`` the calibration."""
+        return max(
+            report["max_abs_deviation"] for report in self.calibration["check"][when].values()
+        )
+
+    @property
+    def worse_than_none(self) -> bool:
+        """True when the check part's coverage deviates more after than before."""
+        return self.worst_deviation("after") > self.worst_deviation("before")
+
+    def precision_note(self) -> str:
+        """How precisely the check part measures coverage, and what ``CHECK_PRECISION``
+        would need."""
+        n = self.calibration["check"]["n"]
+        level = LEVELS["ci68"]
+        sd = math.sqrt(level * (1 - level) / n)
+        need = needed_galaxies(level, CHECK_PRECISION)
+        return (
+            f"{n} check galaxies measure 68.27 % coverage to +-{100 * sd:.1f} points (1 sigma); "
+            f"+-{100 * CHECK_PRECISION:.0f} point needs {need:,}"
+        )
+
+    def table(self) -> str:
+        """The fitted factors per map, then coverage before and after on the check part."""
+        cal = self.calibration
+        classes = [("all galaxies", cal)]
+        if "crowded" in cal:
+            above = cal["crowded"]["above"]
+            classes = [(f"clean (crowding <= {above:g})", cal)]
+            classes.append((f"crowded (crowding > {above:g})", cal["crowded"]))
+        maps = []
+        for title, factors in classes:
+            if "faint" in factors:
+                faint = factors["faint"]
+                split, limit = f"{title}, predicted {faint['param']}", self._limit(faint)
+                maps.append((f"{split} >= {limit}", factors))
+                maps.append((f"{split} < {limit}", faint))
+            else:
+                maps.append((title, factors))
+        lines = []
+        for title, factors in maps:
+            shrink = factors.get("shrink", 0.0)
+            lines.append(f"map for {title}: core / tail / knee / width power")
+            lines.append(f"  correlations shrunk by {shrink:.3f}")
+            for name in factors["scale"]:
+                values = [factors[key][name] for key in ("scale", "tail", "knee", "power")]
+                lines.append(f"  {name:<8}" + " / ".join(f"{v:.3f}" for v in values))
+        levels = [*LEVELS, "max_abs_deviation"]
+        check = cal["check"]
+        lines.append(f"coverage on {check['n']} held-out galaxies (before -> after calibration)")
+        lines.append(f"{'param':<8}" + "".join(f"{name:>22}" for name in levels))
+        for name in cal["scale"]:
+            before, after = check["before"][name], check["after"][name]
+            cells = "".join(f"{before[c]:>11.3f} -> {after[c]:<6.3f}" for c in levels)
+            lines.append(f"{name:<8}{cells}")
+        if "joint_before" in check:
+            before, after = check["joint_before"], check["joint_after"]
+            cells = ", ".join(f"{c} {before[c]:.3f} -> {after[c]:.3f}" for c in before)
+            lines.append(f"joint regions of all parameters: {cells}")
+        groups = {**check.get("after_by_crowding", {}), **check.get("after_by_brightness", {})}
+        for group, report in groups.items():
+            cells = ", ".join(f"{n} {report[n]['ci68']:.3f}" for n in cal["scale"])
+            lines.append(f"after, {group} galaxies: 68 % coverage {cells}")
+        lines.append(self.precision_note())
+        return "\n".join(lines)
+
+    def _limit(self, faint: dict[str, Any]) -> str:
+        """A brightness split's limit, stored standardised, in the parameter's physical
+        unit; a flux also as a magnitude (the bundle's zero point)."""
+        labels = LabelTransform.from_dict(self.bundle.preprocessing["labels"])
+        z = np.zeros((1, len(labels.names)))
+        j = labels.names.index(faint["param"])
+        z[0, j] = faint["below"]
+        value = float(labels.inverse(z)[0, j])
+        if faint["param"] != "flux":
+            return f"{value:.4g}"
+        return f"{value:.4g} ADU (mag {self.bundle.zero_point - 2.5 * np.log10(value):.2f})"
+
+    def save(self, out: str | Path) -> Path:
+        """Write the bundle with the new calibration (weights unchanged)."""
+        b = self.bundle
+        return save_bundle(
+            out,
+            b.net,
+            param_names=b.param_names,
+            bands=b.bands,
+            pixel_scale=b.pixel_scale,
+            zero_point=b.zero_point,
+            preprocessing=b.preprocessing,
+            calibration=self.calibration,
+            provenance=b.provenance,
+            metrics=b.metrics,
+            contract=b.metadata.get("contract"),
+        )
+
+
+def calibrate(
+    bundle_path: str | Path,
+    catalog: str | Path,
+    *,
+    options: PredictOptions | None = None,
+    check_fraction: float = 0.5,
+) -> CalibrationResult:
+    """Fit the map on part of ``catalog`` and check it on the rest.
+
+    ``options`` say how to sample, as for ``gampen predict`` (its ``seed`` also splits).
+    """
+    options = options or PredictOptions()
+    check_float(
+        WHERE, "check_fraction", check_fraction, low=0.0, high=1.0, low_open=True, high_open=True
+    )
+    bundle = load_bundle(bundle_path)
+    table = read_catalog(catalog)  # a missing or unreadable catalog fails clearly here
+    catalog_sha256 = file_sha256(catalog)
+    refuse_training_catalog(catalog, catalog_sha256, bundle, table)
+    z, truth, crowding = standardised_samples(bundle, table, catalog, options)
+    fit_rows, check_rows = split_rows(len(z), check_fraction, options.seed)
+    warn_if_small(len(fit_rows), len(check_rows))
+    names = bundle.param_names
+    param = names.index(BRIGHTNESS) if BRIGHTNESS in names else None
+    clean, crowded = fit_by_class(z[fit_rows], truth[fit_rows], crowding[fit_rows], param)
+    factors = _class_factors(clean, names)
+    if crowded is not None:
+        factors["crowded"] = {"above": CROWDED, **_class_factors(crowded, names)}
+    # Checked as stored (rounded), i.e. as ``gampen predict`` will apply it.
+    stored = Recalibration.from_calibration(factors, names)
+    check_z, check_truth, check_crowding = z[check_rows], truth[check_rows], crowding[check_rows]
+    before = _coverage_report(check_z, check_truth, names)
+    after_z = check_z if stored is None else _apply(stored, check_z, check_crowding)
+    after = _coverage_report(after_z, check_truth, names)
+    check: dict[str, Any] = {
+        "n": len(check_rows),
+        "before": before,
+        "after": after,
+        "joint_before": _joint_report(check_z, check_truth),
+        "joint_after": _joint_report(after_z, check_truth),
+    }
+    if crowded is not None:
+        is_crowded = check_crowding > CROWDED
+        check["after_by_crowding"] = _split_report(
+            after_z, check_truth, names, is_crowded, ("clean", "crowded")
+        )
+    limits = {fit.below for fit in (clean, crowded) if fit is not None and fit.below is not None}
+    if param is not None and limits:
+        is_faint = brightness(check_z, param) < limits.pop()  # one limit serves both classes
+        check["after_by_brightness"] = _split_report(
+            after_z, check_truth, names, is_faint, ("bright", "faint")
+        )
+    calibration = {
+        "method": "spread",
+        **factors,
+        "fit": {
+            "catalog": Path(catalog).name,
+            "catalog_sha256": catalog_sha256,
+            "n": len(fit_rows),
+            "seed": options.seed,
+            "n_passes": options.n_passes,
+            "n_samples": options.n_samples,
+        },
+        "check": check,
+    }
+    return CalibrationResult(bundle, calibration)
+
+
+def write_calibrated(result: CalibrationResult, out: str | Path, *, force: bool = False) -> Path:
+    """Write the calibrated bundle, unless the calibration makes the check part's coverage
+    worse than none at all (then a :class:`CatalogError`, or a warning with ``force``)."""
+    if result.worse_than_none:
+        before, after = result.worst_deviation("before"), result.worst_deviation("after")
+        message = (
+            f"the calibration makes coverage worse on the check part (largest deviation "
+            f"{before:.3f} before, {after:.3f} after): the calibration set is too small or "
+            "unlike the data"
+        )
+        if not force:
+            raise CatalogError(
+                f"{message}; {out} was not written", allowed="more held-out galaxies, or --force"
+            )
+        log.warning("%s; written anyway (force)", message)
+    return result.save(out)  # each file is replaced atomically: never half-written
+
+
+def _factors(spread: SpreadMap, names: list[str]) -> dict[str, Any]:
+    """A map's factors as the bundle stores them: ``{key: {name: value}}``, rounded, and
+    the correlation ``shrink``."""
+    factors: dict[str, Any] = {key: _by_name(names, getattr(spread, key)) for key in FIELDS}
+    return {**factors, "shrink": round(spread.shrink, 5)}
+
+
+def _class_factors(fit: ClassFit, names: list[str]) -> dict[str, Any]:
+    """A crowding class's factors: its main map's, and its faint galaxies' under ``faint``."""
+    factors = _factors(fit.main.spread, names)
+    if fit.faint is not None and fit.below is not None:
+        factors["faint"] = {
+            "param": BRIGHTNESS,
+            "below": round(fit.below, 5),
+            **_factors(fit.faint.spread, names),
+        }
+    return factors
+
+
+def _apply(maps: Maps, z: np.ndarray, crowding: np.ndarray) -> np.ndarray:
+    """Samples recalibrated by one map or by the map each galaxy picks."""
+    return maps.apply(z) if isinstance(maps, SpreadMap) else maps.apply(z, crowding)
+
+
+def standardised_samples(
+    bundle: Bundle, table: Table, catalog: str | Path, options: PredictOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Uncalibrated samples (N, S, k), truths (N, k) and crowding indices (N,) of the
+    usable galaxies, standardised."""
+    labels = LabelTransform.from_dict(bundle.preprocessing["labels"])
+    missing = [n for n in labels.names if n not in table.colnames]
+    if missing:
+        raise CatalogError(
+            f"{catalog} lacks the true value column(s) needed for calibration",
+            value=missing,
+            allowed=list(labels.names),
+        )
+    dataset = bundle_dataset(
+        bundle, table, catalog, image_dir=options.image_dir, hdu=options.hdu, label_transform=labels
+    )
+    return _sample_all(bundle, dataset, options)
+
+
+@torch.inference_mode()
+def _sample_all(
+    bundle: Bundle, dataset: CutoutDataset, options: PredictOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Draw every usable galaxy's samples, batch by batch, with a progress bar."""
+    loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.num_workers)
+    samples, truths, crowding = [], [], []
+    bar = tqdm(total=len(dataset), unit="gal", desc="calibration set", disable=not options.progress)
+    for batch in loader:
+        usable = ~is_fatal(batch["flags"].numpy())
+        rows = batch["index"].numpy()[usable]
+        if len(rows):
+            z, _ = posterior_samples(
+                bundle.net,
+                batch["image"][usable],
+                galaxy_keys(options.seed, rows),
+                n_passes=options.n_passes,
+                n_samples=options.n_samples,
+                scalars=batch["scalars"][usable],
+            )
+            samples.append(z.numpy())
+            truths.append(batch["target"][usable].numpy())
+            crowding.append(batch["crowding"][usable].numpy().astype(np.float64))
+        bar.update(len(usable))
+    bar.close()
+    if not samples:
+        raise CatalogError("no usable galaxy in the calibration catalog (all flagged fatal)")
+    return np.concatenate(samples), np.concatenate(truths), np.concatenate(crowding)
+
+
+def _coverage_report(
+    z: np.ndarray, truth: np.ndarray, names: list[str]
+) -> dict[str, dict[str, float]]:
+    """Per parameter: coverage at the reported levels and the largest deviation on the grid."""
+    report = {}
+    for j, name in enumerate(names):
+        values = pit(z[:, :, j], truth[:, j])
+        headline = coverage_from_pit(values, np.array(list(LEVELS.values())))
+        grid = coverage_from_pit(values, FIT_LEVELS)
+        report[name] = {
+            **{level: round(float(c), 4) for level, c in zip(LEVELS, headline, strict=True)},
+            "max_abs_deviation": round(float(np.max(np.abs(grid - FIT_LEVELS))), 4),
+        }
+    return report
+
+
+def _split_report(
+    z: np.ndarray, truth: np.ndarray, names: list[str], mask: np.ndarray, groups: tuple[str, str]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Coverage reports of the galaxies outside ``mask`` and inside it, named ``groups``."""
+    return {
+        group: _coverage_report(z[members], truth[members], names)
+        for group, members in zip(groups, (~mask, mask), strict=True)
+    }
+
+
+def _joint_report(z: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Coverage of the joint 68.27 / 95.45 % Mahalanobis regions of all parameters."""
+    names = ("ci68", "ci95")
+    covered = joint_coverage(z, truth, np.array([LEVELS[name] for name in names]))
+    return {name: round(float(c), 4) for name, c in zip(names, covered, strict=True)}
+
+
+def _by_name(names: list[str], values: np.ndarray) -> dict[str, float]:
+    """``{name: value}`` rounded for a readable JSON file."""
+    return dict(zip(names, np.round(values, 5).tolist(), strict=True))
+
+
+def refuse_training_catalog(
+    catalog: str | Path, catalog_sha256: str, bundle: Bundle, table: Table
+) -> None:
+    """Refuse to calibrate on galaxies the model was trained on: the same file, the same
+    simulation run, or rows sharing the training galaxies' exact labels or object ids
+    (:mod:`gampen.data.provenance`), whatever file or format they come in."""
+    allowed = "a separate simulated or labelled set (e.g. gampen simulate --seed N)"
+    if catalog_sha256 == bundle.provenance.get("data_sha256"):
+        raise CatalogError(
+            f"{catalog} is the catalog the model was trained on; calibration needs galaxies "
+            "the model never saw",
+            allowed=allowed,
+        )
+    names = bundle.param_names
+    labels = label_array(table, names) if set(names) <= set(table.colnames) else None
+    why = training_overlap(bundle.provenance, table, labels, object_ids(table), catalog)
+    if why:
+        raise CatalogError(
+            f"{catalog} holds galaxies the model was trained on ({why}); calibration needs "
+            "galaxies the model never saw",
+            allowed=allowed,
+        )
+
+
+def warn_if_small(n_fit: int, n_check: int) -> None:
+    """Warn when either part is too small to measure 68.27 % coverage to
+    :data:`CHECK_PRECISION` (one binomial standard deviation)."""
+    need = needed_galaxies(LEVELS["ci68"], CHECK_PRECISION)
+    if min(n_fit, n_check) < need:
+        log.warning(
+            "calibration set small: %d galaxies to fit and %d to check, where measuring "
+            "68.27 %% coverage to +-%g point needs %d in each part; the fitted tails and the "
+            "check will be noisy (simulate more held-out galaxies)",
+            n_fit,
+            n_check,
+            100 * CHECK_PRECISION,
+            need,
+        )
+
+
+def split_rows(n_usable: int, check_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random fitting and checking positions among the usable galaxies."""
+    n_check = round(check_fraction * n_usable)
+    n_fit = n_usable - n_check
+    if n_fit < 20 or n_check < 20:
+        raise CatalogError(
+            f"{n_usable} usable galaxies are too few to fit and check a calibration",
+            value={"fit": n_fit, "check": n_check},
+            allowed="at least 20 in each part (a few thousand give a good fit)",
+        )
+    order = np.random.default_rng(seed).permutation(n_usable)
+    return np.sort(order[n_check:]), np.sort(order[:n_check])

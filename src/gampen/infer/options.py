@@ -1,0 +1,43 @@
+"""How ``gampen predict`` samples and runs: the options of the command, the Python call and
+``gampen calibrate``'s sampling, in a module light enough for ``import gampen``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gampen.checks import check_int
+
+WHERE = "prediction option"
+
+
+@dataclass
+class PredictOptions:
+    """How to sample and how to run; see ``gampen predict --help``."""
+
+    n_passes: int = 100
+    n_samples: int = 1000
+    batch_size: int = 64
+    chunk_size: int = 512
+    seed: int = 0
+    num_workers: int = 1
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    accelerator: str = "auto"
+    image_dir: str | None = None
+    hdu: str | None = None
+    samples_out: str | None = None
+    progress: bool = True
+    overwrite: bool = False
+    keep_columns: tuple[str, ...] | str = ()
+    #: Catalog column (or header keyword) holding each condition the model takes, where
+    #: it is not the condition's own name, e.g. ``{"psf_fwhm": "SEEING"}``.
+    conditions: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_int(WHERE, "n_passes", self.n_passes, 1, 100_000)
+        check_int(WHERE, "n_samples", self.n_samples, 2, 1_000_000)
+        check_int(WHERE, "batch_size", self.batch_size, 1, 65_536)
+        check_int(WHERE, "chunk_size", self.chunk_size, 1, 1_000_000)
+        check_int(WHERE, "seed", self.seed, 0, 2**63 - 1)
+        check_int(WHERE, "num_workers", self.num_workers, 0, 256)

@@ -1,0 +1,1 @@
+"""Training a model bundle with PyTorch Lightning: ``gampen train`` (:mod:`gampen.training.fit`)."""

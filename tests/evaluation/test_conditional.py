@@ -1,0 +1,119 @@
+"""Conditional coverage: per-subset known answers, a model right on average and wrong per subset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from gampen.evaluation import evidence as ev
+from gampen.evaluation.conditional import (
+    conditional_coverage,
+    interval_width,
+    quantile_subsets,
+    subsets,
+)
+from gampen.evaluation.inputs import load_inputs
+
+from .posteriors import (
+    expected_joint,
+    expected_marginal,
+    gaussian_population,
+    mixture_half_width,
+    scale_mixture_population,
+    write_inputs,
+)
+
+N = 3000
+HEADLINE = ("neighbours", "mag_halves")
+
+
+def _tolerance(level: float, n: int) -> float:
+    """Four binomial standard deviations plus one point (estimated sample moments)."""
+    return 4 * np.sqrt(level * (1 - level) / n) + 0.01
+
+
+def _evaluate(tmp_path, pop):
+    matched = load_inputs(*write_inputs(tmp_path, pop)[:2], samples=tmp_path / "samples.h5")
+    found = ev.collect(matched, rng=np.random.default_rng(0), progress=False)
+    return matched, conditional_coverage(found, subsets(matched))
+
+
+@pytest.fixture(scope="module", params=[1.0, 0.5, 2.0], ids=["calibrated", "narrow", "wide"])
+def result(request, tmp_path_factory):
+    pop = gaussian_population(N, scale=request.param, n_samples=400, seed=11)
+    return request.param, _evaluate(tmp_path_factory.mktemp("cond"), pop)
+
+
+def test_every_headline_subset_has_the_analytic_coverage(result):
+    scale, (_, cond) = result
+    for split in HEADLINE:
+        assert len(cond[split]) == 2
+        for entry in cond[split]:
+            n = entry["n"]
+            assert n > 600
+            for p, cell in entry["params"].items():
+                for name in ("ci68", "ci95"):
+                    nominal = cell["intervals"][name]["nominal"]
+                    got = cell["intervals"][name]["empirical"]
+                    expected = expected_marginal(nominal, scale)
+                    assert abs(got - expected) < _tolerance(expected, n), (entry["label"], p)
+                    if scale != 1.0:  # fails, in the right direction
+                        assert np.sign(got - nominal) == np.sign(scale - 1), (entry["label"], p)
+                        assert abs(got - nominal) > _tolerance(nominal, n)
+            joint68 = entry["joint"]["mahalanobis"]["coverage"]["68"]
+            assert abs(joint68 - expected_joint(0.68, scale)) < _tolerance(0.68, n)
+
+
+def test_calibrated_on_average_but_wrong_in_each_half(tmp_path):
+    narrow, wide = 0.5, 1.5
+    pop = scale_mixture_population(N, narrow=narrow, wide=wide, n_samples=400, seed=3)
+    matched = load_inputs(*write_inputs(tmp_path, pop)[:2], samples=tmp_path / "samples.h5")
+    found = ev.collect(matched, rng=np.random.default_rng(0), progress=False)
+    overall = ev.summarise(found, curves=False)["params"]["x"]["intervals"]
+    halves = {e["label"]: e for e in conditional_coverage(found, subsets(matched))["mag_halves"]}
+    for name, level in (("ci68", 0.6827), ("ci95", 0.9545)):
+        assert abs(overall[name]["empirical"] - level) < _tolerance(level, N)
+        q = mixture_half_width(level, narrow, wide)
+        for label, sd in (("bright (mag < 21)", narrow), ("faint (mag >= 21)", wide)):
+            entry = halves[label]
+            expected = 2 * stats.norm.cdf(q / sd) - 1  # truth from N(0, sd^2) in +-q
+            got = entry["params"]["x"]["intervals"][name]["empirical"]
+            assert abs(got - expected) < _tolerance(expected, entry["n"]), (label, name)
+            assert abs(got - level) > _tolerance(level, entry["n"]), (label, name)
+
+
+def test_subsets_follow_the_columns_present(result):
+    _, (matched, cond) = result
+    assert list(cond)[:2] == ["neighbours", "mag_halves"]
+    assert {"mag", "r_e", "psf_fwhm", "width_bt", "width_r_e", "width_flux"} <= set(cond)
+    assert all(len(cond[s]) == 4 and sum(e["n"] for e in cond[s]) == N for s in ("mag", "psf_fwhm"))
+    assert set(cond["width_r_e"][0]["params"]) == {"r_e"} and "joint" not in cond["width_r_e"][0]
+    matched.truth.remove_columns(["n_neighbours", "psf_fwhm"])
+    names = {s.split for s in subsets(matched)}
+    assert "neighbours" not in names and "psf_fwhm" not in names and "mag_halves" in names
+
+
+def test_interval_width_is_relative_for_log_scaled_parameters(result):
+    _, (matched, _) = result
+    r_e = interval_width(matched, "r_e")
+    expected = (matched.column("r_e_ci68_hi") - matched.column("r_e_ci68_lo")) / matched.column(
+        "r_e_median"
+    )
+    np.testing.assert_allclose(r_e, expected)
+    np.testing.assert_allclose(
+        interval_width(matched, "bt"), matched.column("bt_ci68_hi") - matched.column("bt_ci68_lo")
+    )
+
+
+def test_quantile_bins_exact():
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, np.nan])
+    parts = quantile_subsets(values, "v", "value", n_bins=4)
+    assert [p.mask.sum() for p in parts] == [2, 2, 2, 2]
+    assert not any(p.mask[-1] for p in parts)
+    assert parts[0].label == "value in [1, 2.75)" and parts[-1].label == "value in [6.25, 8]"
+    discrete = quantile_subsets(np.array([0.0] * 6 + [1.0] * 2), "n", "n", n_bins=4)
+    assert [p.mask.sum() for p in discrete] == [6, 2]
+    single = quantile_subsets(np.full(5, 0.7), "psf", "psf", n_bins=4)
+    assert len(single) == 1 and single[0].mask.all()
+    assert quantile_subsets(np.full(3, np.nan), "x", "x") == []

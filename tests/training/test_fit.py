@@ -1,0 +1,265 @@
+"""End-to-end training on tiny synthetic sets: bundle, resume after a kill, NaN guard,
+transfer learning, packs and two-process DDP."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gampen.data.catalog import read_catalog
+from gampen.data.packfile import write_pack
+from gampen.errors import CatalogError, ConfigError
+from gampen.infer.predict import PredictOptions, predict
+from gampen.model.bundle import load_bundle
+from gampen.training.config import TrainConfig
+from gampen.training.fit import train
+from gampen.training.module import GampenModule, TrainingDivergedError
+
+from ..synthetic import DDP_TWO_CPUS, TINY_NETWORK, run_gampen, write_labelled_set
+
+
+def _config(tmp_path, catalog, **fields) -> TrainConfig:
+    base = dict(
+        catalog=str(catalog),
+        out=str(tmp_path / "model"),
+        input_size=32,
+        epochs=2,
+        batch_size=16,
+        network=dict(TINY_NETWORK),
+        progress=False,
+        logger=["csv"],
+    )
+    return TrainConfig(**{**base, **fields})
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    return write_labelled_set(tmp_path_factory.mktemp("set"), n=96)
+
+
+def test_train_writes_a_complete_bundle(tmp_path, labelled):
+    bundle_path = train(_config(tmp_path, labelled, epochs=3))
+    bundle = load_bundle(bundle_path)
+    assert bundle.param_names == ["bt", "r_e", "flux"]
+    assert (bundle.pixel_scale, bundle.zero_point) == (0.2, 27.0)  # from the FITS headers
+    assert set(bundle.preprocessing) == {"stretch", "labels", "scalars"}
+    metrics = bundle.metrics
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 96
+    assert metrics["val_nll"] < metrics["val_nll_baseline"] + 1.0  # sane, finite
+    run = tmp_path / "model.run"
+    splits = read_catalog(run / "splits.csv")
+    assert sorted(set(splits["split"])) == ["test", "train", "val"]
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    assert (run / "logs" / "version_0" / "metrics.csv").exists()
+    assert json.loads((run / "config.json").read_text())["epochs"] == 3
+
+
+def test_mixture_training_stores_its_label_epsilon(tmp_path, labelled):
+    config = _config(tmp_path, labelled, loss="mixture", train_passes=4, label_eps=0.05)
+    bundle = load_bundle(train(config))
+    assert bundle.preprocessing["labels"]["eps"] == 0.05
+    assert bundle.provenance["data"] == "info.csv"  # no absolute path of this machine
+    assert bundle.provenance["splits"] == "model.run/splits.csv"
+    assert bundle.metrics["val_nll"] < bundle.metrics["val_nll_baseline"] + 1.0
+    with pytest.raises(ConfigError, match="train_passes"):
+        _config(tmp_path, labelled, loss="mixture", train_passes=1)
+    with pytest.raises(ConfigError, match="label_eps"):
+        _config(tmp_path, labelled, label_eps=0.5)
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    from lightning.pytorch.callbacks import Callback
+    from gampen.training.config import TrainConfig
+    from gampen.training.fit import train
+
+    class Kill(Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if trainer.current_epoch == 1 and batch_idx == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    train(TrainConfig(**{config}), callbacks=[Kill()])
+    """
+)
+
+
+@pytest.mark.parametrize("loss, workers", [("nll", 0), ("mixture", 1)])
+def test_resume_after_kill_is_bitwise_identical(tmp_path, labelled, loss, workers):
+    """With loader workers too: they prefetch from the sampler before Lightning sets the
+    resumed epoch, and the replayed epoch used epoch 0's order (found by benchmarks/faults.py)."""
+    fields = dict(epochs=3, early_stopping_patience=0, loss=loss, num_workers=workers)
+    straight = _config(tmp_path / "a", labelled, **fields)
+    train(straight)
+    killed = _config(tmp_path / "b", labelled, **fields)
+    script = KILLER.format(config=repr(killed.to_dict()))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == -9, result.stderr[-2000:]  # really killed mid-epoch 1
+    assert not (tmp_path / "b" / "model").exists()
+    killed.resume = True
+    train(killed)
+    a = load_file(tmp_path / "a" / "model.run" / "checkpoints" / "last.ckpt")
+    b = load_file(tmp_path / "b" / "model.run" / "checkpoints" / "last.ckpt")
+    weights = [k for k in a if k.startswith("/state_dict/")]
+    assert weights and all(torch.equal(a[k], b[k]) for k in weights)
+    moments = [k for k in a if k.startswith("/optimizer_states/")]
+    assert moments and all(torch.equal(a[k], b[k]) for k in moments)
+
+
+def test_resume_refuses_changed_settings(tmp_path, labelled):
+    train(_config(tmp_path, labelled, epochs=1))
+    with pytest.raises(Exception, match=r"--resume with settings that differ.*'lr'"):
+        train(_config(tmp_path, labelled, epochs=2, lr=0.1, resume=True))
+
+
+def test_nan_guard_names_object_ids(tmp_path, labelled):
+    from gampen.model.config import NetworkConfig
+    from gampen.model.network import GampenNet
+
+    net = GampenNet(NetworkConfig(input_size=32, **TINY_NETWORK))
+    with torch.no_grad():
+        next(net.head.parameters()).fill_(float("nan"))
+    module = GampenModule(net, _config(tmp_path, labelled), object_ids=["a", "b", "c", "d"])
+    batch = {
+        "image": torch.zeros(2, 1, 32, 32),
+        "target": torch.zeros(2, 3),
+        "flags": torch.zeros(2, dtype=torch.int64),
+        "index": torch.tensor([1, 3]),
+        "scalars": torch.zeros(2, 0),
+    }
+    with pytest.raises(TrainingDivergedError, match=r"non-finite training loss.*\['b', 'd'\]"):
+        module.training_step(batch, 0)
+
+
+def test_transfer_learning_freezes_and_keeps_scalers(tmp_path, labelled):
+    first = load_bundle(train(_config(tmp_path / "a", labelled, epochs=1)))
+    tuned = load_bundle(
+        train(
+            _config(
+                tmp_path / "b",
+                labelled,
+                epochs=1,
+                lr=0.01,
+                init_from=str(tmp_path / "a" / "model"),
+                freeze=["stn", "backbone"],
+            )
+        )
+    )
+    for name, value in first.net.backbone.state_dict().items():
+        assert torch.equal(value, tuned.net.backbone.state_dict()[name]), name
+    head_a, head_b = first.net.head.state_dict(), tuned.net.head.state_dict()
+    assert any(not torch.equal(head_a[k], head_b[k]) for k in head_a)
+    assert tuned.preprocessing["labels"] == first.preprocessing["labels"]
+
+
+def test_photometry_and_conditions_train_from_a_pack_and_predict_needs_the_column(
+    tmp_path, labelled
+):
+    table = read_catalog(labelled)
+    pack = tmp_path / "train.h5"
+    write_pack(table, pack, image_dir=labelled.parent / "cutouts", input_size=32, progress=False)
+    config = _config(tmp_path, pack, epochs=1, photometry=True, conditions=["psf_fwhm"])
+    path = train(config)
+    bundle = load_bundle(path)
+    assert bundle.preprocessing["scalars"] == {"photometry": True, "conditions": ["psf_fwhm"]}
+    assert bundle.net.config.n_scalars == 2 * 11 + 1
+    splits = read_catalog(tmp_path / "model.run" / "splits.csv")
+    train_ids = set(np.asarray(splits["object_id"])[np.asarray(splits["split"]) == "train"])
+    psf = np.array([row["psf_fwhm"] for row in table if row["object_id"] in train_ids])
+    standardise = bundle.net.scalar_encoder[0]  # fixed training-split statistics
+    assert standardise.mean[-1].item() == pytest.approx(psf.mean(), rel=1e-5)
+    assert standardise.std[-1].item() == pytest.approx(psf.std(), rel=1e-4)
+    options = PredictOptions(n_passes=4, n_samples=20, progress=False)
+    result = predict(labelled, model=path, options=options)
+    assert np.isfinite(np.asarray(result["r_e_median"])).all()
+    table.remove_column("psf_fwhm")
+    table.write(tmp_path / "no_psf.csv")
+    (tmp_path / "cutouts").symlink_to(labelled.parent / "cutouts")
+    with pytest.raises(CatalogError, match=r"needs the condition\(s\) \['psf_fwhm'\]"):
+        predict(tmp_path / "no_psf.csv", model=path, options=options)
+    with pytest.raises(ConfigError, match="other scalar inputs"):
+        train(_config(tmp_path / "b", labelled, epochs=1, init_from=str(path)))
+
+
+def test_train_from_pack(tmp_path, labelled):
+    table = read_catalog(labelled)
+    pack = tmp_path / "train.h5"
+    write_pack(table, pack, image_dir=labelled.parent / "cutouts", input_size=32, progress=False)
+    bundle = load_bundle(train(_config(tmp_path, pack, epochs=1)))
+    assert bundle.pixel_scale == 0.2 and bundle.metrics["n_val"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("batch_size", ["16", "128"])  # 128: one batch for two ranks
+def test_ddp_two_cpu_processes(tmp_path, labelled, batch_size):
+    run_gampen(
+        "train",
+        str(labelled),
+        "--out",
+        str(tmp_path / "model"),
+        "--input-size",
+        "32",
+        "--epochs",
+        "1",
+        "--batch-size",
+        batch_size,
+        "--logger",
+        "csv",
+        "--config",
+        str(_tiny_yaml(tmp_path)),
+        *DDP_TWO_CPUS,
+    )
+    bundle = load_bundle(tmp_path / "model")
+    assert bundle.metrics["epochs_trained"] == 1
+
+
+def _tiny_yaml(tmp_path):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(json.dumps({"network": TINY_NETWORK}))  # JSON is YAML
+    return path
+
+
+def test_frozen_parts_keep_batch_norm_statistics_but_not_dropout_off(labelled):
+    """Fine-tuning a head on a frozen trunk: batch-norm uses the stored statistics, and the
+    trunk's dropout stays on, as in the MC-dropout predictions the head is fitted for."""
+    from gampen.model.config import NetworkConfig
+    from gampen.model.network import GampenNet
+
+    net = GampenNet(NetworkConfig(input_size=32, **TINY_NETWORK))
+    config = TrainConfig(
+        catalog=str(labelled), out="unused", init_from="base", freeze=["stn", "backbone"]
+    )
+    module = GampenModule(net, config, object_ids=[0])
+    net.train()
+    module.on_train_epoch_start()
+    frozen = [m for part in (net.stn, net.backbone) for m in part.modules()]
+    norms = [m for m in frozen if isinstance(m, torch.nn.BatchNorm2d)]
+    drops = [m for m in frozen if isinstance(m, torch.nn.Dropout)]
+    assert norms and drops
+    assert not any(m.training for m in norms)
+    assert all(m.training for m in drops)
+    assert net.head.training  # the part being fitted is untouched
+
+
+def test_trainer_asks_for_deterministic_kernels_but_only_warns_where_none_exist(tmp_path, labelled):
+    """GPU training must run: CUDA has no deterministic backward for adaptive pooling or
+    grid_sample, and strict determinism made the first backward pass raise there."""
+    from gampen.training.fit import _trainer
+
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    try:
+        _trainer(_config(tmp_path, labelled), tmp_path / "run", [])
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
