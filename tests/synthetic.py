@@ -34,9 +34,19 @@ def write_labelled_set(folder: Path, *, n: int = 96, size: int = 32, seed: int =
     return path
 
 
-def tiny_bundle(folder: Path, *, size: int = 32, seed: int = 0, pixel_scale: float = 0.2) -> Path:
+def tiny_bundle(
+    folder: Path,
+    *,
+    size: int = 32,
+    seed: int = 0,
+    pixel_scale: float = 0.2,
+    conditions: tuple[str, ...] = (),
+    contract: dict | None = None,
+    name: str = "bundle",
+) -> Path:
     """An untrained tiny bundle (random weights, scalers fitted to plausible labels) for
-    cutouts of ``pixel_scale`` arcsec (0.2: :func:`write_labelled_set`'s; 0.168: HSC's)."""
+    cutouts of ``pixel_scale`` arcsec (0.2: :func:`write_labelled_set`'s; 0.168: HSC's),
+    taking ``conditions`` beside the image, with an input ``contract`` when given."""
     import torch
 
     from gampen.data.labels import LabelTransform
@@ -46,20 +56,24 @@ def tiny_bundle(folder: Path, *, size: int = 32, seed: int = 0, pixel_scale: flo
     from gampen.model.network import GampenNet
 
     torch.manual_seed(seed)
-    net = GampenNet(NetworkConfig(input_size=size, **TINY_NETWORK))
+    net = GampenNet(NetworkConfig(input_size=size, n_scalars=len(conditions), **TINY_NETWORK))
     rng = np.random.default_rng(seed)
     labels = LabelTransform.fit(
         ["bt", "r_e", "flux"],
         np.stack([rng.uniform(0, 1, 200), rng.uniform(0.3, 3, 200), rng.uniform(10, 1e3, 200)], 1),
     )
+    preprocessing = {"stretch": ArcsinhStretch().to_dict(), "labels": labels.to_dict()}
+    if conditions:
+        preprocessing["scalars"] = {"photometry": False, "conditions": list(conditions)}
     return save_bundle(
-        folder / "bundle",
+        folder / name,
         net,
         param_names=["bt", "r_e", "flux"],
         bands=["i"],
         pixel_scale=pixel_scale,
         zero_point=27.0,
-        preprocessing={"stretch": ArcsinhStretch().to_dict(), "labels": labels.to_dict()},
+        preprocessing=preprocessing,
+        contract=contract,
     )
 
 

@@ -26,7 +26,7 @@ def _labels(seed: int, n: int) -> np.ndarray:
 
 def test_a_subset_in_another_format_is_recognised_and_fresh_galaxies_are_not(tmp_path):
     labels = _labels(0, 4000)
-    ids = 10 ** 15 + 7 * np.arange(4000)  # survey ids, not row numbers
+    ids = 10**15 + 7 * np.arange(4000)  # survey ids, not row numbers
     table = Table({"object_id": ids, "bt": labels[:, 0], "r_e": labels[:, 1]})
     table["flux"] = labels[:, 2]
     marks = training_marks(table, labels, np.asarray(table["object_id"]), None)

@@ -25,7 +25,7 @@ from gampen.errors import CatalogError, ConfigError
 from gampen.flags import Flag
 from gampen.infer.predict import PredictOptions, predict
 
-from ..synthetic import TINY_NETWORK
+from ..synthetic import tiny_bundle
 
 SIZE = 32
 FAST = dict(n_passes=2, n_samples=50, batch_size=8, chunk_size=64, num_workers=0, progress=False)
@@ -36,39 +36,12 @@ ESTIMATES = ("bt_median", "r_e_median", "flux_median", "r_e_ci68_lo", "flux_ci95
 
 
 def _bundle(folder):
-    import torch
-
-    from gampen.data.labels import LabelTransform
-    from gampen.data.normalize import ArcsinhStretch
-    from gampen.model.bundle import save_bundle
-    from gampen.model.config import NetworkConfig
-    from gampen.model.network import GampenNet
-
-    torch.manual_seed(0)
-    net = GampenNet(NetworkConfig(input_size=SIZE, n_scalars=1, **TINY_NETWORK))
-    rng = np.random.default_rng(0)
-    labels = LabelTransform.fit(
-        ["bt", "r_e", "flux"],
-        np.stack([rng.uniform(0, 1, 200), rng.uniform(0.3, 3, 200), rng.uniform(10, 1e3, 200)], 1),
-    )
-    return save_bundle(
-        folder / "model",
-        net,
-        param_names=["bt", "r_e", "flux"],
-        bands=["i"],
-        pixel_scale=0.2,
-        zero_point=27.0,
-        preprocessing={
-            "stretch": ArcsinhStretch().to_dict(),
-            "labels": labels.to_dict(),
-            "scalars": {"photometry": False, "conditions": ["psf_fwhm"]},
-        },
-        contract={
-            "magnitudes": "AB",
-            "condition_units": {"psf_fwhm": "arcsec"},
-            "ranges": {"psf_fwhm": [0.5, 0.9], "mag": [17.0, 23.0], "r_e": [0.1, 4.0]},
-        },
-    )
+    contract = {
+        "magnitudes": "AB",
+        "condition_units": {"psf_fwhm": "arcsec"},
+        "ranges": {"psf_fwhm": [0.5, 0.9], "mag": [17.0, 23.0], "r_e": [0.1, 4.0]},
+    }
+    return tiny_bundle(folder, conditions=("psf_fwhm",), contract=contract, name="model")
 
 
 def _galaxy(seed: int) -> np.ndarray:
