@@ -14,6 +14,8 @@ tests among these that call the mutated function):
 * ``model/loss.py``       tests/model/test_gaussian_nll.py
 * ``infer/spread.py``     tests/infer/test_spread.py, tests/infer/test_sampling.py
 * ``data/scalars.py``     tests/data/test_scalars.py
+* ``data/contract.py``    tests/data/test_contract.py
+* ``data/provenance.py``  tests/data/test_provenance.py
 
 The repository is never edited: ``src``, ``tests`` and ``pyproject.toml`` are copied to a
 scratch folder (``build/mutation`` by default, ``--work`` to change it) with its own
@@ -53,6 +55,8 @@ MODULES: dict[str, list[str]] = {
     "model/loss.py": ["tests/model/test_gaussian_nll.py"],
     "infer/spread.py": ["tests/infer/test_spread.py", "tests/infer/test_sampling.py"],
     "data/scalars.py": ["tests/data/test_scalars.py"],
+    "data/contract.py": ["tests/data/test_contract.py"],
+    "data/provenance.py": ["tests/data/test_provenance.py"],
 }
 #: mutmut exit codes (mutmut.stats.status_by_exit_code) that mean "the tests noticed".
 DETECTED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout"}

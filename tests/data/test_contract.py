@@ -219,6 +219,36 @@ def test_condition_units_are_converted_to_arcsec(values, unit, arcsec):
 def test_a_condition_unit_that_is_no_angle_is_refused():
     with pytest.raises(CatalogError, match=r"cat.fits: unit 'm' cannot be converted"):
         CONTRACT.condition_in_unit("psf_fwhm", np.array([1.0]), u.m, "cat.fits")
+    weird = u.Unit("furlongs", parse_strict="silent")
+    with pytest.raises(CatalogError, match=r"cat.fits: unit 'furlongs' is not one gampen"):
+        CONTRACT.condition_in_unit("psf_fwhm", np.array([1.0]), weird, "cat.fits")
+
+
+@pytest.mark.parametrize(
+    ("spelling", "arcsec"),
+    [
+        ("ARCSEC", 0.7),
+        ("arcseconds", 0.7),
+        ("asec", 0.7),
+        ("pixels", 0.7 * 0.168),
+        ("PIX", 0.7 * 0.168),
+    ],
+)
+def test_catalog_unit_spellings_astropy_does_not_parse(tmp_path, spelling, arcsec):
+    """A FITS catalog's TUNITn as other software writes it, read back by astropy."""
+    from astropy.table import Table
+
+    table = Table({"psf_fwhm": [0.7]})
+    table.write(tmp_path / "c.fits")
+    with fits.open(tmp_path / "c.fits", mode="update") as hdul:
+        hdul[1].header["TUNIT1"] = spelling
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # astropy warns of the units it does not know
+        unit = Table.read(tmp_path / "c.fits")["psf_fwhm"].unit
+    got = CONTRACT.condition_in_unit("psf_fwhm", np.array([0.7]), unit, "c.fits")
+    assert got[0] == pytest.approx(arcsec)
 
 
 def test_range_flags_need_the_whole_68_interval_outside():

@@ -227,7 +227,7 @@ class InputContract:
         if unit is None or not wanted:
             return values
         target = _parse_unit(wanted, f"contract unit of {name}", CatalogError)
-        given = unit if isinstance(unit, u.UnitBase) else _parse_unit(unit, source, CatalogError)
+        given = _catalog_unit(unit, source)
         if given.is_equivalent(u.pix) and target.is_equivalent(u.arcsec):
             arcsec = (values * given).to_value(u.pix) * self.pixel_scale
             return (arcsec * u.arcsec).to_value(target)
@@ -349,6 +349,38 @@ def _unit_zero_point(bunit: str, pixel_scale: float | None) -> tuple[float | Non
         f"BUNIT '{bunit}' is not a flux density gampen can put on an AB zero point "
         "(give a MAGZP keyword)"
     )
+
+
+#: Spellings of angles and pixels found in catalogs that astropy does not parse.
+UNIT_ALIASES: dict[str, str] = {
+    "arcseconds": "arcsec",
+    "arcsecond": "arcsec",
+    "asec": "arcsec",
+    '"': "arcsec",
+    "pixels": "pix",
+    "px": "pix",
+    "milliarcsec": "mas",
+    "degrees": "deg",
+    "arcminutes": "arcmin",
+}
+
+
+def _catalog_unit(unit: Any, source: str) -> u.UnitBase:
+    """A catalog column's unit as astropy's: upper-case FITS spellings (``ARCSEC``) and
+    common words (``arcseconds``, ``pixels``) included; an unknown one is a
+    :class:`CatalogError` naming the column."""
+    if isinstance(unit, u.UnitBase) and not isinstance(unit, u.UnrecognizedUnit):
+        return unit
+    text = str(unit).strip().lower()
+    text = UNIT_ALIASES.get(text, text)
+    parsed = u.Unit(text, parse_strict="silent")
+    if isinstance(parsed, u.UnrecognizedUnit):
+        raise CatalogError(
+            f"{source}: unit '{unit}' is not one gampen can read",
+            value=str(unit),
+            allowed="an astropy unit of angle (arcsec, mas, deg) or pix",
+        )
+    return parsed
 
 
 def _parse_unit(text: Any, where: str, error: type[Exception]) -> u.UnitBase:
