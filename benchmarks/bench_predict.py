@@ -27,6 +27,7 @@ from gampen.data.catalog import write_table
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
 from gampen.data.scalars import ScalarInputs
+from gampen.flags import is_fatal
 from gampen.infer.predict import PredictOptions, predict
 from gampen.model.bundle import read_metadata, save_bundle
 from gampen.model.config import NetworkConfig
@@ -101,8 +102,7 @@ def main() -> None:
     print(f"fp32 matmul rate: {peak:.0f} GFLOP/s ({torch.get_num_threads()} threads)")
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.dir or Path(tmp)
-        table = make_cutouts(folder / "cutouts", args.n)
-        table["psf_fwhm"] = 0.7  # the default model's condition column, arcsec
+        table = make_cutouts(folder / "cutouts", args.n)  # with psf_fwhm, arcsec
         write_table(table, folder / "catalog.csv")
         for backbone in args.backbones:
             bundle, net = untrained_bundle(folder, backbone)
@@ -122,13 +122,15 @@ def main() -> None:
             )
             out = folder / f"pred-{backbone}.parquet"
             start = time.perf_counter()
-            predict(folder / f"catalog-{n}.csv", out=out, model=bundle, options=options)
+            result = predict(folder / f"catalog-{n}.csv", out=out, model=bundle, options=options)
             rate = n / (time.perf_counter() - start)
+            skipped = float(np.mean(is_fatal(np.asarray(result["flags"]))))
             flops = flops_per_galaxy(net, args.n_passes)
             print(
                 f"{backbone:8s} P={args.n_passes} S={args.n_samples}: {rate:7.1f} galaxies/s "
                 f"end to end ({n} galaxies); {flops / 1e9:.3f} GFLOP/galaxy forward; "
-                f"{rate * flops / 1e9:.1f} GFLOP/s = {rate * flops / 1e9 / peak:.0%} of matmul"
+                f"{rate * flops / 1e9:.1f} GFLOP/s = {rate * flops / 1e9 / peak:.0%} of matmul; "
+                f"{skipped:.0%} flagged fatal (not predicted)"
             )
             out.unlink()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

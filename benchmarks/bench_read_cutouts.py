@@ -28,15 +28,30 @@ SIZE = 96
 
 
 def make_cutouts(folder: Path, n: int) -> Table:
-    """Write ``n`` noisy 96x96 float32 cutouts unless they already exist."""
+    """Write ``n`` 96x96 float32 HSC-like cutouts unless they already exist: a round
+    exponential galaxy (mag 20, r_e 0.8 arcsec) in sky noise, with the header a survey
+    cutout has (pixel scale, zero point, a TAN WCS), so every galaxy is read, checked
+    against the model's contract and predicted, none skipped as flagged."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
+    y, x = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    disk = np.exp(-1.678 * np.hypot(x, y) / 4.8)
+    galaxy = 631.0 * disk / disk.sum()
+    degrees = 0.168 / 3600
+    header = fits.Header(
+        {"PIXSCALE": 0.168, "MAGZP": 27.0, "BUNIT": "adu", "CTYPE1": "RA---TAN"}
+        | {"CTYPE2": "DEC--TAN", "CRPIX1": 48.5, "CRPIX2": 48.5, "CRVAL1": 150.0}
+        | {"CRVAL2": 2.0, "CD1_1": -degrees, "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": degrees}
+    )
     names = [f"{i:07d}.fits" for i in range(n)]
     for name in names:
         path = folder / name
         if not path.exists():
-            fits.PrimaryHDU(rng.normal(0, 1, (SIZE, SIZE)).astype(np.float32)).writeto(path)
-    return Table({"object_id": np.arange(n), "file_name": names})
+            image = galaxy + rng.normal(0, 0.07, (SIZE, SIZE))
+            fits.PrimaryHDU(image.astype(np.float32), header=header).writeto(path)
+    table = Table({"object_id": np.arange(n), "file_name": names})
+    table["psf_fwhm"] = rng.uniform(0.5, 0.9, n)
+    return table
 
 
 def rate(dataset, workers: int) -> float:

@@ -241,8 +241,31 @@ class InputContract:
             ) from exc
 
 
+class Cards:
+    """The keywords of several headers, the first holding a keyword winning (an image
+    HDU's over the primary's), read in place rather than merged into a copy."""
+
+    def __init__(self, *headers: fits.Header) -> None:
+        self.headers = headers
+
+    def __contains__(self, key: str) -> bool:
+        return any(key in header for header in self.headers)
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self:
+            raise KeyError(key)
+        return self.get(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of ``key`` in the first header holding it, else ``default``."""
+        for header in self.headers:
+            if key in header:
+                return header[key]
+        return default
+
+
 def read_header_facts(
-    header: fits.Header, keys: Sequence[str] = (), pixel_scale: float | None = None
+    header: fits.Header | Cards, keys: Sequence[str] = (), pixel_scale: float | None = None
 ) -> HeaderFacts:
     """What ``header`` (the image HDU's cards over the primary's) says about pixel scale,
     zero point and units, and the numbers under ``keys``.  ``pixel_scale`` (arcsec; the
@@ -260,7 +283,7 @@ def read_header_facts(
     )
 
 
-def wcs_pixel_scale(header: fits.Header) -> float | None:
+def wcs_pixel_scale(header: fits.Header | Cards) -> float | None:
     """Side of a square pixel in arcsec from a celestial WCS (``CDi_j``, or ``CDELTi``
     with ``PCi_j``): the square root of the pixel's projected area; ``None`` without one."""
     if not str(header.get("CTYPE1", "")).strip() or not str(header.get("CTYPE2", "")).strip():
@@ -283,7 +306,7 @@ def wcs_pixel_scale(header: fits.Header) -> float | None:
     return side if math.isfinite(side) and side > 0 else None
 
 
-def _pixel_scale(header: fits.Header) -> tuple[float | None, str, str]:
+def _pixel_scale(header: fits.Header | Cards) -> tuple[float | None, str, str]:
     """The pixel scale a header states, its keyword, and a contradiction if its keywords
     disagree with its WCS."""
     stated = [(key, _number(header.get(key))) for key in PIXEL_SCALE_KEYS if key in header]
@@ -299,7 +322,9 @@ def _pixel_scale(header: fits.Header) -> tuple[float | None, str, str]:
     return None, "", ""
 
 
-def _zero_point(header: fits.Header, pixel_scale: float | None) -> tuple[float | None, str, str]:
+def _zero_point(
+    header: fits.Header | Cards, pixel_scale: float | None
+) -> tuple[float | None, str, str]:
     """The zero point a header states (keyword, ``FLUXMAG0`` or an AB ``BUNIT``), where it
     came from, and why the units are unusable ('' when they are fine)."""
     keyword = next((k for k in ZERO_POINT_KEYS if k in header), None)

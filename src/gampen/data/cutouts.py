@@ -23,7 +23,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
-from gampen.data.contract import HeaderFacts, read_header_facts
+from gampen.data.contract import Cards, HeaderFacts, read_header_facts
 from gampen.errors import CutoutError
 from gampen.flags import Flag
 
@@ -103,7 +103,7 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[..., y0 : y0 + size, x0 : x0 + size]
 
 
-def _read_array(path: Path, hdu: str | int | None) -> tuple[np.ndarray, fits.Header]:
+def _read_array(path: Path, hdu: str | int | None) -> tuple[np.ndarray, Cards]:
     """The pixel array of the chosen HDU of one FITS file, as native float32, and its
     header: the HDU's cards over the primary header's (where surveys put shared ones)."""
     if not path.is_file():
@@ -115,9 +115,7 @@ def _read_array(path: Path, hdu: str | int | None) -> tuple[np.ndarray, fits.Hea
             with fits.open(handle, memmap=False) as hdul:
                 chosen = select_hdu(path, hdul, hdu)
                 array = np.array(chosen.data, dtype=np.float32)  # native order, a private copy
-                header = hdul[0].header.copy()
-                if chosen is not hdul[0]:
-                    header.update(chosen.header)
+                header = Cards(chosen.header, hdul[0].header)
     except CutoutError:
         raise
     except Exception as exc:  # astropy/OS raise many types for a broken file
