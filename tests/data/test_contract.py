@@ -297,3 +297,221 @@ def test_contract_round_trips_and_refuses_bad_fields():
         InputContract.from_metadata(
             {**metadata, "contract": {"condition_units": {"psf_fwhm": "zz"}}}
         )
+
+
+def test_a_hand_written_cd_matrix_and_incomplete_wcs_headers():
+    d = 0.262 / 3600
+    cd = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CD1_1": -d * 0.6, "CD1_2": d * 0.8}
+    cd |= {"CD2_1": d * 0.8, "CD2_2": d * 0.6}
+    assert wcs_pixel_scale(fits.Header(cd)) == pytest.approx(0.262)
+    # a missing CDi_j is 0, as the FITS standard says: here a diagonal CD of other sides
+    diagonal = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CD1_1": -2 * d, "CD2_2": 0.5 * d}
+    assert wcs_pixel_scale(fits.Header(diagonal)) == pytest.approx(0.262)
+    arcsec = {**diagonal, "CUNIT1": "arcsec", "CUNIT2": "arcsec", "CD1_1": -0.4, "CD2_2": 0.1}
+    assert wcs_pixel_scale(fits.Header(arcsec)) == pytest.approx(0.2)
+    for dropped in ("CTYPE1", "CTYPE2"):
+        assert wcs_pixel_scale(fits.Header({k: v for k, v in cd.items() if k != dropped})) is None
+    assert wcs_pixel_scale(fits.Header({**cd, "CTYPE2": "  "})) is None
+    singular = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CD1_1": d, "CD2_1": d}
+    assert wcs_pixel_scale(fits.Header(singular)) is None  # a degenerate matrix has no side
+    half = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CDELT1": -d}
+    assert wcs_pixel_scale(fits.Header(half)) is None
+    odd = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CDELT1": -2 * d, "CDELT2": 0.5 * d}
+    assert wcs_pixel_scale(fits.Header(odd)) == pytest.approx(0.262)
+    assert wcs_pixel_scale(fits.Header({**odd, "CUNIT1": "furlong"})) is None
+
+
+def test_pixel_scale_keywords_that_say_nothing_are_ignored():
+    assert read_header_facts(fits.Header({"PIXSCALE": 0.0})).pixel_scale is None
+    assert read_header_facts(fits.Header({"PIXSCALE": "n/a"})).pixel_scale is None
+    facts = read_header_facts(fits.Header({"SECPIX": 0.2}))
+    assert (facts.pixel_scale, facts.pixel_scale_source, facts.unit_problem) == (0.2, "SECPIX", "")
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.cd = [[-0.2 / 3600, 0], [0, 0.2 / 3600]]
+    assert read_header_facts(w.to_header()).unit_problem == ""  # a WCS alone is no problem
+
+
+def test_header_numbers_and_both_problems_at_once():
+    cards = {"PSF_FWHM": 0.7, "SEEING": "bad", "PIXSCALE": 0.3, "BUNIT": "mag"}
+    cards |= {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CDELT1": -0.2 / 3600}
+    header = fits.Header({**cards, "CDELT2": 0.2 / 3600})
+    facts = read_header_facts(header, ("PSF_FWHM", "SEEING", "ABSENT"))
+    assert facts.numbers["PSF_FWHM"] == 0.7
+    assert np.isnan(facts.numbers["SEEING"]) and np.isnan(facts.numbers["ABSENT"])
+    assert facts.unit_problem.count("; ") == 1
+    assert "contradicts the WCS" in facts.unit_problem and "BUNIT 'mag'" in facts.unit_problem
+    check = CONTRACT.check_image(facts)
+    assert check.flags == Flag.WRONG_PIXEL_SCALE | Flag.BAD_UNITS and check.reason.count("; ") == 2
+
+
+@pytest.mark.parametrize("bunit", ["ADU/s", "counts/s", "e-/s", "electron/s", "DN", "ct", "adu"])
+def test_count_units_leave_the_zero_point_to_keywords(bunit):
+    facts = read_header_facts(fits.Header({"BUNIT": bunit, "MAGZP": 25.0}))
+    assert (facts.zero_point, facts.zero_point_source, facts.unit_problem) == (25.0, "MAGZP", "")
+    alone = read_header_facts(fits.Header({"BUNIT": bunit}))
+    assert (alone.zero_point, alone.zero_point_source, alone.unit_problem) == (None, "", "")
+
+
+def test_zero_point_keywords_edge_cases():
+    facts = read_header_facts(fits.Header({"FLUXMAG0": 0.5}))
+    assert facts.zero_point == pytest.approx(2.5 * math.log10(0.5))  # valid, if odd
+    for value in (0.0, -3.0):
+        bad = read_header_facts(fits.Header({"FLUXMAG0": value}))
+        assert bad.zero_point is None and bad.zero_point_source == ""
+        assert "FLUXMAG0" in bad.unit_problem
+    close = read_header_facts(fits.Header({"BUNIT": "nJy", "MAGZP": _ab_zero_point(1e-9) + 0.009}))
+    assert close.unit_problem == "" and close.zero_point_source == "MAGZP"
+    far = read_header_facts(fits.Header({"BUNIT": "nJy", "MAGZP": _ab_zero_point(1e-9) + 0.02}))
+    assert "means 31.400 (AB)" in far.unit_problem and far.zero_point_source == ""
+
+
+def test_an_implausible_zero_point_is_flagged_not_converted():
+    check = CONTRACT.check_image(read_header_facts(fits.Header({"MAGZP": 1e10})))
+    assert check.flags == Flag.BAD_UNITS and check.factor == 1.0 and "implausible" in check.reason
+    fine = CONTRACT.check_image(read_header_facts(fits.Header({"MAGZP": 46.9})))
+    assert fine.flags == 0 and fine.factor == pytest.approx(10 ** (0.4 * (27.0 - 46.9)))
+
+
+def test_condition_messages_and_several_conditions_at_once():
+    contract = InputContract(
+        0.2,
+        27.0,
+        32,
+        condition_units={"psf_fwhm": "arcsec", "seeing_r": "arcsec", "depth": ""},
+        ranges={"psf_fwhm": (0.5, 0.9), "depth": (24.0, 27.0)},
+    )
+    names = ["psf_fwhm", "seeing_r", "depth"]
+    flags, reason = contract.check_conditions(names, np.array([1.0, 0.7, 26.0]))
+    assert flags == Flag.CONDITION_RANGE and reason == (
+        "psf_fwhm = 1 arcsec is outside the training range [0.5, 0.9]"
+    )
+    flags, reason = contract.check_conditions(names, np.array([5.0, 0.0, 30.0]))
+    assert flags == Flag.BAD_CONDITION | Flag.CONDITION_RANGE
+    assert reason.split("; ") == [
+        "psf_fwhm = 5 arcsec is far outside the training range [0.5, 0.9] (pixels, sigma or "
+        "another unit given for a FWHM in arcsec?)",
+        "seeing_r = 0 arcsec is missing or not positive",  # a unit, no range: must be > 0
+        "depth = 30 is outside the training range [24, 27]",  # no unit: never 'far outside'
+    ]
+    flags, reason = contract.check_conditions(names, np.array([np.nan, 0.7, 25.0]))
+    assert (
+        flags == Flag.BAD_CONDITION and reason == "psf_fwhm = nan arcsec is missing or not positive"
+    )
+    edge = contract.check_conditions(["psf_fwhm"], np.array([0.25]))
+    assert edge[0] == Flag.CONDITION_RANGE  # exactly half the lowest training value
+    assert contract.check_conditions(["depth"], np.array([-1.0]))[0] == Flag.CONDITION_RANGE
+
+
+def test_flux_reasons():
+    assert CONTRACT.check_flux(75.0) == (0, "")
+    assert "not positive" in CONTRACT.check_flux(-1.0)[1]
+    assert "brighter than 12" in CONTRACT.check_flux(1e9)[1]
+
+
+def test_range_flags_with_partial_ranges_and_touching_intervals():
+    only_size = InputContract(0.2, 27.0, 32, ranges={"r_e": (0.1, 4.0)})
+    summaries = {
+        "r_e_ci68_lo": np.array([0.05, 4.0, 4.01]),
+        "r_e_ci68_hi": np.array([0.1, 5.0, 5.0]),
+    }
+    assert only_size.range_flags(summaries).tolist() == [0, 0, Flag.SIZE_RANGE]
+    no_mag_columns = {"r_e_ci68_lo": np.array([5.0]), "r_e_ci68_hi": np.array([6.0])}
+    assert CONTRACT.range_flags(no_mag_columns).tolist() == [Flag.SIZE_RANGE]
+    nan = {"r_e_ci68_lo": np.array([np.nan]), "r_e_ci68_hi": np.array([np.nan])}
+    assert CONTRACT.range_flags(nan).tolist() == [0]  # a fatal row: nothing to add
+
+
+def test_condition_units_only_for_conditions_that_have_one():
+    plain = InputContract(0.2, 27.0, 32, condition_units={"z": ""})
+    assert plain.condition_in_unit("z", np.array([0.5]), u.arcsec, "c")[0] == 0.5
+    assert CONTRACT.condition_in_unit("other", np.array([0.5]), u.mas, "c")[0] == 0.5
+
+
+def test_contract_dict_and_metadata_defaults():
+    assert CONTRACT.to_dict() == {
+        "magnitudes": "AB",
+        "condition_units": {"psf_fwhm": "arcsec"},
+        "ranges": {"psf_fwhm": [0.5, 0.9], "mag": [17.0, 23.0], "r_e": [0.1, 4.0]},
+    }
+    bare = InputContract.from_metadata({"pixel_scale": 0.2, "zero_point": 30.0, "input_size": 64})
+    assert bare == InputContract(0.2, 30.0, 64)
+    other = InputContract.from_metadata(
+        {
+            "pixel_scale": 0.2,
+            "zero_point": 30.0,
+            "input_size": 64,
+            "preprocessing": {"scalars": {"photometry": False, "conditions": ["depth"]}},
+            "contract": {"ranges": {"depth": [25.0, 25.0]}},
+        }
+    )
+    assert other.condition_units == {"depth": ""} and other.ranges == {"depth": (25.0, 25.0)}
+    for pair in ("ab", [1.0], [1.0, 2.0, 3.0], [1.0, float("nan")]):
+        broken = {**_metadata(), "contract": {"ranges": {"mag": pair}}}
+        with pytest.raises(BundleError, match=r"contract\.ranges\.mag' is invalid; got"):
+            InputContract.from_metadata(broken)
+    with pytest.raises(BundleError, match=r"condition_units\.psf_fwhm'.*got 'zz'"):
+        InputContract.from_metadata(
+            {**_metadata(), "contract": {"condition_units": {"psf_fwhm": "zz"}}}
+        )
+
+
+def _metadata() -> dict:
+    return {"pixel_scale": 0.168, "zero_point": 27.0, "input_size": 96}
+
+
+def test_unknown_catalog_units_name_the_unit_and_what_is_expected():
+    weird = u.Unit("furlongs", parse_strict="silent")
+    with pytest.raises(CatalogError, match=r"got 'furlongs'; expected an astropy unit of angle"):
+        CONTRACT.condition_in_unit("psf_fwhm", np.array([1.0]), weird, "cat.fits")
+    with pytest.raises(CatalogError, match=r"got 'm'; expected a unit of angle \(the model takes"):
+        CONTRACT.condition_in_unit("psf_fwhm", np.array([1.0]), u.m, "cat.fits")
+
+
+def test_training_ranges_without_a_usable_flux_have_no_magnitude():
+    labels = np.array([[0.1, 1.0, 0.0], [0.2, 2.0, 50.0]])
+    assert "mag" not in training_ranges(["bt", "r_e", "flux"], labels, 27.0, {})
+    assert "mag" not in training_ranges(["bt", "r_e"], labels[:, :2], 27.0, {})
+    ints = training_ranges(["n"], np.array([[1], [3]], dtype=np.int64), 27.0, {})
+    assert ints == {"n": (1.0, 3.0)}
+
+
+def test_every_condition_is_checked_whatever_comes_before_it():
+    contract = InputContract(
+        0.2, 27.0, 32, condition_units={"a": "arcsec", "b": "arcsec"}, ranges={"a": (0.5, 0.9)}
+    )
+    assert contract.check_conditions(["a", "b"], np.array([1.0, -1.0]))[0] == (
+        Flag.CONDITION_RANGE | Flag.BAD_CONDITION
+    )
+    assert contract.check_conditions(["a", "b"], np.array([1.2, 5.0]))[0] == Flag.CONDITION_RANGE
+    assert contract.check_conditions(["b", "a"], np.array([np.nan, 1.0]))[0] == (
+        Flag.BAD_CONDITION | Flag.CONDITION_RANGE
+    )
+    assert contract.check_conditions(["a", "b"], np.array([2.0, np.nan]))[0] == Flag.BAD_CONDITION
+
+
+def test_wcs_axes_in_different_units():
+    header = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CDELT1": -0.2 / 3600, "CDELT2": 0.8}
+    header |= {"CUNIT1": "deg", "CUNIT2": "arcsec"}  # a 0.2 x 0.8 arcsec pixel: side 0.4
+    assert wcs_pixel_scale(fits.Header(header)) == pytest.approx(0.4)
+
+
+def test_messages_say_what_to_do():
+    wrong = CONTRACT.check_image(read_header_facts(fits.Header({"PIXSCALE": 0.262})))
+    assert wrong.reason == (
+        "pixel scale 0.262 arcsec (PIXSCALE), the model expects 0.168 (resample the cutouts, "
+        "or use a model trained at that scale)"
+    )
+    assert CONTRACT.check_flux(-2.0)[1] == (
+        "aperture flux -2 is not positive (a negated image, or a sky level left in?)"
+    )
+    flam = read_header_facts(fits.Header({"BUNIT": "erg/(s cm2 Angstrom)"}))
+    assert flam.unit_problem.endswith(
+        "is not a flux density gampen can put on an AB zero point (give a MAGZP keyword)"
+    )
+    assert read_header_facts(fits.Header({"BUNIT": "K"})).zero_point_source == ""
+    for dimensionless in ("", "1", "dex(1)"):
+        facts = read_header_facts(fits.Header({"BUNIT": dimensionless}))
+        assert (facts.zero_point, facts.unit_problem) == (None, "")
+    count_rate = read_header_facts(fits.Header({"BUNIT": "ct / s"}))
+    assert (count_rate.zero_point, count_rate.unit_problem) == (None, "")

@@ -77,3 +77,58 @@ def test_a_simulation_with_the_training_seed_and_config_is_recognised(tmp_path):
     assert "training set's seed (3)" in training_overlap(marks, *empty, tmp_path / "same" / "x.csv")
     assert training_overlap(marks, *empty, tmp_path / "other" / "x.csv") == ""
     assert simulation_of(tmp_path / "nowhere" / "info.csv") is None
+
+
+def test_the_marks_are_pinned_to_their_definitions(tmp_path):
+    """Bundles store these hashes: a change of definition would silently stop matching the
+    training galaxies of every bundle already made."""
+    import base64
+    import hashlib
+
+    row = np.array([[0.25, 1.5, 1000.0]])
+    digest = hashlib.blake2b(np.asarray(row[0], dtype="<f8").tobytes(), digest_size=8).digest()
+    assert row_hashes(row)[0] == int.from_bytes(digest, "little")
+    assert row_hashes(row.astype(np.float32).astype(np.float64))[0] == row_hashes(row)[0]
+    from gampen.data.provenance import id_hashes
+
+    text_id = hashlib.blake2b(b"12345", digest_size=8).digest()
+    assert id_hashes(np.array([12345]))[0] == int.from_bytes(text_id, "little")
+    assert id_hashes(np.array([b"12345"]))[0] == id_hashes(np.array(["12345"]))[0]
+    hashes = np.array([8 << 32, (9 << 32) + 8, 5], dtype=np.uint64)
+    assert base64.b64decode(fingerprint(hashes)) == np.array([8, 9], dtype="<u4").tobytes()
+    config = {"b": 1, "a": [1, 2]}
+    (tmp_path / "simulate.json").write_text(json.dumps({"seed": 5, "config": config}))
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    found = simulation_of(tmp_path)  # the folder itself, or a file in it
+    assert found == simulation_of(tmp_path / "info.csv")
+    assert found == {
+        "seed": 5,
+        "preset": "",
+        "config_sha256": hashlib.sha256(canonical).hexdigest(),
+    }
+    marks = training_marks(Table({"object_id": [10, 30]}), row, np.array([10, 30]), None)
+    assert (
+        marks["training_rows"]["every"] == SAMPLE_EVERY and "object_ids" in marks["training_rows"]
+    )
+
+
+def test_row_numbers_need_consecutive_integers():
+    from gampen.data.provenance import _row_numbers
+
+    assert _row_numbers(np.arange(3, 9)) and _row_numbers(np.array([7]))
+    assert not _row_numbers(np.array([1, 3, 5]))
+    assert not _row_numbers(np.array(["0", "1"])) and not _row_numbers(np.array([], dtype=int))
+
+
+def test_overlap_needs_both_runs_and_reports_both_reasons():
+    labels = _labels(3, 400)
+    ids = 10**12 + np.arange(0, 800, 2)
+    marks = training_marks(Table({"object_id": ids}), labels, ids, None)
+    why = training_overlap(marks, Table({"object_id": ids}), labels, ids, None)
+    assert why.count("; ") == 1 and why.startswith(
+        f"{shared(marks['training_rows']['labels'], row_hashes(labels))} of"
+    )
+    assert training_overlap(marks, Table({"object_id": ids}), None, ids, None).endswith(
+        "training galaxies'"
+    )
+    assert training_overlap({}, Table(), labels, ids, None) == ""

@@ -37,6 +37,9 @@ from gampen.flags import Flag
 PIXEL_SCALE_TOLERANCE = 0.01
 #: Magnitudes by which two stated zero points may differ and still agree.
 ZERO_POINT_TOLERANCE = 0.01
+#: Zero points further than this from the model's (in magnitudes: a factor 1e8 in flux)
+#: are taken for a broken keyword, not converted.
+MAX_ZERO_POINT_SHIFT = 20.0
 #: Keywords holding a zero point in magnitudes, in the order they are looked for.
 ZERO_POINT_KEYS: tuple[str, ...] = ("MAGZP", "MAGZPT", "MAGZERO", "ZEROPT", "PHOTZP", "ZP")
 #: Keywords holding an angular pixel size in arcsec.
@@ -146,13 +149,18 @@ class InputContract:
                 f"the model expects {self.pixel_scale:g} (resample the cutouts, or use a model "
                 "trained at that scale)"
             )
-        if facts.unit_problem:
-            flags |= Flag.BAD_UNITS
-            reasons.append(facts.unit_problem)
         zero_point = self.zero_point if facts.zero_point is None else facts.zero_point
-        factor = 10.0 ** (0.4 * (self.zero_point - zero_point))
+        problem = facts.unit_problem
+        if not problem and abs(zero_point - self.zero_point) > MAX_ZERO_POINT_SHIFT:
+            problem = (
+                f"zero point {zero_point:g} ({facts.zero_point_source}) is implausible beside "
+                f"the model's {self.zero_point:g}"
+            )
+        if problem:
+            flags |= Flag.BAD_UNITS
+            reasons.append(problem)
         return ImageCheck(
-            factor=factor if math.isfinite(factor) and factor > 0 else 1.0,
+            factor=1.0 if problem else 10.0 ** (0.4 * (self.zero_point - zero_point)),
             flags=int(flags),
             reason="; ".join(reasons),
             pixel_scale_source=facts.pixel_scale_source or "assumed",
@@ -356,9 +364,7 @@ def _unit_zero_point(bunit: str, pixel_scale: float | None) -> tuple[float | Non
         return None, ""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        unit = u.Unit(bunit, format="fits", parse_strict="silent")
-        if isinstance(unit, u.UnrecognizedUnit):
-            unit = u.Unit(bunit, parse_strict="silent")
+        unit = u.Unit(bunit, parse_strict="silent")
     if isinstance(unit, u.UnrecognizedUnit):
         return None, f"BUNIT '{bunit}' is not a unit gampen can read"
     if unit.is_equivalent(u.count) or unit.is_equivalent(u.count / u.s):

@@ -8,7 +8,6 @@ The distribution each interval feeds (uniform or log-uniform) is stated on the f
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 from collections.abc import Callable, Mapping
@@ -57,11 +56,26 @@ def _pair(lo: float, hi: float, *, positive: bool = False) -> Rule:
     return lambda path, value: _interval(path, value, lo, hi, positive=positive)
 
 
+def _num_or_pair(lo: float, hi: float) -> Rule:
+    """Rule: a fixed number in [lo, hi], or an interval inside it (drawn uniformly)."""
+
+    def rule(path: str, value: Any) -> Any:
+        if isinstance(value, numbers.Real) and not isinstance(value, bool):
+            return _number(path, value, lo, hi)
+        return _interval(path, value, lo, hi)
+
+    return rule
+
+
 class _Section:
     """Mixin for a frozen dataclass section: checks each field with its rule in ``RULES``."""
 
     SECTION: ClassVar[str]
     RULES: ClassVar[dict[str, Rule]]
+    #: Fields a mapping may leave out, with the value that means "off" (the nuisances of
+    #: real data, added after the first presets): omitted from :meth:`to_dict` when off,
+    #: so configurations without them describe and hash as they always did.
+    OPTIONAL: ClassVar[dict[str, Any]] = {}
 
     def __post_init__(self) -> None:
         """Check and normalise every field (lists become tuples, ints floats)."""
@@ -82,10 +96,20 @@ class _Section:
                     value=data[key],
                     allowed=f"one of {', '.join(names)}",
                 )
-        missing = [name for name in names if name not in data]
+        missing = [name for name in names if name not in data and name not in cls.OPTIONAL]
         if missing:
             raise ConfigError(f"{cls.SECTION}.{missing[0]}: missing field")
-        return cls(**dict(data))
+        return cls(**{**cls.OPTIONAL, **dict(data)})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain fields (intervals as lists), leaving out optional fields that are off."""
+        out = {}
+        for name in self.RULES:
+            value = _plain(getattr(self, name))
+            if name in self.OPTIONAL and value == _plain(self.OPTIONAL[name]):
+                continue
+            out[name] = value
+        return out
 
 
 @dataclass(frozen=True)
@@ -105,20 +129,40 @@ class SurveyConfig(_Section):
 
 @dataclass(frozen=True)
 class PsfConfig(_Section):
-    """Moffat PSF with a per-galaxy FWHM drawn uniformly from ``fwhm`` (arcsec)."""
+    """The PSF of each galaxy: a Moffat (index ``beta``, fixed or drawn uniformly) or, for
+    a ``kolmogorov_fraction`` of galaxies, a Kolmogorov profile, with a FWHM drawn uniformly
+    from ``fwhm`` (arcsec) and a shear of modulus uniform in [0, ``ellipticity``] at a
+    random angle.  The FWHM reported with the cutout (catalog and ``PSF_FWHM`` header)
+    differs from the rendered one by a factor ``exp(N(0, fwhm_error))``: a PSF model's
+    error, so a network learns how far to trust it."""
 
     SECTION: ClassVar[str] = "psf"
     RULES: ClassVar[dict[str, Rule]] = {
-        "beta": _num(1.5, 20.0),
+        "beta": _num_or_pair(1.5, 20.0),
         "fwhm": _pair(0, 10, positive=True),
+        "kolmogorov_fraction": _num(0.0, 1.0),
+        "ellipticity": _num(0.0, 0.3),
+        "fwhm_error": _num(0.0, 0.5),
     }
-    beta: float
+    OPTIONAL: ClassVar[dict[str, Any]] = {
+        "kolmogorov_fraction": 0.0,
+        "ellipticity": 0.0,
+        "fwhm_error": 0.0,
+    }
+    beta: float | Interval
     fwhm: Interval
+    kolmogorov_fraction: float = 0.0  #: share of galaxies with a Kolmogorov PSF
+    ellipticity: float = 0.0  #: largest PSF shear |g|
+    fwhm_error: float = 0.0  #: sd of ln(reported FWHM / rendered FWHM)
 
 
 @dataclass(frozen=True)
 class CentralPrior(_Section):
-    """Priors of the central bulge + disk galaxy; the position angle is uniform in [0, 180)."""
+    """Priors of the central bulge + disk galaxy; the position angle is uniform in [0, 180).
+
+    Bulge and disk are Sersic profiles (indices drawn from ``bulge_n`` and ``disk_n``); a
+    ``clump_probability`` of disks put a share of their light into point-like clumps
+    (``galsim.RandomKnots``) spread like the disk."""
 
     SECTION: ClassVar[str] = "central"
     RULES: ClassVar[dict[str, Rule]] = {
@@ -129,6 +173,18 @@ class CentralPrior(_Section):
         "q_disk": _pair(0.05, 1.0),
         "q_bulge": _pair(0.05, 1.0),
         "offset": _num(0.0, 100.0),
+        "bulge_n": _pair(0.3, 6.2),  # the range GalSim's Sersic supports
+        "disk_n": _pair(0.3, 6.2),
+        "clump_probability": _num(0.0, 1.0),
+        "clump_fraction": _pair(0.0, 0.9),
+        "clump_count": _pair(1, 500),
+    }
+    OPTIONAL: ClassVar[dict[str, Any]] = {
+        "bulge_n": (4.0, 4.0),
+        "disk_n": (1.0, 1.0),
+        "clump_probability": 0.0,
+        "clump_fraction": (0.1, 0.4),
+        "clump_count": (10.0, 40.0),
     }
     mag: Interval  #: total magnitude, uniform
     bt: Interval  #: bulge-to-total flux ratio, uniform
@@ -137,6 +193,11 @@ class CentralPrior(_Section):
     q_disk: Interval  #: disk axis ratio, uniform
     q_bulge: Interval  #: bulge axis ratio, uniform
     offset: float  #: centre offset from the image centre, uniform in [-offset, offset] pixels
+    bulge_n: Interval = (4.0, 4.0)  #: bulge Sersic index, uniform (4: de Vaucouleurs)
+    disk_n: Interval = (1.0, 1.0)  #: disk Sersic index, uniform (1: exponential)
+    clump_probability: float = 0.0  #: chance that a disk has star-forming clumps
+    clump_fraction: Interval = (0.1, 0.4)  #: share of the disk's light in clumps, uniform
+    clump_count: Interval = (10.0, 40.0)  #: number of clumps, uniform integer
 
 
 @dataclass(frozen=True)
@@ -166,15 +227,30 @@ class NeighbourPrior(_Section):
 
 @dataclass(frozen=True)
 class NoiseConfig(_Section):
-    """Background-limited noise of a sky-subtracted coadd (Poisson on galaxy + sky)."""
+    """Background-limited noise of a sky-subtracted coadd (Poisson on galaxy + sky), made
+    ``correlation``-correlated between neighbouring pixels, plus a residual sky pedestal
+    and gradient left by imperfect sky subtraction."""
 
     SECTION: ClassVar[str] = "noise"
     RULES: ClassVar[dict[str, Rule]] = {
         "sky_level": _num(1e-12, 1e12),
         "sky_sigma": _pair(0.0, 1e12, positive=True),
+        "correlation": _pair(0.0, 0.45),
+        "pedestal": _num(0.0, 10.0),
+        "gradient": _num(0.0, 10.0),
+    }
+    OPTIONAL: ClassVar[dict[str, Any]] = {
+        "correlation": (0.0, 0.0),
+        "pedestal": 0.0,
+        "gradient": 0.0,
     }
     sky_level: float  #: sky per pixel (flux units) before subtraction; sets the effective gain
     sky_sigma: Interval  #: per-galaxy sky noise per pixel (flux units), uniform
+    #: correlation of neighbouring pixels' noise (coadd resampling), uniform; per-pixel
+    #: sigma unchanged
+    correlation: Interval = (0.0, 0.0)
+    pedestal: float = 0.0  #: residual sky, uniform in [-pedestal, pedestal] x sky sigma
+    gradient: float = 0.0  #: residual sky slope: centre-to-edge rise up to gradient x sigma
 
 
 @dataclass(frozen=True)
@@ -233,7 +309,7 @@ class SimulationConfig:
     @classmethod
     def from_mapping(cls, data: Any) -> SimulationConfig:
         """Build and validate a config from a (merged) YAML mapping."""
-        sections = {c.SECTION: c for c in _SECTIONS}
+        sections = {c.SECTION: c for c in SECTIONS}
         allowed = ["name", *sections]
         if not isinstance(data, Mapping):
             raise ConfigError("config: must be a mapping of sections", value=data)
@@ -247,11 +323,24 @@ class SimulationConfig:
         return cls(name=data["name"], **parts)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (intervals as lists), suitable for YAML and JSON."""
-        return _plain(dataclasses.asdict(self))
+        """Plain nested dict (intervals as lists), suitable for YAML and JSON; optional
+        fields that are off are left out."""
+        sections = {section.SECTION: getattr(self, section.SECTION) for section in SECTIONS}
+        return {"name": self.name, **{key: part.to_dict() for key, part in sections.items()}}
+
+    @property
+    def has_nuisances(self) -> bool:
+        """True when any nuisance of real data is on (the truth catalog then records
+        each galaxy's)."""
+        optional_on = any(
+            name in section.OPTIONAL
+            for section in (self.psf, self.central, self.noise)
+            for name in section.to_dict()
+        )
+        return optional_on or isinstance(self.psf.beta, tuple)
 
 
-_SECTIONS = (SurveyConfig, PsfConfig, CentralPrior, NeighbourPrior, NoiseConfig)
+SECTIONS = (SurveyConfig, PsfConfig, CentralPrior, NeighbourPrior, NoiseConfig)
 
 
 def _plain(value: Any) -> Any:

@@ -7,6 +7,7 @@ lets an interrupted run resume.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -29,8 +30,8 @@ def cutout_header(galaxy: Galaxy, config: SimulationConfig) -> fits.Header:
         ("BUNIT", "flux", "pixel units: mag = MAGZP - 2.5 log10(sum)"),
         ("PIXSCALE", config.survey.pixel_scale, "[arcsec/pixel]"),
         ("MAGZP", config.survey.zero_point, "photometric zero point [mag]"),
-        ("PSF_FWHM", galaxy.psf_fwhm, "[arcsec] Moffat PSF FWHM"),
-        ("PSF_BETA", config.psf.beta, "Moffat PSF beta"),
+        ("PSF_FWHM", galaxy.psf_fwhm, "[arcsec] PSF FWHM (as a PSF model reports it)"),
+        *_psf_shape_cards(galaxy, config),
         ("SKYSIG", galaxy.sky_sigma, "sky noise per pixel [flux units]"),
         ("SKYLEVEL", config.noise.sky_level, "sky level subtracted [flux units/pixel]"),
         ("CEN_X", centre + galaxy.dx, "central galaxy x (FITS pixel, 1-based)"),
@@ -53,6 +54,17 @@ def cutout_header(galaxy: Galaxy, config: SimulationConfig) -> fits.Header:
         ("CD2_2", degrees, "[deg/pixel]"),
     ]
     return fits.Header(cards)
+
+
+def _psf_shape_cards(galaxy: Galaxy, config: SimulationConfig) -> list[tuple]:
+    """``PSF_BETA`` of a Moffat PSF, or ``PSFMODEL`` of another; the first presets (no
+    nuisances) keep their original single card."""
+    if not config.has_nuisances:
+        return [("PSF_BETA", config.psf.beta, "Moffat PSF beta")]
+    if galaxy.psf_model != "moffat":
+        return [("PSFMODEL", galaxy.psf_model, "PSF profile")]
+    beta = config.psf.beta if math.isnan(galaxy.psf_beta) else galaxy.psf_beta
+    return [("PSFMODEL", "moffat", "PSF profile"), ("PSF_BETA", beta, "Moffat PSF beta")]
 
 
 def write_cutout(path: str | os.PathLike[str], data: np.ndarray, header: fits.Header) -> Path:

@@ -72,21 +72,43 @@ def enclosed_flux(components: Sequence[SersicComponent], radius: float) -> float
     return _enclosed_flux_function([c for c in components if c.flux > 0.0])(radius)
 
 
-def circular_half_light_radius(components: Sequence[SersicComponent]) -> float:
-    """Radius of the centred circle that encloses half the total flux of ``components``.
+def circular_half_light_radius(
+    components: Sequence[SersicComponent],
+    *,
+    points: np.ndarray | None = None,
+    point_flux: float = 0.0,
+) -> float:
+    """Radius of the centred circle that encloses half the total flux of ``components``
+    and of point sources at ``points`` ((N, 2) positions in arcsec, each of ``point_flux``).
 
     Components share their centre and position angle (the circle is rotation invariant, so
-    the angle itself does not matter).  Components with zero flux are ignored.
+    the angle itself does not matter).  Components with zero flux are ignored.  A point
+    source counts as inside a circle when strictly within it, so the enclosed flux jumps
+    at each point's radius; the root find then converges onto the jump that crosses half.
     """
     live = [c for c in components if c.flux > 0.0]
-    if not live:
+    radii = (
+        np.sort(np.hypot(*np.asarray(points, dtype=np.float64).T)) if points is not None else None
+    )
+    has_points = radii is not None and radii.size > 0 and point_flux > 0.0
+    if not live and not has_points:
         raise ValueError("at least one component must have positive flux")
-    half = 0.5 * sum(c.flux for c in live)
+    total = sum(c.flux for c in live) + (point_flux * radii.size if has_points else 0.0)
     # Each component's half-light ellipse lies between the circles of radius r*sqrt(q)
-    # and r/sqrt(q), so the composite's half-light circle does too.
-    lo = min(c.half_light_radius * math.sqrt(c.q) for c in live)
-    hi = max(c.half_light_radius / math.sqrt(c.q) for c in live)
-    if math.isclose(lo, hi, rel_tol=1e-14):
-        return lo
-    enclosed = _enclosed_flux_function(live)
-    return float(brentq(lambda r: enclosed(r) - half, lo, hi, xtol=1e-12 * hi, rtol=1e-12))
+    # and r/sqrt(q), so the smooth part's half-light circle does too; points widen the
+    # bracket to their own radii.
+    lo = min((c.half_light_radius * math.sqrt(c.q) for c in live), default=math.inf)
+    hi = max((c.half_light_radius / math.sqrt(c.q) for c in live), default=0.0)
+    if not has_points:
+        if math.isclose(lo, hi, rel_tol=1e-14):
+            return lo
+        smooth = _enclosed_flux_function(live)
+        return float(brentq(lambda r: smooth(r) - 0.5 * total, lo, hi, xtol=1e-12 * hi, rtol=1e-12))
+    lo, hi = min(lo, radii[0]) * (1 - 1e-9), max(hi, radii[-1]) * (1 + 1e-9)
+    smooth = _enclosed_flux_function(live) if live else (lambda r: 0.0)
+
+    def excess(r: float) -> float:
+        inside = np.searchsorted(radii, r, side="left")  # points strictly within r
+        return smooth(r) + point_flux * inside - 0.5 * total
+
+    return float(brentq(excess, lo, hi, xtol=1e-12 * hi, rtol=1e-12))

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from gampen.errors import ConfigError
-from gampen.simulation.config import SimulationConfig
+from gampen.simulation.config import SECTIONS, SimulationConfig
 
 _PRESET_PACKAGE = "gampen.simulation"
 _PRESET_FOLDER = "presets"
@@ -38,7 +38,23 @@ def preset_mapping(name: str) -> dict[str, Any]:
     if name not in names:
         raise ConfigError("--preset: unknown preset", value=name, allowed=f"one of {names}")
     text = (resources.files(_PRESET_PACKAGE) / _PRESET_FOLDER / f"{name}.yaml").read_text()
-    return _parse_yaml(text, source=f"preset {name}")
+    return with_optional_fields(_parse_yaml(text, source=f"preset {name}"))
+
+
+def with_optional_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with every optional field a preset leaves out set to its "off" value, so
+    that a user's YAML may override it like any other field."""
+    out = dict(data)
+    for section in SECTIONS:
+        if isinstance(out.get(section.SECTION), Mapping):
+            defaults = {
+                k: list(v) if isinstance(v, tuple) else v for k, v in section.OPTIONAL.items()
+            }
+            out[section.SECTION] = {  # the preset's own fields first, as written
+                **out[section.SECTION],
+                **{k: v for k, v in defaults.items() if k not in data[section.SECTION]},
+            }
+    return out
 
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from gampen.simulation.config import Interval, SimulationConfig
 
-#: Spawn keys of an object's two random streams.
-_PARAMS_STREAM, _NOISE_STREAM = 0, 1
+#: Spawn keys of an object's random streams: parameters, pixel noise, clump positions.
+_PARAMS_STREAM, _NOISE_STREAM, _CLUMP_STREAM = 0, 1, 2
 #: Neighbour positions are drawn until one is far enough from the central galaxy; config
 #: validation keeps the excluded disc under half the cutout, so this is never reached.
 _MAX_POSITION_TRIES = 10_000
@@ -49,9 +50,31 @@ class Galaxy:
     pa: float  #: degrees, shared by bulge and disk
     dx: float  #: centre offset from the cutout centre, pixels
     dy: float
-    psf_fwhm: float  #: arcsec
+    psf_fwhm: float  #: arcsec, as reported with the cutout (catalog and header)
     sky_sigma: float  #: per-pixel sky noise, flux units
     neighbours: tuple[Neighbour, ...]
+    # The nuisances of real data (all off in the first presets, see PsfConfig,
+    # CentralPrior and NoiseConfig); drawn after everything above, so turning them on
+    # leaves every other parameter of a galaxy as it was.
+    psf_fwhm_true: float = math.nan  #: arcsec, the FWHM rendered (NaN: ``psf_fwhm``)
+    psf_model: str = "moffat"  #: "moffat" or "kolmogorov"
+    psf_beta: float = math.nan  #: Moffat index (NaN: the config's fixed beta)
+    psf_g1: float = 0.0  #: PSF shear
+    psf_g2: float = 0.0
+    bulge_n: float = 4.0  #: Sersic indices
+    disk_n: float = 1.0
+    clump_fraction: float = 0.0  #: share of the disk's light in clumps
+    clump_count: int = 0
+    clump_seed: int = 0  #: GalSim seed of the clump positions
+    noise_correlation: float = 0.0  #: neighbouring pixels' noise correlation
+    sky_pedestal: float = 0.0  #: residual sky per pixel, in units of ``sky_sigma``
+    sky_gradient: float = 0.0  #: residual sky rise from centre to edge, x ``sky_sigma``
+    gradient_angle: float = 0.0  #: degrees, direction of the rise
+
+    @property
+    def rendered_fwhm(self) -> float:
+        """The FWHM of the PSF the cutout was drawn with (arcsec)."""
+        return self.psf_fwhm if math.isnan(self.psf_fwhm_true) else self.psf_fwhm_true
 
 
 def galaxy_rng(seed: int, object_id: int) -> np.random.Generator:
@@ -63,6 +86,12 @@ def galaxy_rng(seed: int, object_id: int) -> np.random.Generator:
 def noise_seed(seed: int, object_id: int) -> int:
     """A GalSim seed for one object's noise, in [1, 2**31 - 1] (GalSim treats 0 as 'random')."""
     sequence = np.random.SeedSequence(seed, spawn_key=(object_id, _NOISE_STREAM))
+    return int(sequence.generate_state(1, dtype=np.uint32)[0]) % (2**31 - 1) + 1
+
+
+def clump_seed(seed: int, object_id: int) -> int:
+    """A GalSim seed for one object's clump positions, in [1, 2**31 - 1]."""
+    sequence = np.random.SeedSequence(seed, spawn_key=(object_id, _CLUMP_STREAM))
     return int(sequence.generate_state(1, dtype=np.uint32)[0]) % (2**31 - 1) + 1
 
 
@@ -87,6 +116,8 @@ def draw_galaxy(config: SimulationConfig, seed: int, object_id: int) -> Galaxy:
     sky_sigma = _uniform(rng, config.noise.sky_sigma)
     scale = config.survey.pixel_scale
     neighbours = _draw_neighbours(rng, config, mag, (dx * scale, dy * scale))
+    nuisances = _draw_nuisances(rng, config, psf_fwhm, clump_seed(seed, object_id))
+    psf_fwhm = nuisances.pop("psf_fwhm", psf_fwhm)  # as reported, with the PSF model's error
     return Galaxy(
         object_id=object_id,
         mag=mag,
@@ -101,7 +132,47 @@ def draw_galaxy(config: SimulationConfig, seed: int, object_id: int) -> Galaxy:
         psf_fwhm=psf_fwhm,
         sky_sigma=sky_sigma,
         neighbours=neighbours,
+        **nuisances,
     )
+
+
+def _draw_nuisances(
+    rng: np.random.Generator,
+    config: SimulationConfig,
+    psf_fwhm: float,
+    seed_of_clumps: int,
+) -> dict[str, Any]:
+    """The nuisance fields of :class:`Galaxy`, drawn after every other parameter; with the
+    nuisances off (the first presets) there are none: the reported FWHM is the rendered
+    one, the profiles de Vaucouleurs and exponential, the noise white, the sky flat."""
+    if not config.has_nuisances:
+        return {}
+    psf, central, noise = config.psf, config.central, config.noise
+    error = rng.normal(0.0, psf.fwhm_error) if psf.fwhm_error else 0.0
+    kolmogorov = bool(rng.uniform() < psf.kolmogorov_fraction)
+    beta = psf.beta if isinstance(psf.beta, float) else _uniform(rng, psf.beta)
+    g = float(rng.uniform(0.0, psf.ellipticity))
+    angle = float(rng.uniform(0.0, math.pi))
+    clumpy = bool(rng.uniform() < central.clump_probability)
+    count = int(rng.integers(round(central.clump_count[0]), round(central.clump_count[1]) + 1))
+    fraction = _uniform(rng, central.clump_fraction)
+    return {
+        "psf_fwhm": psf_fwhm * math.exp(error),
+        "psf_fwhm_true": psf_fwhm,
+        "psf_model": "kolmogorov" if kolmogorov else "moffat",
+        "psf_beta": math.nan if kolmogorov else beta,
+        "psf_g1": g * math.cos(2 * angle),
+        "psf_g2": g * math.sin(2 * angle),
+        "bulge_n": _sersic_index(rng, central.bulge_n),
+        "disk_n": _sersic_index(rng, central.disk_n),
+        "clump_fraction": fraction if clumpy else 0.0,
+        "clump_count": count if clumpy else 0,
+        "clump_seed": seed_of_clumps if clumpy else 0,
+        "noise_correlation": _uniform(rng, noise.correlation),
+        "sky_pedestal": float(rng.uniform(-noise.pedestal, noise.pedestal)),
+        "sky_gradient": float(rng.uniform(0.0, noise.gradient)),
+        "gradient_angle": float(rng.uniform(0.0, 360.0)),
+    }
 
 
 def _draw_neighbours(
@@ -143,6 +214,19 @@ def _neighbour_position(
 def _uniform(rng: np.random.Generator, interval: Interval) -> float:
     """A uniform draw from ``interval``."""
     return float(rng.uniform(interval[0], interval[1]))
+
+
+#: Sersic indices are drawn on a grid of this step: GalSim builds a table per index (about
+#: 0.1 s), and a grid lets it reuse them; the truth uses the index as drawn.
+SERSIC_STEP = 0.05
+
+
+def _sersic_index(rng: np.random.Generator, interval: Interval) -> float:
+    """A uniform draw from ``interval`` rounded to the :data:`SERSIC_STEP` grid."""
+    if interval[0] == interval[1]:
+        return float(interval[0])
+    value = round(_uniform(rng, interval) / SERSIC_STEP) * SERSIC_STEP
+    return float(min(max(round(value, 6), interval[0]), interval[1]))
 
 
 def _log_uniform(rng: np.random.Generator, interval: Interval) -> float:

@@ -8,12 +8,15 @@ every FFT as small as the object needs.
 
 from __future__ import annotations
 
+import math
+
 import galsim
 import numpy as np
+from scipy import ndimage
 
 from gampen.simulation.config import SimulationConfig
 from gampen.simulation.priors import Galaxy, Neighbour, flux_from_mag
-from gampen.simulation.truth import central_components
+from gampen.simulation.truth import central_components, clumps
 
 #: Neighbours are distractors, not truth.  GalSim builds a new Sersic table for every index n;
 #: these looser tolerances make that ~3x faster and change no pixel by more than ~5e-7 of the
@@ -24,22 +27,43 @@ NEIGHBOUR_GSPARAMS = galsim.GSParams(
 
 
 def psf_profile(galaxy: Galaxy, config: SimulationConfig) -> galsim.GSObject:
-    """The galaxy's Moffat PSF."""
-    return galsim.Moffat(beta=config.psf.beta, fwhm=galaxy.psf_fwhm)
+    """The PSF the galaxy is drawn with: Moffat or Kolmogorov at the rendered FWHM,
+    sheared by the PSF's ellipticity."""
+    fwhm = galaxy.rendered_fwhm
+    if galaxy.psf_model == "kolmogorov":
+        psf = galsim.Kolmogorov(fwhm=fwhm)
+    else:
+        beta = config.psf.beta if math.isnan(galaxy.psf_beta) else galaxy.psf_beta
+        psf = galsim.Moffat(beta=beta, fwhm=fwhm)
+    if galaxy.psf_g1 or galaxy.psf_g2:
+        psf = psf.shear(g1=galaxy.psf_g1, g2=galaxy.psf_g2)
+    return psf
 
 
 def central_profile(galaxy: Galaxy, config: SimulationConfig) -> galsim.GSObject:
-    """The intrinsic (pre-PSF) central galaxy centred on the origin: sheared bulge + disk."""
+    """The intrinsic (pre-PSF) central galaxy centred on the origin: sheared bulge + disk
+    (+ the disk's clumps)."""
     bulge, disk = central_components(galaxy, config)
     angle = galaxy.pa * galsim.degrees
     parts = []
-    if bulge.flux > 0.0:
-        profile = galsim.DeVaucouleurs(half_light_radius=bulge.half_light_radius, flux=bulge.flux)
-        parts.append(profile.shear(q=bulge.q, beta=angle))
-    if disk.flux > 0.0:
-        profile = galsim.Exponential(half_light_radius=disk.half_light_radius, flux=disk.flux)
-        parts.append(profile.shear(q=disk.q, beta=angle))
+    for component in (bulge, disk):
+        if component.flux > 0.0:
+            profile = sersic(component.n, component.half_light_radius, component.flux)
+            parts.append(profile.shear(q=component.q, beta=angle))
+    knots = clumps(galaxy, config)
+    if knots is not None:
+        parts.append(knots)
     return parts[0] if len(parts) == 1 else galsim.Add(parts)
+
+
+def sersic(n: float, half_light_radius: float, flux: float) -> galsim.GSObject:
+    """A Sersic profile; GalSim's exact de Vaucouleurs and exponential classes for n = 4
+    and n = 1 (the first presets' images, byte for byte)."""
+    if n == 4.0:
+        return galsim.DeVaucouleurs(half_light_radius=half_light_radius, flux=flux)
+    if n == 1.0:
+        return galsim.Exponential(half_light_radius=half_light_radius, flux=flux)
+    return galsim.Sersic(n=n, half_light_radius=half_light_radius, flux=flux)
 
 
 def neighbour_profile(neighbour: Neighbour, config: SimulationConfig) -> galsim.GSObject:
@@ -94,10 +118,39 @@ def add_noise(image: galsim.Image, galaxy: Galaxy, config: SimulationConfig, see
 
 
 def render_cutout(galaxy: Galaxy, config: SimulationConfig, seed: int) -> np.ndarray:
-    """The final float32 cutout of ``galaxy``: scene, PSF, pixel response and noise."""
+    """The final float32 cutout of ``galaxy``: scene, PSF, pixel response, noise (made
+    correlated when asked) and residual sky."""
     image = draw_noiseless(galaxy, config)
+    noiseless = image.array.copy() if galaxy.noise_correlation else None
     add_noise(image, galaxy, config, seed)
-    return image.array.astype(np.float32)
+    pixels = image.array
+    if noiseless is not None:
+        pixels = noiseless + correlate(pixels - noiseless, galaxy.noise_correlation)
+    return (pixels + residual_sky(galaxy, pixels.shape[0])).astype(np.float32)
+
+
+def correlate(noise: np.ndarray, rho: float) -> np.ndarray:
+    """White ``noise`` made correlated as a coadd's resampling does: convolved with a
+    cross kernel (1 at the centre, ``a`` on its four neighbours) whose neighbouring-pixel
+    correlation ``2a / (1 + 4a^2)`` is ``rho``, and rescaled to keep each pixel's variance.
+    Periodic at the edges, so every pixel's statistics are the same."""
+    if rho <= 0.0:
+        return noise
+    a = (1.0 - math.sqrt(1.0 - 4.0 * rho**2)) / (4.0 * rho)
+    kernel = np.array([[0.0, a, 0.0], [a, 1.0, a], [0.0, a, 0.0]]) / math.sqrt(1.0 + 4.0 * a**2)
+    return ndimage.convolve(noise, kernel, mode="wrap")
+
+
+def residual_sky(galaxy: Galaxy, size: int) -> np.ndarray | float:
+    """The sky a real coadd's subtraction leaves: a pedestal plus a plane rising by
+    ``sky_gradient`` from the centre to the edge along ``gradient_angle`` (both in units
+    of the galaxy's sky noise)."""
+    if not (galaxy.sky_pedestal or galaxy.sky_gradient):
+        return 0.0
+    y, x = (np.mgrid[:size, :size] - (size - 1) / 2.0) / (size / 2.0)
+    angle = math.radians(galaxy.gradient_angle)
+    plane = x * math.cos(angle) + y * math.sin(angle)
+    return galaxy.sky_sigma * (galaxy.sky_pedestal + galaxy.sky_gradient * plane)
 
 
 def _add_object(image: galsim.Image, profile: galsim.GSObject, position: galsim.PositionD) -> None:

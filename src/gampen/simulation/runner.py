@@ -39,7 +39,7 @@ from gampen.simulation.config import SimulationConfig
 from gampen.simulation.cutout import cutout_header, write_cutout
 from gampen.simulation.priors import draw_galaxy, noise_seed
 from gampen.simulation.render import render_cutout
-from gampen.simulation.truth import TRUTH_COLUMNS, cutout_name, truth_row
+from gampen.simulation.truth import cutout_name, truth_columns, truth_row
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def simulate(
             drawn += was_drawn
             bar.update()
     catalog = folder / CATALOG_FILE
-    write_catalog(rows, catalog)
+    write_catalog(rows, catalog, truth_columns(config))
     return RunSummary(catalog, n, drawn, time.perf_counter() - start)
 
 
@@ -122,9 +122,9 @@ def settings(config: SimulationConfig, seed: int) -> dict[str, Any]:
     }
 
 
-def write_catalog(rows: list[tuple], path: Path) -> None:
-    """Write the truth rows as ``info.csv``, atomically."""
-    table = Table(rows=rows, names=TRUTH_COLUMNS)
+def write_catalog(rows: list[tuple], path: Path, names: tuple[str, ...]) -> None:
+    """Write the truth rows (columns ``names``) as ``info.csv``, atomically."""
+    table = Table(rows=rows, names=names)
     with atomic_path(path) as tmp:
         table.write(tmp, format="ascii.csv")
 

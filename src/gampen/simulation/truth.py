@@ -1,8 +1,10 @@
 """The truth catalog row of a simulated galaxy, with the exact definitions of DESIGN §4.3.
 
-- ``bt``: bulge flux / total flux of the central galaxy (intrinsic), as drawn.
+- ``bt``: bulge flux / total flux of the central galaxy (intrinsic), as drawn; a disk's
+  clumps are disk light.
 - ``r_e``: radius (arcsec) of the circle centred on the central galaxy that encloses half of
-  its intrinsic (pre-PSF, noiseless) flux, bulge and disk included, both sheared.
+  its intrinsic (pre-PSF, noiseless) flux, bulge, disk and clumps included, all sheared
+  (the clumps are points: their positions as drawn are counted exactly).
 - ``flux``: total flux of the central galaxy in pixel units; ``mag = ZP - 2.5 log10(flux)``.
 - ``r_disk``, ``r_bulge``: circular half-light radii (arcsec) before the shear; ``q_*`` the
   axis ratios; ``pa`` (degrees, [0, 180)) counter-clockwise from the image +x axis (GalSim's
@@ -13,12 +15,12 @@ from __future__ import annotations
 
 import math
 
+import galsim
+import numpy as np
+
 from gampen.simulation.config import SimulationConfig
 from gampen.simulation.halflight import SersicComponent, circular_half_light_radius
 from gampen.simulation.priors import Galaxy, flux_from_mag
-
-#: Sersic indices of the central galaxy's components.
-BULGE_N, DISK_N = 4.0, 1.0
 
 #: Columns of ``info.csv``, in order.
 TRUTH_COLUMNS: tuple[str, ...] = (
@@ -37,6 +39,27 @@ TRUTH_COLUMNS: tuple[str, ...] = (
     "q_bulge",
     "pa",
 )
+#: Columns appended when a configuration turns any nuisance of real data on: what each
+#: galaxy was really drawn with (``psf_fwhm`` is then the FWHM *reported*, with error).
+NUISANCE_COLUMNS: tuple[str, ...] = (
+    "psf_fwhm_true",
+    "psf_model",
+    "psf_beta",
+    "psf_g1",
+    "psf_g2",
+    "bulge_n",
+    "disk_n",
+    "clump_fraction",
+    "clump_count",
+    "noise_correlation",
+    "sky_pedestal",
+    "sky_gradient",
+)
+
+
+def truth_columns(config: SimulationConfig) -> tuple[str, ...]:
+    """The columns of ``info.csv`` for ``config``."""
+    return TRUTH_COLUMNS + (NUISANCE_COLUMNS if config.has_nuisances else ())
 
 
 def cutout_name(object_id: int) -> str:
@@ -45,23 +68,53 @@ def cutout_name(object_id: int) -> str:
 
 
 def central_components(galaxy: Galaxy, config: SimulationConfig) -> tuple[SersicComponent, ...]:
-    """The bulge and disk of the central galaxy, fluxes in pixel units."""
+    """The smooth bulge and disk of the central galaxy, fluxes in pixel units (the disk
+    without the light its clumps hold)."""
     flux = flux_from_mag(galaxy.mag, config.survey.zero_point)
+    smooth_disk = (1.0 - galaxy.bt) * flux * (1.0 - galaxy.clump_fraction)
     return (
-        SersicComponent(galaxy.bt * flux, BULGE_N, galaxy.r_bulge, galaxy.q_bulge),
-        SersicComponent((1.0 - galaxy.bt) * flux, DISK_N, galaxy.r_disk, galaxy.q_disk),
+        SersicComponent(galaxy.bt * flux, galaxy.bulge_n, galaxy.r_bulge, galaxy.q_bulge),
+        SersicComponent(smooth_disk, galaxy.disk_n, galaxy.r_disk, galaxy.q_disk),
+    )
+
+
+def clumps(galaxy: Galaxy, config: SimulationConfig) -> galsim.RandomKnots | None:
+    """The disk's star-forming clumps: ``clump_count`` point sources holding
+    ``clump_fraction`` of the disk's light, spread like the disk and sheared with it."""
+    if not galaxy.clump_count:
+        return None
+    disk_flux = (1.0 - galaxy.bt) * flux_from_mag(galaxy.mag, config.survey.zero_point)
+    knots = galsim.RandomKnots(
+        galaxy.clump_count,
+        half_light_radius=galaxy.r_disk,
+        flux=galaxy.clump_fraction * disk_flux,
+        rng=galsim.BaseDeviate(galaxy.clump_seed),
+    )
+    return knots.shear(q=galaxy.q_disk, beta=galaxy.pa * galsim.degrees)
+
+
+def half_light_radius(galaxy: Galaxy, config: SimulationConfig) -> float:
+    """The truth ``r_e`` of the central galaxy: smooth components and clumps together."""
+    knots = clumps(galaxy, config)
+    if knots is None:
+        return circular_half_light_radius(central_components(galaxy, config))
+    return circular_half_light_radius(
+        central_components(galaxy, config),
+        points=np.asarray(knots.points),
+        point_flux=knots.flux / galaxy.clump_count,
     )
 
 
 def truth_row(galaxy: Galaxy, config: SimulationConfig) -> tuple:
-    """The values of :data:`TRUTH_COLUMNS` for one galaxy."""
+    """The values of :func:`truth_columns` for one galaxy."""
     bulge, disk = central_components(galaxy, config)
-    flux = bulge.flux + disk.flux
-    return (
+    clump_flux = (1.0 - galaxy.bt) * flux_from_mag(galaxy.mag, config.survey.zero_point)
+    flux = bulge.flux + disk.flux + clump_flux * galaxy.clump_fraction
+    row = (
         galaxy.object_id,
         cutout_name(galaxy.object_id),
         bulge.flux / flux,
-        circular_half_light_radius((bulge, disk)),
+        half_light_radius(galaxy, config),
         flux,
         config.survey.zero_point - 2.5 * math.log10(flux),
         len(galaxy.neighbours),
@@ -73,3 +126,10 @@ def truth_row(galaxy: Galaxy, config: SimulationConfig) -> tuple:
         galaxy.q_bulge,
         galaxy.pa,
     )
+    if not config.has_nuisances:
+        return row
+    beta = galaxy.psf_beta
+    if galaxy.psf_model == "moffat" and math.isnan(beta):
+        beta = float(config.psf.beta)  # a fixed beta
+    drawn = {"psf_fwhm_true": galaxy.rendered_fwhm, "psf_beta": beta}
+    return row + tuple(drawn.get(name, getattr(galaxy, name, None)) for name in NUISANCE_COLUMNS)

@@ -1,0 +1,205 @@
+"""The nuisances of real data in the simulator, each against an independent oracle: GalSim's
+own half-light radii and FWHMs, pixel sums, measured noise correlations, and the first
+presets' galaxies unchanged."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import galsim
+import numpy as np
+import pytest
+
+from gampen.simulation.config import SimulationConfig
+from gampen.simulation.halflight import circular_half_light_radius
+from gampen.simulation.presets import load_config
+from gampen.simulation.priors import Galaxy, draw_galaxy
+from gampen.simulation.render import (
+    central_profile,
+    correlate,
+    psf_profile,
+    render_cutout,
+    residual_sky,
+)
+from gampen.simulation.truth import (
+    NUISANCE_COLUMNS,
+    TRUTH_COLUMNS,
+    central_components,
+    clumps,
+    truth_columns,
+    truth_row,
+)
+
+
+@pytest.fixture(scope="module")
+def real() -> SimulationConfig:
+    return load_config("hsc-real")
+
+
+def _with(config: SimulationConfig, **sections) -> SimulationConfig:
+    return load_config("hsc", {name: dict(fields) for name, fields in sections.items()})
+
+
+def test_the_first_presets_draw_the_same_galaxies_with_no_new_columns(
+    hsc: SimulationConfig, real: SimulationConfig
+) -> None:
+    assert not hsc.has_nuisances and real.has_nuisances
+    assert truth_columns(hsc) == TRUTH_COLUMNS
+    assert truth_columns(real) == TRUTH_COLUMNS + NUISANCE_COLUMNS
+    for i in range(20):
+        clean, rich = draw_galaxy(hsc, 7, i), draw_galaxy(real, 7, i)
+        assert clean == Galaxy(**{**dataclasses.asdict(clean), "neighbours": clean.neighbours})
+        assert (clean.bulge_n, clean.disk_n, clean.clump_count, clean.noise_correlation) == (
+            4.0,
+            1.0,
+            0,
+            0.0,
+        )
+        # the nuisances are drawn last: every other parameter is the clean galaxy's
+        for name in ("mag", "bt", "r_disk", "q_disk", "pa", "dx", "sky_sigma", "neighbours"):
+            assert getattr(rich, name) == getattr(clean, name), name
+        assert rich.psf_fwhm_true == clean.psf_fwhm and len(truth_row(clean, hsc)) == 14
+
+
+@pytest.mark.parametrize("object_id", range(6))
+def test_sersic_indices_keep_r_e_exact(object_id: int) -> None:
+    config = _with(None, central={"bulge_n": [1.5, 6.0], "disk_n": [0.7, 1.5]})
+    galaxy = draw_galaxy(config, 3, object_id)
+    assert galaxy.bulge_n != 4.0 or galaxy.disk_n != 1.0
+    row = dict(zip(truth_columns(config), truth_row(galaxy, config), strict=True))
+    inside = _shot_enclosed(central_profile(galaxy, config), row["r_e"])
+    assert inside == pytest.approx(0.5 * row["flux"], rel=0.01)
+
+
+def _shot_enclosed(profile: galsim.GSObject, radius: float) -> float:
+    """Flux of ``profile`` inside ``radius`` by GalSim's photon shooting (clumps included,
+    no FFT): two million photons on pixels of radius / 100, so about 0.1 % noise."""
+    scale = radius / 100
+    size = 2 * math.ceil(1.2 * radius / scale) + 1
+    image = profile.drawImage(
+        nx=size, ny=size, scale=scale, method="phot", n_photons=2_000_000, rng=galsim.BaseDeviate(1)
+    )
+    y, x = (np.mgrid[:size, :size] - (size - 1) / 2) * scale
+    return float(image.array[np.hypot(x, y) < radius].sum())
+
+
+@pytest.mark.parametrize("object_id", range(8))
+def test_clumps_are_counted_in_r_e(object_id: int) -> None:
+    config = _with(None, central={"clump_probability": 1.0, "clump_fraction": [0.3, 0.6]})
+    galaxy = dataclasses.replace(draw_galaxy(config, 5, object_id), bt=0.2)
+    row = dict(zip(truth_columns(config), truth_row(galaxy, config), strict=True))
+    knots = clumps(galaxy, config)
+    assert knots is not None and len(knots.points) == galaxy.clump_count
+    # oracle: GalSim shoots photons through the whole profile, clumps included
+    inside = _shot_enclosed(central_profile(galaxy, config), row["r_e"])
+    step = knots.flux / galaxy.clump_count  # the enclosed flux jumps by a clump at r_e
+    assert abs(inside - 0.5 * row["flux"]) <= 0.01 * row["flux"] + step
+
+
+def test_must_fail_r_e_without_the_clumps_is_another_radius() -> None:
+    config = _with(None, central={"clump_probability": 1.0, "clump_fraction": [0.3, 0.6]})
+    moved = 0
+    for i in range(10):
+        galaxy = dataclasses.replace(draw_galaxy(config, 5, i), bt=0.2)
+        without = circular_half_light_radius(central_components(galaxy, config))
+        moved += abs(without / truth_row(galaxy, config)[3] - 1) > 0.01
+    assert moved >= 6  # unless exactly half the clumps lie inside, they move r_e
+
+
+def test_bt_and_flux_count_the_clumps_as_disk_light() -> None:
+    config = _with(None, central={"clump_probability": 1.0, "bulge_n": [2.0, 5.0]})
+    for i in range(5):
+        galaxy = draw_galaxy(config, 9, i)
+        row = dict(zip(truth_columns(config), truth_row(galaxy, config), strict=True))
+        profile = central_profile(galaxy, config)
+        assert profile.flux == pytest.approx(row["flux"], rel=1e-12)
+        bulge = central_components(galaxy, config)[0].flux
+        assert row["bt"] == pytest.approx(bulge / profile.flux, rel=1e-12)
+        assert row["bt"] == pytest.approx(galaxy.bt, rel=1e-12)
+        assert row["mag"] == pytest.approx(27.0 - 2.5 * math.log10(profile.flux), abs=1e-12)
+
+
+@pytest.mark.parametrize("rho", [0.1, 0.3, 0.45])
+def test_correlated_noise_has_the_asked_correlation_and_the_same_sigma(rho: float) -> None:
+    white = np.random.default_rng(1).normal(0.0, 0.07, (400, 400))
+    noise = correlate(white, rho)
+    assert noise.std() == pytest.approx(0.07, rel=0.01)
+    for axis in (0, 1):
+        measured = np.corrcoef(noise.ravel(), np.roll(noise, 1, axis=axis).ravel())[0, 1]
+        assert measured == pytest.approx(rho, abs=0.01)
+    untouched = np.corrcoef(white.ravel(), np.roll(white, 1, axis=0).ravel())[0, 1]
+    assert abs(untouched) < 0.01  # the case that must fail: white noise is uncorrelated
+
+
+def test_rendered_noise_is_correlated_only_when_asked(hsc: SimulationConfig) -> None:
+    config = _with(None, noise={"correlation": [0.3, 0.3]})
+    galaxy = dataclasses.replace(draw_galaxy(config, 2, 0), mag=30.0, neighbours=())
+    pixels = render_cutout(galaxy, config, 11).astype(np.float64)
+    measured = np.corrcoef(pixels[:, :-1].ravel(), pixels[:, 1:].ravel())[0, 1]
+    assert measured == pytest.approx(0.3, abs=0.04)
+    assert pixels.std() == pytest.approx(galaxy.sky_sigma, rel=0.05)
+    clean = dataclasses.replace(draw_galaxy(hsc, 2, 0), mag=30.0, neighbours=())
+    white = render_cutout(clean, hsc, 11).astype(np.float64)
+    assert abs(np.corrcoef(white[:, :-1].ravel(), white[:, 1:].ravel())[0, 1]) < 0.04
+
+
+def test_residual_sky_is_the_drawn_pedestal_and_gradient() -> None:
+    config = _with(None, noise={"pedestal": 0.5, "gradient": 0.4})
+    for i in range(5):
+        galaxy = draw_galaxy(config, 4, i)
+        sky = residual_sky(galaxy, 96)
+        sigma = galaxy.sky_sigma
+        assert sky.mean() == pytest.approx(galaxy.sky_pedestal * sigma, abs=1e-12)
+        assert abs(galaxy.sky_pedestal) <= 0.5 and 0 <= galaxy.sky_gradient <= 0.4
+        angle = math.radians(galaxy.gradient_angle)
+        # the plane rises by sky_gradient x sigma from the centre to the edge along its angle
+        edge = (47.5 + 48 * math.sin(angle), 47.5 + 48 * math.cos(angle))
+        y, x = np.mgrid[:96, :96]
+        nearest = np.argmin(np.hypot(y - edge[0], x - edge[1]))
+        rise = (sky.ravel()[nearest] - sky.mean()) / sigma
+        assert rise == pytest.approx(galaxy.sky_gradient, abs=0.03 * max(galaxy.sky_gradient, 0.1))
+
+
+def test_psf_family_fwhm_and_reported_error(real: SimulationConfig) -> None:
+    galaxies = [draw_galaxy(real, 8, i) for i in range(400)]
+    kinds = [g.psf_model for g in galaxies]
+    assert 0.12 < kinds.count("kolmogorov") / len(kinds) < 0.28
+    betas = [g.psf_beta for g in galaxies if g.psf_model == "moffat"]
+    assert min(betas) >= 2.5 and max(betas) <= 4.5
+    for galaxy in galaxies[:6]:
+        psf = psf_profile(galaxy, real)
+        measured = psf.calculateFWHM(scale=0.01, size=400)
+        g = math.hypot(galaxy.psf_g1, galaxy.psf_g2)
+        assert g <= 0.03
+        # a shear stretches one axis by 1/sqrt(1 - g^2) around (1 + g): FWHM within that
+        assert measured == pytest.approx(galaxy.psf_fwhm_true, rel=0.02 + g)
+    errors = np.log([g.psf_fwhm / g.psf_fwhm_true for g in galaxies])
+    assert errors.std() == pytest.approx(0.04, rel=0.15) and abs(errors.mean()) < 0.01
+
+
+def test_sersic_indices_and_clumps_follow_their_priors(real: SimulationConfig) -> None:
+    galaxies = [draw_galaxy(real, 6, i) for i in range(600)]
+    bulge = np.array([g.bulge_n for g in galaxies])
+    assert bulge.min() >= 1.5 and bulge.max() <= 6.0
+    assert np.allclose(bulge / 0.05, np.round(bulge / 0.05))  # on the 0.05 grid
+    disk = np.array([g.disk_n for g in galaxies])
+    assert disk.min() >= 0.7 and disk.max() <= 1.5 and disk.std() > 0.15
+    clumpy = [g for g in galaxies if g.clump_count]
+    assert 0.27 < len(clumpy) / len(galaxies) < 0.39
+    assert all(0.05 <= g.clump_fraction <= 0.3 and 10 <= g.clump_count <= 40 for g in clumpy)
+    assert all(g.clump_fraction == 0.0 for g in galaxies if not g.clump_count)
+
+
+def test_nuisance_fields_are_validated() -> None:
+    from gampen.errors import ConfigError
+
+    for overrides, field in [
+        ({"psf": {"kolmogorov_fraction": 1.5}}, "psf.kolmogorov_fraction"),
+        ({"psf": {"beta": [5.0, 2.0]}}, "psf.beta"),
+        ({"noise": {"correlation": [0.0, 0.6]}}, "noise.correlation"),
+        ({"central": {"disk_n": [0.1, 1.0]}}, "central.disk_n"),
+        ({"psf": {"fwhm_err": 0.1}}, "psf.fwhm_err"),
+    ]:
+        with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+            load_config("hsc", overrides)
