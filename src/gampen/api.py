@@ -69,22 +69,32 @@ def simulate(
     seed: int = 0,
     workers: int | None = None,
     progress: bool = True,
+    backgrounds: str | Path | None = None,
 ) -> Path:
     """Simulate ``n`` galaxies of ``preset`` (``config`` overrides fields) into ``out``;
-    returns the truth catalog's path.  Resumes an unfinished folder.
+    returns the truth catalog's path.  Resumes an unfinished folder.  ``backgrounds``: a
+    folder of real sky cutouts to draw the galaxies into.
 
     With ``workers > 1`` the galaxies are drawn in fresh processes, which import the
     calling script again: in a script, call this under ``if __name__ == "__main__":``.
     """
     import os
 
+    from gampen.simulation.backgrounds import Backgrounds
     from gampen.simulation.presets import load_config
     from gampen.simulation.runner import simulate as run
 
     refuse_in_worker("gampen.simulate")
     workers = workers or len(os.sched_getaffinity(0))
     config_ = load_config(preset, config)
-    return run(config_, out, n=n, seed=seed, workers=workers, progress=progress).catalog
+    skies = None
+    if backgrounds is not None:
+        survey = config_.survey
+        skies = Backgrounds.scan(backgrounds, survey.pixel_scale, survey.stamp_size)
+    summary = run(
+        config_, out, n=n, seed=seed, workers=workers, progress=progress, backgrounds=skies
+    )
+    return summary.catalog
 
 
 def train(

@@ -26,8 +26,8 @@ class Flag(enum.IntFlag):
     MASKED_CORE = 512
     BAD_FLUX = 1024
     CONDITION_RANGE = 2048
-    MAG_RANGE = 4096
-    SIZE_RANGE = 8192
+    PARAM_RANGE = 4096
+    OUT_OF_DISTRIBUTION = 8192
 
 
 #: What each bit means (quoted in the output files' metadata and the docs).
@@ -44,8 +44,8 @@ MEANINGS: dict[Flag, str] = {
     Flag.MASKED_CORE: "over 5 % of the central pixels NaN/inf",
     Flag.BAD_FLUX: "aperture flux not positive, or absurdly bright",
     Flag.CONDITION_RANGE: "a condition (psf_fwhm) outside the training range",
-    Flag.MAG_RANGE: "magnitude (68 % interval) outside the training range",
-    Flag.SIZE_RANGE: "r_e (68 % interval) outside the training range",
+    Flag.PARAM_RANGE: "mag or r_e (68 % interval) outside the training range",
+    Flag.OUT_OF_DISTRIBUTION: "image unlike the training set's (ood_score > 1)",
 }
 
 

@@ -261,9 +261,9 @@ def test_range_flags_need_the_whole_68_interval_outside():
     flags = CONTRACT.range_flags(summaries)
     assert flags.tolist() == [
         0,
-        Flag.MAG_RANGE,
-        Flag.MAG_RANGE | Flag.SIZE_RANGE,
-        Flag.SIZE_RANGE,
+        Flag.PARAM_RANGE,
+        Flag.PARAM_RANGE,
+        Flag.PARAM_RANGE,
     ]
 
 
@@ -415,9 +415,9 @@ def test_range_flags_with_partial_ranges_and_touching_intervals():
         "r_e_ci68_lo": np.array([0.05, 4.0, 4.01]),
         "r_e_ci68_hi": np.array([0.1, 5.0, 5.0]),
     }
-    assert only_size.range_flags(summaries).tolist() == [0, 0, Flag.SIZE_RANGE]
+    assert only_size.range_flags(summaries).tolist() == [0, 0, Flag.PARAM_RANGE]
     no_mag_columns = {"r_e_ci68_lo": np.array([5.0]), "r_e_ci68_hi": np.array([6.0])}
-    assert CONTRACT.range_flags(no_mag_columns).tolist() == [Flag.SIZE_RANGE]
+    assert CONTRACT.range_flags(no_mag_columns).tolist() == [Flag.PARAM_RANGE]
     nan = {"r_e_ci68_lo": np.array([np.nan]), "r_e_ci68_hi": np.array([np.nan])}
     assert CONTRACT.range_flags(nan).tolist() == [0]  # a fatal row: nothing to add
 

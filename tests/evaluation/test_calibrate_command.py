@@ -300,3 +300,30 @@ def test_a_calibration_worse_than_none_is_not_written_unless_forced(tmp_path, ca
     assert write_calibrated(result, tmp_path / "forced", force=True).exists()
     check["after"]["bt"]["max_abs_deviation"] = 0.073  # no worse: written
     assert not CalibrationResult(load_bundle(bundle), calibration).worse_than_none
+
+
+def test_calibration_stores_an_ood_model_that_predict_applies(tmp_path, calibrated):
+    from astropy.io import fits
+    from astropy.table import Table
+
+    from gampen.flags import Flag
+
+    catalog, _, out = calibrated
+    cal = read_metadata(out)["calibration"]
+    assert cal["ood"]["quantile"] == 0.995 and cal["ood"]["threshold"] > 0
+    assert 0.0 <= cal["check"]["ood_flagged"] <= 0.1
+    options = PredictOptions(n_passes=4, n_samples=60, num_workers=0, progress=False)
+    same = predict(catalog, model=out, options=options)
+    assert np.isfinite(same["ood_score"]).all()
+    assert np.mean(same["flags"] & Flag.OUT_OF_DISTRIBUTION > 0) <= 0.05
+    # the same galaxies on a residual sky of 20 noise sigma: unlike anything calibrated
+    table = Table.read(catalog)
+    (tmp_path / "sky").mkdir()
+    for name in table["file_name"]:
+        with fits.open(catalog.parent / "cutouts" / name) as hdul:
+            hdul[0].data = hdul[0].data + np.float32(1.0)
+            hdul.writeto(tmp_path / "sky" / name)
+    table.write(tmp_path / "sky" / "info.csv")
+    shifted = predict(tmp_path / "sky" / "info.csv", model=out, options=options)
+    assert np.median(shifted["ood_score"]) > 2 * np.median(same["ood_score"])
+    assert np.mean(shifted["flags"] & Flag.OUT_OF_DISTRIBUTION > 0) > 0.5

@@ -31,7 +31,7 @@ SIZE = 32
 FAST = dict(n_passes=2, n_samples=50, batch_size=8, chunk_size=64, num_workers=0, progress=False)
 #: The posterior-range bits an untrained network may set at random; the matrix checks
 #: the input bits, and ``range_flags`` is tested on its own.
-POSTERIOR_BITS = int(Flag.MAG_RANGE | Flag.SIZE_RANGE)
+POSTERIOR_BITS = int(Flag.PARAM_RANGE | Flag.OUT_OF_DISTRIBUTION)
 ESTIMATES = ("bt_median", "r_e_median", "flux_median", "r_e_ci68_lo", "flux_ci95_hi")
 
 

@@ -20,9 +20,16 @@ from gampen.simulation.presets import (
 
 
 def test_shipped_presets() -> None:
-    assert preset_names() == ["euclid-vis", "hsc", "lsst"]
+    assert preset_names() == ["euclid-vis", "hsc", "hsc-real", "lsst"]
     for name in preset_names():
         assert load_config(name).name == name
+        assert load_config(name).has_nuisances == (name == "hsc-real")
+    # hsc-real is hsc with the nuisances on: the same survey, galaxies and neighbours
+    hsc, real = load_config("hsc").to_dict(), load_config("hsc-real").to_dict()
+    for section in ("survey", "neighbours"):
+        assert real[section] == hsc[section]
+    assert {k: v for k, v in real["central"].items() if k in hsc["central"]} == hsc["central"]
+    assert real["psf"]["fwhm"] == hsc["psf"]["fwhm"]
 
 
 def test_hsc_preset_is_the_issue_contract(hsc: SimulationConfig) -> None:

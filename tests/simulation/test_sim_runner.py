@@ -99,9 +99,9 @@ def test_interrupted_run_resumes_to_the_same_bytes(
     drawn: list[int] = []
     real_render = runner.render_cutout
 
-    def counting_render(galaxy, config, seed):
+    def counting_render(galaxy, config, seed, background=None):
         drawn.append(galaxy.object_id)
-        return real_render(galaxy, config, seed)
+        return real_render(galaxy, config, seed, background)
 
     monkeypatch.setattr(runner, "render_cutout", counting_render)
     summary = simulate(hsc, out, n=REFERENCE_N, seed=REFERENCE_SEED, progress=False)

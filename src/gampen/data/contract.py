@@ -212,17 +212,17 @@ class InputContract:
         return int(flags), "; ".join(reasons)
 
     def range_flags(self, summaries: Mapping[str, np.ndarray]) -> np.ndarray:
-        """``MAG_RANGE`` / ``SIZE_RANGE`` where a galaxy's 68 % interval of ``mag`` /
-        ``r_e`` (``<p>_ci68_lo``/``_hi`` columns) lies wholly outside the training range."""
+        """``PARAM_RANGE`` where a galaxy's 68 % interval of ``mag`` or ``r_e``
+        (``<p>_ci68_lo``/``_hi`` columns) lies wholly outside the training range."""
         n = len(next(iter(summaries.values())))
         flags = np.zeros(n, dtype=np.int64)
-        for name, bit in (("mag", Flag.MAG_RANGE), ("r_e", Flag.SIZE_RANGE)):
+        for name in ("mag", "r_e"):
             if name not in self.ranges or f"{name}_ci68_lo" not in summaries:
                 continue
             lo, hi = self.ranges[name]
             with np.errstate(invalid="ignore"):
                 outside = (summaries[f"{name}_ci68_hi"] < lo) | (summaries[f"{name}_ci68_lo"] > hi)
-            flags[outside] |= int(bit)
+            flags[outside] |= int(Flag.PARAM_RANGE)
         return flags
 
     def condition_in_unit(

@@ -37,6 +37,7 @@ from gampen.evaluation.recalibrate import (
     pit,
 )
 from gampen.flags import is_fatal
+from gampen.infer.ood import OodModel
 from gampen.infer.options import PredictOptions
 from gampen.infer.predict import bundle_dataset
 from gampen.infer.sampling import galaxy_keys, posterior_samples
@@ -124,6 +125,11 @@ class CalibrationResult:
             before, after = check["joint_before"], check["joint_after"]
             cells = ", ".join(f"{c} {before[c]:.3f} -> {after[c]:.3f}" for c in before)
             lines.append(f"joint regions of all parameters: {cells}")
+        if "ood_flagged" in check:
+            lines.append(
+                f"flagged out of distribution: {check['ood_flagged']:.1%} of the check part "
+                "(the threshold keeps 99.5 % of the fitting part)"
+            )
         groups = {**check.get("after_by_crowding", {}), **check.get("after_by_brightness", {})}
         for group, report in groups.items():
             cells = ", ".join(f"{n} {report[n]['ci68']:.3f}" for n in cal["scale"])
@@ -180,7 +186,7 @@ def calibrate(
     table = read_catalog(catalog)  # a missing or unreadable catalog fails clearly here
     catalog_sha256 = file_sha256(catalog)
     refuse_training_catalog(catalog, catalog_sha256, bundle, table)
-    z, truth, crowding = standardised_samples(bundle, table, catalog, options)
+    z, truth, crowding, features = standardised_samples(bundle, table, catalog, options)
     fit_rows, check_rows = split_rows(len(z), check_fraction, options.seed)
     warn_if_small(len(fit_rows), len(check_rows))
     names = bundle.param_names
@@ -213,9 +219,13 @@ def calibrate(
         check["after_by_brightness"] = _split_report(
             after_z, check_truth, names, is_faint, ("bright", "faint")
         )
+    ood = OodModel.fit(features[fit_rows])
+    stored_ood = OodModel.from_dict(ood.to_dict())
+    check["ood_flagged"] = round(float(np.mean(stored_ood.score(features[check_rows]) > 1)), 4)
     calibration = {
         "method": "spread",
         **factors,
+        "ood": ood.to_dict(),
         "fit": {
             "catalog": Path(catalog).name,
             "catalog_sha256": catalog_sha256,
@@ -273,9 +283,9 @@ def _apply(maps: Maps, z: np.ndarray, crowding: np.ndarray) -> np.ndarray:
 
 def standardised_samples(
     bundle: Bundle, table: Table, catalog: str | Path, options: PredictOptions
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Uncalibrated samples (N, S, k), truths (N, k) and crowding indices (N,) of the
-    usable galaxies, standardised."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Uncalibrated samples (N, S, k), truths (N, k), crowding indices (N,) and head
+    inputs (N, d, for the OOD model) of the usable galaxies, standardised."""
     labels = LabelTransform.from_dict(bundle.preprocessing["labels"])
     missing = [n for n in labels.names if n not in table.colnames]
     if missing:
@@ -293,10 +303,10 @@ def standardised_samples(
 @torch.inference_mode()
 def _sample_all(
     bundle: Bundle, dataset: CutoutDataset, options: PredictOptions
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Draw every usable galaxy's samples, batch by batch, with a progress bar."""
     loader = DataLoader(dataset, batch_size=options.batch_size, num_workers=options.num_workers)
-    samples, truths, crowding = [], [], []
+    samples, truths, crowding, features = [], [], [], []
     bar = tqdm(total=len(dataset), unit="gal", desc="calibration set", disable=not options.progress)
     for batch in loader:
         usable = ~is_fatal(batch["flags"].numpy())
@@ -309,6 +319,7 @@ def _sample_all(
                 n_passes=options.n_passes,
                 n_samples=options.n_samples,
                 scalars=batch["scalars"][usable],
+                embeddings=features,
             )
             samples.append(z.numpy())
             truths.append(batch["target"][usable].numpy())
@@ -317,7 +328,8 @@ def _sample_all(
     bar.close()
     if not samples:
         raise CatalogError("no usable galaxy in the calibration catalog (all flagged fatal)")
-    return np.concatenate(samples), np.concatenate(truths), np.concatenate(crowding)
+    embedded = torch.cat(features).numpy().astype(np.float64)
+    return np.concatenate(samples), np.concatenate(truths), np.concatenate(crowding), embedded
 
 
 def _coverage_report(

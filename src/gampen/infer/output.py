@@ -43,6 +43,7 @@ FIXED_DESCRIPTIONS: dict[str, str] = {
     "object_id": "catalog object identifier",
     "file_name": "cutout file, as in the catalog",
     "stn_zoom": "spatial transformer zoom (crop side / cutout side)",
+    "ood_score": "distance from the training set's features / threshold",
     "flags": "quality bitmask (bits in the FLAGn metadata)",
     "n_bad_pixels": "NaN/inf pixels replaced by 0",
 }

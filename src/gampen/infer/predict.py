@@ -40,6 +40,7 @@ from gampen.data.normalize import ArcsinhStretch
 from gampen.data.scalars import ScalarInputs
 from gampen.errors import CatalogError
 from gampen.flags import Flag, is_fatal, summarise
+from gampen.infer.ood import OodModel
 from gampen.infer.options import PredictOptions
 from gampen.infer.output import (
     file_metadata,
@@ -301,6 +302,8 @@ class PosteriorModule(pl.LightningModule):
         self.labels = LabelTransform.from_dict(bundle.preprocessing["labels"])
         self.spread = Recalibration.from_calibration(bundle.calibration, bundle.param_names)
         self.contract = bundle.contract
+        ood = bundle.calibration.get("ood")
+        self.ood = OodModel.from_dict(ood) if ood is not None else None
         self.ids = ids
         self.files = np.asarray(table["file_name"]) if "file_name" in table.colnames else None
         self._bar: tqdm | None = None
@@ -321,13 +324,14 @@ class PosteriorModule(pl.LightningModule):
         if batch["chunk"] == NO_CHUNK:
             return 0
         rows, flags = _numpy(batch["rows"]), _numpy(batch["flags"]).copy()
-        z, zoom = self._sample(batch, rows, ~is_fatal(flags))
+        z, zoom, ood_score = self._sample(batch, rows, ~is_fatal(flags))
+        flags[ood_score > 1] |= int(Flag.OUT_OF_DISTRIBUTION)
         physical = self.labels.inverse(z).astype(np.float32)
         at_limit = self.net.zoom_at_limit(torch.as_tensor(zoom)).numpy() & np.isfinite(zoom)
         flags[at_limit] |= int(Flag.STN_ZOOM_LIMIT)
         self.store.write(
             batch["chunk"],
-            self._rows(rows, physical, zoom, flags, batch),
+            self._rows(rows, physical, zoom, ood_score, flags, batch),
             physical if self.options.samples_out else None,
             batch["counts"],
         )
@@ -340,19 +344,22 @@ class PosteriorModule(pl.LightningModule):
 
     def _sample(
         self, batch: dict[str, Any], rows: np.ndarray, usable: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Standardised samples (m, S, k) and zooms (m,); NaN for unusable galaxies."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Standardised samples (m, S, k), zooms (m,) and OOD scores (m,); NaN for
+        unusable galaxies (and scores NaN without an OOD model)."""
         images, scalars = batch["images"], batch["scalars"]
         crowding = _numpy(batch["crowding"])
         o = self.options
         k = len(self.bundle.param_names)
         z = np.full((len(rows), o.n_samples, k), np.nan, dtype=np.float32)
         zoom = np.full(len(rows), np.nan, dtype=np.float32)
+        score = np.full(len(rows), np.nan, dtype=np.float32)
         keys = galaxy_keys(o.seed, rows)
         good = np.flatnonzero(usable)
         self._advance(len(rows) - len(good))  # flagged galaxies: nothing to compute
         for start in range(0, len(good), o.batch_size):
             idx = good[start : start + o.batch_size]
+            embedded: list[torch.Tensor] | None = [] if self.ood is not None else None
             s, zm = posterior_samples(
                 self.net,
                 images[idx].to(self.device),
@@ -362,16 +369,20 @@ class PosteriorModule(pl.LightningModule):
                 spread=self.spread,
                 scalars=scalars[idx].to(self.device),
                 crowding=crowding[idx],
+                embeddings=embedded,
             )
             z[idx], zoom[idx] = s.cpu().numpy(), zm.cpu().numpy()
+            if self.ood is not None and embedded:
+                score[idx] = self.ood.score(embedded[0].cpu().numpy())
             self._advance(len(idx))
-        return z, zoom
+        return z, zoom, score
 
     def _rows(
         self,
         rows: np.ndarray,
         physical: np.ndarray,
         zoom: np.ndarray,
+        ood_score: np.ndarray,
         flags: np.ndarray,
         batch: dict[str, Any],
     ) -> Table:
@@ -389,6 +400,7 @@ class PosteriorModule(pl.LightningModule):
         summaries = summarise_samples(values, names)
         columns.update(summaries)
         columns["stn_zoom"] = zoom
+        columns["ood_score"] = ood_score
         columns["flags"] = flags | self.contract.range_flags(summaries)
         columns["n_bad_pixels"] = _numpy(batch["n_bad_pixels"])
         return Table(columns)

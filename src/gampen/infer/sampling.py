@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -54,10 +54,14 @@ def posterior_samples(
     spread: Maps | None = None,
     scalars: torch.Tensor | None = None,
     crowding: np.ndarray | None = None,
+    embeddings: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples (B, n_samples, k) in standardised space and the STN zoom (B,).
 
     ``scalars`` (B, n_scalars) are the per-galaxy numbers of networks that take them.
+    When ``embeddings`` is a list, the galaxies' deterministic head input (B, d), dropout
+    off, is appended to it (the features :mod:`gampen.infer.ood` scores), at the cost of
+    one pass of the suffix.
 
     ``spread`` recalibrates each galaxy's predictive mixture; ``None`` leaves it as the
     network gives it.  A :class:`~gampen.infer.spread.Recalibration` picks each galaxy's map
@@ -71,6 +75,8 @@ def posterior_samples(
     enable_mc_dropout(net)
     features = net.features(images.contiguous(memory_format=torch.channels_last), scalars)
     layers = dropout_layers(net)
+    if embeddings is not None:
+        embeddings.append(deterministic(net, layers, lambda: net.head_input(features)))
     samples = []
     for i, key in enumerate(keys):
         rng = np.random.default_rng(int(key))
@@ -81,6 +87,19 @@ def posterior_samples(
             _draw(passes.mean, passes.scale_tril, n_samples, rng, spread, _at(crowding, i))
         )
     return torch.stack(samples), features.zoom
+
+
+def deterministic(
+    net: GampenNet, layers: Sequence[torch.nn.Dropout], run: Callable[[], torch.Tensor]
+) -> torch.Tensor:
+    """``run()`` with the dropout ``layers`` off, then on again (as MC dropout wants)."""
+    for layer in layers:
+        layer.eval()
+    try:
+        return run()
+    finally:
+        for layer in layers:
+            layer.train()
 
 
 def _at(values: np.ndarray | None, i: int) -> float | None:

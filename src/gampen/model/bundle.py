@@ -71,6 +71,7 @@ from gampen.atomic import atomic_path
 from gampen.checks import is_finite_number
 from gampen.data.contract import InputContract
 from gampen.errors import BundleError, ConfigError, GampenError
+from gampen.infer.ood import OodModel
 from gampen.infer.spread import Recalibration
 from gampen.model.config import NetworkConfig
 from gampen.model.network import GampenNet
@@ -107,6 +108,7 @@ CALIBRATION_KEYS: tuple[str, ...] = (
     "shrink",
     "crowded",
     "faint",
+    "ood",
     "fit",
     "check",
 )
@@ -435,6 +437,8 @@ def _check_calibration(calibration: dict[str, Any], param_names: list[str]) -> N
         raise BundleError("unknown calibration method", value=method, allowed=("spread",))
     try:
         Recalibration.from_calibration(calibration, param_names)
+        if "ood" in calibration:
+            OodModel.from_dict(calibration["ood"])
     except ValueError as exc:
         raise BundleError(f"field 'calibration': {exc}") from exc
 

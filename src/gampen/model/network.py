@@ -112,11 +112,16 @@ class GampenNet(nn.Module):
 
     def from_features(self, features: Features) -> GaussianOutput:
         """The stochastic suffix: the layers from the first dropout on, then the head."""
+        mean, scale_tril = self.head(self.head_input(features))
+        return GaussianOutput(mean, scale_tril, features.zoom)
+
+    def head_input(self, features: Features) -> torch.Tensor:
+        """What the Gaussian head sees (B, d): the backbone's last hidden layer beside the
+        encoded scalar inputs."""
         h = self.backbone.suffix(features.maps)
         if features.scalars.shape[1]:
             h = torch.cat((h, features.scalars), dim=1)
-        mean, scale_tril = self.head(h)
-        return GaussianOutput(mean, scale_tril, features.zoom)
+        return h
 
     def transform(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The STN's resampled images (what the CNN sees) and the zoom per image."""

@@ -60,6 +60,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help=f"processes (default: the CPUs available, {default_workers()} here)",
     )
+    parser.add_argument(
+        "--backgrounds",
+        metavar="DIR",
+        help="draw every galaxy into a crop of a real sky cutout from this folder of FITS "
+        "images (the survey's own noise, artefacts and neighbours; at the preset's pixel "
+        "scale, at least stamp_size on a side); each crop's noise becomes sky_sigma",
+    )
     parser.add_argument("--preview", metavar="PNG", help="draw a grid of example cutouts")
     parser.add_argument(
         "--show-config", action="store_true", help="print the full config as YAML and exit"
@@ -103,9 +110,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace, config: SimulationConfig) -> None:
     """Run (or resume) the simulation and print a one-line summary."""
+    from gampen.simulation.backgrounds import Backgrounds
     from gampen.simulation.runner import simulate
 
     workers = default_workers() if args.workers is None else args.workers
+    backgrounds = None
+    if args.backgrounds:
+        survey = config.survey
+        backgrounds = Backgrounds.scan(args.backgrounds, survey.pixel_scale, survey.stamp_size)
     summary = simulate(
         config,
         args.out,
@@ -113,6 +125,7 @@ def _simulate(args: argparse.Namespace, config: SimulationConfig) -> None:
         seed=args.seed,
         workers=workers,
         progress=not args.no_progress,
+        backgrounds=backgrounds,
     )
     print(
         f"{summary.n} galaxies in {summary.catalog.parent} ({summary.drawn} drawn now, "

@@ -117,10 +117,17 @@ def add_noise(image: galsim.Image, galaxy: Galaxy, config: SimulationConfig, see
     image.addNoise(noise)
 
 
-def render_cutout(galaxy: Galaxy, config: SimulationConfig, seed: int) -> np.ndarray:
+def render_cutout(
+    galaxy: Galaxy, config: SimulationConfig, seed: int, background: np.ndarray | None = None
+) -> np.ndarray:
     """The final float32 cutout of ``galaxy``: scene, PSF, pixel response, noise (made
-    correlated when asked) and residual sky."""
+    correlated when asked) and residual sky; or, drawn into a real sky ``background``
+    crop, the scene with its own shot noise only, added to the crop."""
     image = draw_noiseless(galaxy, config)
+    if background is not None:
+        gain = config.noise.sky_level / galaxy.sky_sigma**2
+        image.addNoise(galsim.CCDNoise(galsim.BaseDeviate(seed), sky_level=0.0, gain=gain))
+        return (image.array + background).astype(np.float32)
     noiseless = image.array.copy() if galaxy.noise_correlation else None
     add_noise(image, galaxy, config, seed)
     pixels = image.array

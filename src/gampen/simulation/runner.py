@@ -15,6 +15,7 @@ differs from ``simulate.json`` is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -35,6 +36,7 @@ from gampen import __version__
 from gampen.atomic import atomic_path
 from gampen.errors import ConfigError, GampenError
 from gampen.parent_watch import exit_with_parent
+from gampen.simulation.backgrounds import Backgrounds
 from gampen.simulation.config import SimulationConfig
 from gampen.simulation.cutout import cutout_header, write_cutout
 from gampen.simulation.priors import draw_galaxy, noise_seed
@@ -77,15 +79,19 @@ def simulate(
     seed: int = 0,
     workers: int = 1,
     progress: bool = True,
+    backgrounds: Backgrounds | None = None,
 ) -> RunSummary:
-    """Make (or finish) the training set of ``n`` galaxies in ``out``; returns a summary."""
+    """Make (or finish) the training set of ``n`` galaxies in ``out``; returns a summary.
+    With ``backgrounds``, each galaxy is drawn into a crop of a real sky cutout."""
     _check_count("--n", n, 1, 100_000_000)
     _check_count("--seed", seed, 0, _MAX_SEED)
     _check_count("--workers", workers, 1, 1024)
     folder = Path(out)
-    _prepare_folder(folder, settings(config, seed), n)
+    _prepare_folder(folder, settings(config, seed, backgrounds), n)
     start = time.perf_counter()
-    job = functools.partial(simulate_object, config=config, seed=seed, folder=folder)
+    job = functools.partial(
+        simulate_object, config=config, seed=seed, folder=folder, backgrounds=backgrounds
+    )
     rows: list[Any] = [None] * n
     drawn = 0
     with tqdm(total=n, desc="simulate", unit="gal", disable=not progress) as bar:
@@ -94,26 +100,47 @@ def simulate(
             drawn += was_drawn
             bar.update()
     catalog = folder / CATALOG_FILE
-    write_catalog(rows, catalog, truth_columns(config))
+    write_catalog(rows, catalog, truth_columns(config, backgrounds=backgrounds is not None))
     return RunSummary(catalog, n, drawn, time.perf_counter() - start)
 
 
 def simulate_object(
-    object_id: int, *, config: SimulationConfig, seed: int, folder: Path
+    object_id: int,
+    *,
+    config: SimulationConfig,
+    seed: int,
+    folder: Path,
+    backgrounds: Backgrounds | None = None,
 ) -> tuple[int, tuple, bool]:
     """Draw and write one cutout unless it exists; return (id, truth row, whether drawn)."""
     galaxy = draw_galaxy(config, seed, object_id)
+    crop = None
+    if backgrounds is not None:
+        crop = backgrounds.crop(seed, object_id, config.survey.stamp_size)
+        galaxy = dataclasses.replace(galaxy, sky_sigma=crop.sigma)
     path = folder / cutout_name(object_id)
     drawn = not path.exists()
     if drawn:
-        data = render_cutout(galaxy, config, noise_seed(seed, object_id))
-        write_cutout(path, data, cutout_header(galaxy, config))
-    return object_id, truth_row(galaxy, config), drawn
+        sky = None if crop is None else crop.pixels
+        data = render_cutout(galaxy, config, noise_seed(seed, object_id), background=sky)
+        header = cutout_header(galaxy, config)
+        if crop is not None:
+            header["BACKGRND"] = (crop.name, "real sky cutout the galaxy was drawn into")
+        write_cutout(path, data, header)
+    row = truth_row(galaxy, config)
+    if crop is not None:
+        row += (crop.name, crop.x0, crop.y0)
+    return object_id, row, drawn
 
 
-def settings(config: SimulationConfig, seed: int) -> dict[str, Any]:
-    """What must match for a folder to be resumed: layout, versions, config and seed."""
+def settings(
+    config: SimulationConfig, seed: int, backgrounds: Backgrounds | None = None
+) -> dict[str, Any]:
+    """What must match for a folder to be resumed: layout, versions, config, seed (and the
+    background cutouts, when galaxies are drawn into them)."""
+    extra = {} if backgrounds is None else {"backgrounds": backgrounds.settings()}
     return {
+        **extra,
         "format": FORMAT_VERSION,
         "gampen_version": __version__,
         "galsim_version": galsim.__version__,

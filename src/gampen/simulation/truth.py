@@ -57,9 +57,15 @@ NUISANCE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def truth_columns(config: SimulationConfig) -> tuple[str, ...]:
-    """The columns of ``info.csv`` for ``config``."""
-    return TRUTH_COLUMNS + (NUISANCE_COLUMNS if config.has_nuisances else ())
+#: Columns appended when galaxies are drawn into real sky cutouts (``--backgrounds``):
+#: the file and the 0-based pixel of the crop's corner in it.
+BACKGROUND_COLUMNS: tuple[str, ...] = ("background", "background_x", "background_y")
+
+
+def truth_columns(config: SimulationConfig, *, backgrounds: bool = False) -> tuple[str, ...]:
+    """The columns of ``info.csv`` for ``config`` (with or without real backgrounds)."""
+    nuisances = NUISANCE_COLUMNS if config.has_nuisances else ()
+    return TRUTH_COLUMNS + nuisances + (BACKGROUND_COLUMNS if backgrounds else ())
 
 
 def cutout_name(object_id: int) -> str:
