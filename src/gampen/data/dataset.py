@@ -31,6 +31,7 @@ import torch
 from astropy.table import Table
 from torch.utils.data import Dataset
 
+from gampen.data.background import BorderBackground
 from gampen.data.catalog import band_columns, label_array, object_ids, source_name
 from gampen.data.contract import InputContract
 from gampen.data.cutouts import Cutout, read_cutout
@@ -57,8 +58,11 @@ class GalaxyDataset(Dataset):
         targets: np.ndarray | None,
         scalars: ScalarInputs | None = None,
         conditions: np.ndarray | None = None,
+        background: BorderBackground | None = None,
     ) -> None:
         self._n = n_items
+        #: The background estimate removed before anything is measured (None: none).
+        self.background = background
         self.stretch = stretch
         self._targets = None if targets is None else np.asarray(targets, dtype=np.float32)
         self.scalars = scalars or ScalarInputs()
@@ -79,6 +83,9 @@ class GalaxyDataset(Dataset):
             image, fluxes, flags, sources = self._checked(index, cutout, row, fluxes)
         elif not np.isfinite(row).all():
             flags |= Flag.BAD_CONDITION
+        if self.background is not None and not is_fatal(flags):
+            image = self.background(image)
+            fluxes = annulus_fluxes(image)
         if is_fatal(flags):
             row = np.zeros_like(row)  # a fatal row: never used, but keep NaN out of the net
         scalars = self.scalars.values(fluxes, self.stretch.softening, row)
@@ -187,6 +194,7 @@ class CutoutDataset(GalaxyDataset):
         scalars: ScalarInputs | None = None,
         contract: InputContract | None = None,
         condition_columns: Mapping[str, str] | None = None,
+        background: BorderBackground | None = None,
     ) -> None:
         targets = None
         if label_transform is not None:
@@ -201,6 +209,7 @@ class CutoutDataset(GalaxyDataset):
             conditions=scalars.condition_array(
                 catalog, source_name(catalog), from_headers=True, columns=condition_columns
             ),
+            background=background,
         )
         self.contract = contract
         object_ids(catalog)  # checks uniqueness up front
@@ -329,6 +338,7 @@ class PackedDataset(GalaxyDataset):
         stretch: ArcsinhStretch | None = None,
         label_transform: LabelTransform | None = None,
         scalars: ScalarInputs | None = None,
+        background: BorderBackground | None = None,
     ) -> None:
         self.pack = PackReader(path)
         targets = None
@@ -343,6 +353,7 @@ class PackedDataset(GalaxyDataset):
             conditions=scalars.condition_array(self.pack.table(), str(path))
             if scalars.conditions
             else None,
+            background=background,
         )
         self.input_size = self.pack.input_size
 

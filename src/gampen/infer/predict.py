@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from gampen.checks import refuse_existing, refuse_inputs_as_outputs
+from gampen.data.background import BorderBackground
 from gampen.data.catalog import (
     catalog_from_directory,
     object_ids,
@@ -198,6 +199,7 @@ def bundle_dataset(
         scalars=ScalarInputs.from_dict(bundle.preprocessing.get("scalars")),
         contract=bundle.contract,
         condition_columns=condition_columns,
+        background=BorderBackground.from_dict(bundle.preprocessing.get("background")),
     )
 
 

@@ -391,6 +391,7 @@ def _validate(metadata: dict[str, Any]) -> None:
 def _check_preprocessing(preprocessing: dict[str, Any], param_names: list[str]) -> None:
     """Refuse label transforms, stretch or scalar inputs that prediction could not use:
     malformed, of another parameter list, or with non-finite or non-positive scales."""
+    from gampen.data.background import BorderBackground
     from gampen.data.labels import LabelTransform
     from gampen.data.normalize import ArcsinhStretch
     from gampen.data.scalars import ScalarInputs
@@ -399,6 +400,7 @@ def _check_preprocessing(preprocessing: dict[str, Any], param_names: list[str]) 
         labels = LabelTransform.from_dict(preprocessing["labels"])
         ArcsinhStretch.from_dict(preprocessing["stretch"])
         ScalarInputs.from_dict(preprocessing.get("scalars"))
+        BorderBackground.from_dict(preprocessing.get("background"))
     except GampenError as exc:
         raise BundleError(f"field 'preprocessing': {exc}") from exc
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

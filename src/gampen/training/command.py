@@ -82,6 +82,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "pixels beside the image (default preset: on)",
     )
     g.add_argument(
+        "--background",
+        choices=["none", "border"],
+        help="remove each cutout's local background (a plane fitted to its border, outliers "
+        "clipped) before anything is measured; stored in the bundle, predict does the same",
+    )
+    g.add_argument(
         "--conditions",
         type=_names,
         help="catalog columns given to the network as inputs, e.g. psf_fwhm (default preset); "

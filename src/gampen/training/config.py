@@ -27,6 +27,8 @@ ROTATION_MODES: tuple[str, ...] = ("dihedral", "any", "none")
 LOSSES = ("nll", "diagonal", "mse", "moments", "mixture")
 LOGGERS = ("csv", "tensorboard", "mlflow")
 FREEZABLE = ("stn", "backbone")
+#: ``--background``: none, or a plane fitted to the border removed first (data/background.py).
+BACKGROUNDS = ("none", "border")
 
 
 @dataclass
@@ -57,6 +59,7 @@ class TrainConfig:
     label_eps: float = LOGIT_EPS
     photometry: bool = False
     conditions: list[str] = field(default_factory=list)
+    background: str = "none"
     # optimisation
     optimizer: str = "adamw"
     lr: float = 2e-3
@@ -116,6 +119,7 @@ class TrainConfig:
             self.rotations = "any" if self.rotations else "none"
         check_choice(WHERE, "rotations", self.rotations, ROTATION_MODES)
         self.scalars  # noqa: B018 (validates the conditions)
+        check_choice(WHERE, "background", self.background, BACKGROUNDS)
         check_int(WHERE, "num_nodes", self.num_nodes, 1, 100_000)
         check_int(WHERE, "num_workers", self.num_workers, 0, 256)
         if not self.targets:

@@ -19,6 +19,7 @@ import numpy as np
 from astropy.table import Table
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from gampen.data.background import BorderBackground
 from gampen.data.catalog import label_array, object_ids, read_catalog, resolve_image_dir
 from gampen.data.cutouts import header_photometry
 from gampen.data.dataset import CutoutDataset, GalaxyDataset, PackedDataset
@@ -94,10 +95,13 @@ class TrainingData(pl.LightningDataModule):
         *,
         labels: LabelTransform | None = None,
         scalars: ScalarInputs | None = None,
+        background: BorderBackground | None = None,
     ) -> None:
         super().__init__()
         self.config = config
         self.scalars = scalars or config.scalars
+        #: The background removed from every cutout first (None: none).
+        self.background = background
         source = Path(config.catalog)
         self.stretch = ArcsinhStretch(softening=tuple(config.softening))
         self.table = _source_table(source)
@@ -184,7 +188,11 @@ class TrainingData(pl.LightningDataModule):
         c = self.config
         if is_pack(source):
             packed = PackedDataset(
-                source, stretch=self.stretch, label_transform=self.labels, scalars=self.scalars
+                source,
+                stretch=self.stretch,
+                label_transform=self.labels,
+                scalars=self.scalars,
+                background=self.background,
             )
             if packed.input_size != c.input_size:
                 raise ConfigError(
@@ -204,6 +212,7 @@ class TrainingData(pl.LightningDataModule):
             label_transform=self.labels,
             cache=cache,
             scalars=self.scalars,
+            background=self.background,
         )
 
 

@@ -25,6 +25,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from gampen import __version__
 from gampen.atomic import atomic_path
 from gampen.checksum import file_sha256
+from gampen.data.background import BorderBackground
 from gampen.data.catalog import write_table
 from gampen.data.contract import DEFAULT_CONDITION_UNITS, InputContract, training_ranges
 from gampen.data.labels import LabelTransform
@@ -77,7 +78,12 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback]) -> Path | None:
     pl.seed_everything(config.seed, workers=True, verbose=False)
     base = load_bundle(config.init_from) if config.init_from else None
     labels = LabelTransform.from_dict(base.preprocessing["labels"]) if base else None
-    data = TrainingData(config, labels=labels, scalars=_scalar_inputs(config, base))
+    data = TrainingData(
+        config,
+        labels=labels,
+        scalars=_scalar_inputs(config, base),
+        background=_background(config, base),
+    )
     net = base.net.train() if base else _new_network(config, data)
     module = GampenModule(net, config, data.object_ids)
     trainer = _trainer(config, run_dir, callbacks)
@@ -110,6 +116,7 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback]) -> Path | None:
             "stretch": data.stretch.to_dict(),
             "labels": data.labels.to_dict(),
             "scalars": data.scalars.to_dict(),
+            **({"background": data.background.to_dict()} if data.background else {}),
         },
         provenance=_provenance(config, data, run_dir, time.time() - started),
         metrics=metrics,
@@ -142,6 +149,14 @@ def _contract(data: TrainingData, base: Bundle | None) -> dict[str, Any]:
         condition_units=units,
         ranges=ranges,
     ).to_dict()
+
+
+def _background(config: TrainConfig, base: Bundle | None) -> BorderBackground | None:
+    """The background estimate: the config's; with ``--init-from``, the bundle's (the
+    network learnt on its cutouts)."""
+    if base is not None:
+        return BorderBackground.from_dict(base.preprocessing.get("background"))
+    return BorderBackground() if config.background == "border" else None
 
 
 def _scalar_inputs(config: TrainConfig, base: Bundle | None) -> ScalarInputs:

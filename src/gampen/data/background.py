@@ -1,0 +1,105 @@
+"""The local background of a cutout, estimated from its border and removed before anything
+is measured (``--background border``).
+
+Aperture photometry over a 48-pixel radius sums ~7,200 pixels, so a residual sky of 0.01
+ADU per pixel (28 mag/arcsec^2 on HSC) moves it by 72 ADU, as much as a mag-22.6 galaxy.
+Real coadds leave such residuals.  A model trained with this step sees cutouts whose
+border is at zero on average: per band, a plane (pedestal and gradient) fitted to the
+pixels of a frame ``width`` pixels wide around the edge, with iterative 3-sigma clipping
+of the residuals (their MAD scale) so that neighbours and artefacts on the border do not
+pull it, is subtracted from the whole cutout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from gampen.errors import ConfigError
+
+#: Clipping threshold, in robust standard deviations of the residuals.
+CLIP = 3.0
+#: Rounds of fitting and clipping at most.
+ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class BorderBackground:
+    """Removes the plane fitted to a cutout's border frame of ``width`` pixels."""
+
+    width: int = 8
+
+    def __post_init__(self) -> None:
+        if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1:
+            raise ConfigError("background width must be a positive integer", value=self.width)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        """``image`` (bands, n, n) minus its estimated background, float32."""
+        return (image - self.estimate(image)).astype(np.float32, copy=False)
+
+    def estimate(self, image: np.ndarray) -> np.ndarray:
+        """The fitted background planes (bands, n, n), float64."""
+        size = image.shape[-1]
+        design, frame, full = _geometry(size, self.width)
+        planes = np.empty(image.shape, dtype=np.float64)
+        for band, pixels in enumerate(np.asarray(image, dtype=np.float64)):
+            coefficients = fit_plane(design, pixels.ravel()[frame])
+            planes[band] = (full @ coefficients).reshape(size, size)
+        return planes
+
+    def to_dict(self) -> dict[str, Any]:
+        """The bundle's ``preprocessing.background``."""
+        return {"method": "border", "width": self.width}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> BorderBackground | None:
+        """Rebuild from :meth:`to_dict`; ``None`` (older bundles, or none asked) is none."""
+        if data is None:
+            return None
+        if (
+            not isinstance(data, dict)
+            or data.get("method") != "border"
+            or set(data)
+            - {
+                "method",
+                "width",
+            }
+        ):
+            raise ConfigError("unknown background estimate", value=data, allowed="method border")
+        return cls(width=data.get("width", 8))
+
+
+def fit_plane(design: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Least-squares plane coefficients (3,) of ``values`` on ``design`` (m, 3), refitted
+    after dropping points beyond :data:`CLIP` robust sigmas, until nothing changes."""
+    keep = np.isfinite(values)
+    coefficients = np.zeros(design.shape[1])
+    for _ in range(ROUNDS):
+        if keep.sum() < design.shape[1]:
+            break
+        coefficients = np.linalg.lstsq(design[keep], values[keep], rcond=None)[0]
+        residual = values - design @ coefficients
+        centre = np.median(residual[keep])
+        scale = 1.4826 * np.median(np.abs(residual[keep] - centre))
+        if not scale > 0:
+            break
+        clipped = np.isfinite(values) & (np.abs(residual - centre) <= CLIP * scale)
+        if np.array_equal(clipped, keep):
+            break
+        keep = clipped
+    return coefficients
+
+
+@cache
+def _geometry(size: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The plane's design matrix on the frame, the frame's flat indices, and the design
+    matrix of the whole cutout (coordinates in units of the half side)."""
+    y, x = (np.mgrid[:size, :size] - (size - 1) / 2.0) / (size / 2.0)
+    full = np.stack([np.ones(size * size), x.ravel(), y.ravel()], axis=1)
+    inner = np.zeros((size, size), dtype=bool)
+    inner[width:-width, width:-width] = True
+    frame = np.flatnonzero(~inner.ravel())
+    return full[frame], frame, full
