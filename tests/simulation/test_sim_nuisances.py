@@ -10,6 +10,7 @@ import math
 import galsim
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from gampen.simulation.config import SimulationConfig
 from gampen.simulation.halflight import circular_half_light_radius
@@ -203,3 +204,45 @@ def test_nuisance_fields_are_validated() -> None:
     ]:
         with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
             load_config("hsc", overrides)
+
+
+def _psf_folder(folder):
+    """Two survey PSF images: a Gaussian of FWHM 0.7 arcsec at the survey's 0.168 arcsec,
+    and a Moffat of FWHM 0.9 arcsec sampled twice as finely (its header says so)."""
+    folder.mkdir()
+    gaussian = galsim.Gaussian(fwhm=0.7).drawImage(nx=41, ny=41, scale=0.168)
+    fits.PrimaryHDU(gaussian.array * 7.0).writeto(folder / "a.fits")  # any normalisation
+    moffat = galsim.Moffat(beta=3.0, fwhm=0.9).drawImage(nx=81, ny=81, scale=0.084)
+    fits.PrimaryHDU(moffat.array, header=fits.Header({"PIXSCALE": 0.084})).writeto(
+        folder / "b.fits"
+    )
+    return folder
+
+
+def test_survey_psf_images_replace_the_profile(tmp_path):
+    folder = _psf_folder(tmp_path / "psfs")
+    config = load_config("hsc", {"psf": {"images": str(folder), "fwhm_error": 0.05}})
+    galaxies = [draw_galaxy(config, 12, i) for i in range(40)]
+    files = {g.psf_file for g in galaxies}
+    assert files == {"a.fits", "b.fits"}
+    for g in galaxies[:6]:
+        # the FWHM measured on each image is the drawn one: 0.7 and 0.9 arcsec
+        expected = 0.7 if g.psf_file == "a.fits" else 0.9
+        assert g.psf_fwhm_true == pytest.approx(expected, rel=0.03) and g.psf_model == "image"
+        profile = psf_profile(g, config)
+        assert profile.flux == pytest.approx(1.0, rel=1e-6)
+        measured = profile.drawImage(nx=81, ny=81, scale=0.02, method="no_pixel").calculateFWHM()
+        assert measured == pytest.approx(expected, rel=0.05)
+    errors = np.log([g.psf_fwhm / g.psf_fwhm_true for g in galaxies])
+    assert 0.02 < errors.std() < 0.09
+    row = dict(zip(truth_columns(config), truth_row(galaxies[0], config), strict=True))
+    assert row["psf_file"] == galaxies[0].psf_file and row["psf_model"] == "image"
+    assert render_cutout(galaxies[0], config, 3).shape == (96, 96)
+
+
+def test_a_missing_psf_folder_is_named():
+    from gampen.errors import ConfigError
+
+    config = load_config("hsc", {"psf": {"images": "no/such/psfs"}})
+    with pytest.raises(ConfigError, match=r"psf\.images: not a folder; got 'no/such/psfs'"):
+        draw_galaxy(config, 1, 0)

@@ -56,6 +56,13 @@ def _pair(lo: float, hi: float, *, positive: bool = False) -> Rule:
     return lambda path, value: _interval(path, value, lo, hi, positive=positive)
 
 
+def _text(path: str, value: Any) -> str:
+    """Rule: a string (a folder of files, or "" for none)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: must be a string", value=value, allowed="a folder, or ''")
+    return value
+
+
 def _num_or_pair(lo: float, hi: float) -> Rule:
     """Rule: a fixed number in [lo, hi], or an interval inside it (drawn uniformly)."""
 
@@ -143,17 +150,22 @@ class PsfConfig(_Section):
         "kolmogorov_fraction": _num(0.0, 1.0),
         "ellipticity": _num(0.0, 0.3),
         "fwhm_error": _num(0.0, 0.5),
+        "images": _text,
     }
     OPTIONAL: ClassVar[dict[str, Any]] = {
         "kolmogorov_fraction": 0.0,
         "ellipticity": 0.0,
         "fwhm_error": 0.0,
+        "images": "",
     }
     beta: float | Interval
     fwhm: Interval
     kolmogorov_fraction: float = 0.0  #: share of galaxies with a Kolmogorov PSF
     ellipticity: float = 0.0  #: largest PSF shear |g|
     fwhm_error: float = 0.0  #: sd of ln(reported FWHM / rendered FWHM)
+    #: a folder of the survey's PSF images: each galaxy gets one of them instead of a
+    #: profile (its FWHM, measured, is the rendered one); "" for none
+    images: str = ""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from gampen.simulation.config import Interval, SimulationConfig
+from gampen.simulation.psf_images import psf_library
 
 #: Spawn keys of an object's random streams: parameters, pixel noise, clump positions.
 _PARAMS_STREAM, _NOISE_STREAM, _CLUMP_STREAM = 0, 1, 2
@@ -70,6 +71,7 @@ class Galaxy:
     sky_pedestal: float = 0.0  #: residual sky per pixel, in units of ``sky_sigma``
     sky_gradient: float = 0.0  #: residual sky rise from centre to edge, x ``sky_sigma``
     gradient_angle: float = 0.0  #: degrees, direction of the rise
+    psf_file: str = ""  #: the survey PSF image drawn with ("" for a profile)
 
     @property
     def rendered_fwhm(self) -> float:
@@ -156,7 +158,7 @@ def _draw_nuisances(
     clumpy = bool(rng.uniform() < central.clump_probability)
     count = int(rng.integers(round(central.clump_count[0]), round(central.clump_count[1]) + 1))
     fraction = _uniform(rng, central.clump_fraction)
-    return {
+    drawn = {
         "psf_fwhm": psf_fwhm * math.exp(error),
         "psf_fwhm_true": psf_fwhm,
         "psf_model": "kolmogorov" if kolmogorov else "moffat",
@@ -173,6 +175,13 @@ def _draw_nuisances(
         "sky_gradient": float(rng.uniform(0.0, noise.gradient)),
         "gradient_angle": float(rng.uniform(0.0, 360.0)),
     }
+    if psf.images:  # a survey PSF image replaces the profile, with its own FWHM
+        library = psf_library(psf.images, config.survey.pixel_scale)
+        chosen = library[int(rng.integers(len(library)))]
+        drawn |= {"psf_file": chosen.name, "psf_fwhm_true": chosen.fwhm, "psf_model": "image"}
+        drawn |= {"psf_fwhm": chosen.fwhm * math.exp(error), "psf_beta": math.nan}
+        drawn |= {"psf_g1": 0.0, "psf_g2": 0.0}
+    return drawn
 
 
 def _draw_neighbours(

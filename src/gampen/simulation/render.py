@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from gampen.simulation.config import SimulationConfig
 from gampen.simulation.priors import Galaxy, Neighbour, flux_from_mag
+from gampen.simulation.psf_images import psf_library
 from gampen.simulation.truth import central_components, clumps
 
 #: Neighbours are distractors, not truth.  GalSim builds a new Sersic table for every index n;
@@ -30,6 +31,8 @@ def psf_profile(galaxy: Galaxy, config: SimulationConfig) -> galsim.GSObject:
     """The PSF the galaxy is drawn with: Moffat or Kolmogorov at the rendered FWHM,
     sheared by the PSF's ellipticity."""
     fwhm = galaxy.rendered_fwhm
+    if galaxy.psf_file:
+        return psf_library(config.psf.images, config.survey.pixel_scale).get(galaxy.psf_file)
     if galaxy.psf_model == "kolmogorov":
         psf = galsim.Kolmogorov(fwhm=fwhm)
     else:

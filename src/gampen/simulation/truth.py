@@ -54,6 +54,7 @@ NUISANCE_COLUMNS: tuple[str, ...] = (
     "noise_correlation",
     "sky_pedestal",
     "sky_gradient",
+    "psf_file",
 )
 
 
