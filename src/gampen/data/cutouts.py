@@ -68,7 +68,7 @@ def read_cutout(
     band count (when ``n_bands`` is given) or a cutout smaller than ``size``.
     """
     files = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    read = [_read_array(Path(p), hdu) for p in files]
+    read = [read_image(Path(p), hdu) for p in files]
     planes = [array for array, _ in read]
     facts = read_header_facts(read[0][1], header_keys, pixel_scale)
     if len(files) > 1:
@@ -103,8 +103,10 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[..., y0 : y0 + size, x0 : x0 + size]
 
 
-def _read_array(path: Path, hdu: str | int | None) -> tuple[np.ndarray, Cards]:
-    """The pixel array of the chosen HDU of one FITS file, as native float32, and its
+def read_image(
+    path: Path, hdu: str | int | None, dtype: type = np.float32
+) -> tuple[np.ndarray, Cards]:
+    """The pixel array of the chosen HDU of one FITS file, as native ``dtype``, and its
     header: the HDU's cards over the primary header's (where surveys put shared ones)."""
     if not path.is_file():
         raise CutoutError(path, "file not found", flag=Flag.UNREADABLE)
@@ -114,7 +116,7 @@ def _read_array(path: Path, hdu: str | int | None) -> tuple[np.ndarray, Cards]:
             warnings.simplefilter("error", AstropyUserWarning)
             with fits.open(handle, memmap=False) as hdul:
                 chosen = select_hdu(path, hdul, hdu)
-                array = np.array(chosen.data, dtype=np.float32)  # native order, a private copy
+                array = np.array(chosen.data, dtype=dtype)  # native order, a private copy
                 header = Cards(chosen.header, hdul[0].header)
     except CutoutError:
         raise
@@ -225,7 +227,7 @@ def header_photometry(path: PathLike, hdu: str | int | None = None) -> dict[str,
     """``pixel_scale`` (arcsec) and ``zero_point`` a cutout's header states (PIXSCALE or
     the WCS; MAGZP-style keywords, FLUXMAG0 or an AB BUNIT); empty when unreadable."""
     try:
-        _, header = _read_array(Path(path), hdu)
+        _, header = read_image(Path(path), hdu)
     except CutoutError:
         return {}
     facts = read_header_facts(header)

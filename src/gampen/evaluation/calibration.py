@@ -219,13 +219,13 @@ def calibrate(
         check["after_by_brightness"] = _split_report(
             after_z, check_truth, names, is_faint, ("bright", "faint")
         )
-    ood = OodModel.fit(features[fit_rows])
-    stored_ood = OodModel.from_dict(ood.to_dict())
+    ood = OodModel.fit(features[fit_rows]).to_dict()
+    stored_ood = OodModel.from_dict(ood)  # checked as stored (rounded), as predict applies it
     check["ood_flagged"] = round(float(np.mean(stored_ood.score(features[check_rows]) > 1)), 4)
     calibration = {
         "method": "spread",
         **factors,
-        "ood": ood.to_dict(),
+        "ood": ood,
         "fit": {
             "catalog": Path(catalog).name,
             "catalog_sha256": catalog_sha256,

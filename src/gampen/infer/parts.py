@@ -152,12 +152,16 @@ def _summed_counts(parts: list[pa.Table]) -> dict[str, dict[str, int]]:
     """The parts' ``{what: {value: n}}`` counts, added up."""
     total: dict[str, dict[str, int]] = {}
     for part in parts:
-        counts = json.loads((part.schema.metadata or {}).get(COUNTS_KEY, b"{}"))
-        for what, values in counts.items():
-            into = total.setdefault(what, {})
-            for value, n in values.items():
-                into[value] = into.get(value, 0) + int(n)
+        add_counts(total, json.loads((part.schema.metadata or {}).get(COUNTS_KEY, b"{}")))
     return total
+
+
+def add_counts(total: dict[str, dict[str, int]], counts: dict[str, dict[str, int]]) -> None:
+    """Add ``{what: {value: n}}`` counts into ``total``, in place."""
+    for what, values in counts.items():
+        into = total.setdefault(what, {})
+        for value, n in values.items():
+            into[value] = into.get(value, 0) + int(n)
 
 
 def _to_arrow(rows: Table) -> pa.Table:

@@ -50,7 +50,7 @@ from gampen.infer.output import (
     kept_columns,
     refuse_unwritable_text,
 )
-from gampen.infer.parts import PartStore
+from gampen.infer.parts import PartStore, add_counts
 from gampen.infer.sampling import galaxy_keys, posterior_samples
 from gampen.infer.spread import Recalibration
 from gampen.infer.summary import LEVELS, min_samples
@@ -237,9 +237,7 @@ def _source_counts(items: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
     """How many of a chunk's galaxies took their pixel scale and zero point from where."""
     counts: dict[str, dict[str, int]] = {}
     for item in items:
-        for what, where in item["sources"].items():
-            into = counts.setdefault(what, {})
-            into[where] = into.get(where, 0) + 1
+        add_counts(counts, {what: {where: 1} for what, where in item["sources"].items()})
     return counts
 
 
@@ -432,9 +430,9 @@ def warn_about_sampling(bundle: Bundle, options: PredictOptions, name: str) -> N
         return
     fit = bundle.calibration["fit"]
     differs = [
-        f"{name} {getattr(options, name)} (calibrated at {fit[name]})"
-        for name in ("n_passes", "n_samples")
-        if name in fit and getattr(options, name) != fit[name]
+        f"{setting} {getattr(options, setting)} (calibrated at {fit[setting]})"
+        for setting in ("n_passes", "n_samples")
+        if setting in fit and getattr(options, setting) != fit[setting]
     ]
     if differs:
         log.warning(

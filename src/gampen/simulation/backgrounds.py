@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from astropy.io import fits
 from astropy.stats import mad_std
 
 from gampen.data.catalog import FITS_IMAGE_SUFFIXES
-from gampen.data.contract import PIXEL_SCALE_TOLERANCE, Cards, read_header_facts
-from gampen.data.cutouts import select_hdu
+from gampen.data.contract import PIXEL_SCALE_TOLERANCE, read_header_facts
+from gampen.data.cutouts import read_image
 from gampen.errors import ConfigError, CutoutError
 
 #: Spawn key of an object's background stream (after parameters, noise and clumps).
@@ -89,25 +87,22 @@ class Backgrounds:
 
 def _read(path: Path) -> np.ndarray:
     """The floating-point image of a background file, as float64."""
-    with fits.open(path, memmap=False) as hdul:
-        return np.array(select_hdu(path, hdul, None).data, dtype=np.float64)
+    return read_image(path, None, np.float64)[0]
 
 
 def _check(path: Path, pixel_scale: float, size: int) -> tuple[int, int]:
     """A background file's shape, after checking it can serve: else a ConfigError."""
     try:
-        with fits.open(path, memmap=False) as hdul, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            hdu = select_hdu(path, hdul, None)
-            shape = tuple(hdu.data.shape)
-            facts = read_header_facts(Cards(hdu.header, hdul[0].header))
-    except (OSError, CutoutError) as exc:
+        pixels, header = read_image(path, None, np.float64)
+    except CutoutError as exc:
         raise ConfigError(f"--backgrounds: {path} cannot be read ({exc})") from exc
+    shape = pixels.shape
     if len(shape) != 2 or min(shape) < size:
         raise ConfigError(
             f"--backgrounds: {path} is {'x'.join(map(str, shape))} pixels",
             allowed=f"2-D images of at least {size} x {size} pixels (survey.stamp_size)",
         )
+    facts = read_header_facts(header)
     stated = facts.pixel_scale
     if stated is not None and abs(stated / pixel_scale - 1) > PIXEL_SCALE_TOLERANCE:
         raise ConfigError(

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import galsim
 import numpy as np
-from astropy.io import fits
 
 from gampen.data.catalog import FITS_IMAGE_SUFFIXES
-from gampen.data.contract import Cards, read_header_facts
-from gampen.data.cutouts import select_hdu
+from gampen.data.contract import read_header_facts
+from gampen.data.cutouts import read_image
 from gampen.errors import ConfigError, CutoutError
 
 
@@ -59,17 +58,14 @@ def psf_library(folder: str, pixel_scale: float) -> PsfLibrary:
 def _load(path: Path, pixel_scale: float) -> PsfImage:
     """A PSF image as a unit-flux ``InterpolatedImage`` with its measured FWHM."""
     try:
-        with fits.open(path, memmap=False) as hdul:
-            hdu = select_hdu(path, hdul, None)
-            array = np.array(hdu.data, dtype=np.float64)
-            facts = read_header_facts(Cards(hdu.header, hdul[0].header))
-    except (OSError, CutoutError) as exc:
+        array, header = read_image(path, None, np.float64)
+    except CutoutError as exc:
         raise ConfigError(f"psf.images: {path} cannot be read ({exc})") from exc
     if array.ndim != 2 or not np.isfinite(array).all() or not array.sum() > 0:
         raise ConfigError(
             f"psf.images: {path} is not a PSF", allowed="a finite 2-D image of positive sum"
         )
-    scale = facts.pixel_scale or pixel_scale
+    scale = read_header_facts(header).pixel_scale or pixel_scale
     image = galsim.Image(array / array.sum(), scale=scale)
     profile = galsim.InterpolatedImage(image, flux=1.0)
     return PsfImage(path.name, profile, float(image.calculateFWHM()))
