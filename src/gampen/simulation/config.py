@@ -190,6 +190,8 @@ class CentralPrior(_Section):
         "clump_probability": _num(0.0, 1.0),
         "clump_fraction": _pair(0.0, 0.9),
         "clump_count": _pair(1, 500),
+        "pure_disk_fraction": _num(0.0, 1.0),
+        "pure_bulge_fraction": _num(0.0, 1.0),
     }
     OPTIONAL: ClassVar[dict[str, Any]] = {
         "bulge_n": (4.0, 4.0),
@@ -197,6 +199,8 @@ class CentralPrior(_Section):
         "clump_probability": 0.0,
         "clump_fraction": (0.1, 0.4),
         "clump_count": (10.0, 40.0),
+        "pure_disk_fraction": 0.0,
+        "pure_bulge_fraction": 0.0,
     }
     mag: Interval  #: total magnitude, uniform
     bt: Interval  #: bulge-to-total flux ratio, uniform
@@ -210,6 +214,16 @@ class CentralPrior(_Section):
     clump_probability: float = 0.0  #: chance that a disk has star-forming clumps
     clump_fraction: Interval = (0.1, 0.4)  #: share of the disk's light in clumps, uniform
     clump_count: Interval = (10.0, 40.0)  #: number of clumps, uniform integer
+    pure_disk_fraction: float = 0.0  #: share of galaxies with no bulge at all (bt = 0)
+    pure_bulge_fraction: float = 0.0  #: share with no disk (bt = 1): r_bulge drawn as r_disk
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.pure_disk_fraction + self.pure_bulge_fraction > 1.0:
+            raise ConfigError(
+                "central.pure_disk_fraction + central.pure_bulge_fraction exceeds 1",
+                value=(self.pure_disk_fraction, self.pure_bulge_fraction),
+            )
 
 
 @dataclass(frozen=True)
@@ -345,12 +359,15 @@ class SimulationConfig:
         """True when any nuisance of real data is on (the truth catalog then records
         each galaxy's)."""
         optional_on = any(
-            name in section.OPTIONAL
+            name in section.OPTIONAL and name not in PRIOR_SHARES
             for section in (self.psf, self.central, self.noise)
             for name in section.to_dict()
         )
         return optional_on or isinstance(self.psf.beta, tuple)
 
+
+#: Optional fields that shape the prior of the parameters, not the images: no nuisance.
+PRIOR_SHARES = frozenset({"pure_disk_fraction", "pure_bulge_fraction"})
 
 SECTIONS = (SurveyConfig, PsfConfig, CentralPrior, NeighbourPrior, NoiseConfig)
 

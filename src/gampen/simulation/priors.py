@@ -120,6 +120,7 @@ def draw_galaxy(config: SimulationConfig, seed: int, object_id: int) -> Galaxy:
     neighbours = _draw_neighbours(rng, config, mag, (dx * scale, dy * scale))
     nuisances = _draw_nuisances(rng, config, psf_fwhm, clump_seed(seed, object_id))
     psf_fwhm = nuisances.pop("psf_fwhm", psf_fwhm)  # as reported, with the PSF model's error
+    bt, r_bulge = _pure_shares(rng, central, bt, r_disk, r_bulge)
     return Galaxy(
         object_id=object_id,
         mag=mag,
@@ -182,6 +183,23 @@ def _draw_nuisances(
         drawn |= {"psf_fwhm": chosen.fwhm * math.exp(error), "psf_beta": math.nan}
         drawn |= {"psf_g1": 0.0, "psf_g2": 0.0}
     return drawn
+
+
+def _pure_shares(
+    rng: np.random.Generator, central: Any, bt: float, r_disk: float, r_bulge: float
+) -> tuple[float, float]:
+    """``(bt, r_bulge)`` after the draw of a pure disk (bt = 0) or a pure bulge (bt = 1),
+    made last and only when a share is set, so presets without shares draw as before.  A
+    pure bulge (an elliptical) takes the disk's size draw, spanning the sizes of galaxies
+    rather than those of bulges inside disks."""
+    if not (central.pure_disk_fraction or central.pure_bulge_fraction):
+        return bt, r_bulge
+    u = float(rng.uniform())
+    if u < central.pure_disk_fraction:
+        return 0.0, r_bulge
+    if u < central.pure_disk_fraction + central.pure_bulge_fraction:
+        return 1.0, r_disk
+    return bt, r_bulge
 
 
 def _draw_neighbours(
