@@ -1,5 +1,6 @@
-"""Posterior summaries against independent oracles: numpy's statistics and quantiles, a
-direct Gaussian KDE maximised by scipy, and analytic quantiles of transformed normals."""
+"""Posterior summaries against independent oracles: numpy's statistics and order-statistic
+quantiles (``method='weibull'``), a direct Gaussian KDE maximised by scipy, analytic
+quantiles of transformed normals, rank arithmetic done by hand and direct counts."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_moments_and_quantiles_equal_numpy(n):
         # a level above that cannot be resolved, and its interval is NaN, not too narrow.
         resolved = (n - 1) / (n + 1) >= level
         for end, p in (("lo", (1 - level) / 2), ("hi", (1 + level) / 2)):
-            quantile = np.quantile(x, p, axis=1)
+            quantile = np.quantile(x, p, axis=1, method="weibull")
             expected[f"{name}_{end}"] = quantile if resolved else np.full_like(quantile, np.nan)
     for stat, values in expected.items():
         for j, p in enumerate(("a", "b")):
@@ -214,3 +215,96 @@ def test_bt_intervals_are_the_mapped_normal_quantiles():
             wide = _bt_quantile(transform, mus + 2 * sds * x_q)
             inner = (wide > 0) & (wide < 1)
             assert np.all((wide[inner] < low[inner]) | (wide[inner] > high[inner])), (name, end)
+
+
+def test_interval_ends_at_whole_ranks_are_those_order_statistics(monkeypatch):
+    """A level whose lower rank (1 - L) / 2 (S + 1) is a whole number r gives exactly the
+    r-th smallest and r-th largest samples (np.sort, ranks counted by hand), even where the
+    rank rounds to just below 1 (L = 0.9 at S = 19: 0.05 * 20 = 0.9999999999999998)."""
+    for level, n, r in [(0.96, 99, 2), (0.9, 19, 1), (0.5, 3, 1)]:
+        monkeypatch.setitem(LEVELS, "ci68", level)
+        samples = np.random.default_rng(n).exponential(size=(5, n, 1)).astype(np.float32)
+        out = summarise(samples, ["a"])
+        ordered = np.sort(samples[:, :, 0], axis=1)
+        np.testing.assert_allclose(out["a_ci68_lo"], ordered[:, r - 1], rtol=1e-6)
+        np.testing.assert_allclose(out["a_ci68_hi"], ordered[:, n - r], rtol=1e-6)
+        # Must fail: numpy's default quantiles sit one or more ranks further in.
+        assert np.all(np.quantile(samples[:, :, 0], (1 - level) / 2, axis=1) > ordered[:, r - 1])
+
+
+def _ranks(level: float, n: int) -> tuple[int, int]:
+    """The two order statistics (1-based) between which the lower end at ``level`` lies."""
+    rank = (1 - level) / 2 * (n + 1)
+    return int(rank // 1), -int(-rank // 1)
+
+
+ZERO_COUNTS = (300, 159, 158, 100, 23, 22, 2, 1)
+
+
+@pytest.mark.parametrize("end", ["lo", "hi"])
+def test_bt_intervals_touching_a_boundary_are_one_sided(end):
+    """bt samples clipped to 0 (or 1): an interval end whose two neighbouring order
+    statistics are both clipped is exactly 0 (or 1), else above it.  With 1000 samples the
+    lower ends lie between ranks (158, 159), (22, 23) and (1, 2) (by hand below), so 300 zeros
+    (30 %) reach all three ends, 159 the 68.27 % one just, 100 (10 %) only the 95.45 and
+    99.73 % ones, 1 none."""
+    n = 1000
+    assert [_ranks(level, n) for level in LEVELS.values()] == [(158, 159), (22, 23), (1, 2)]
+    rng = np.random.default_rng(3)
+    rows = [
+        rng.permutation(np.r_[np.zeros(zeros), rng.uniform(0.01, 0.6, n - zeros)])
+        for zeros in ZERO_COUNTS
+    ]
+    bt = np.array(rows, dtype=np.float32)
+    bound = 0.0
+    if end == "hi":  # the mirror image: clipped at 1
+        bt, bound = 1 - bt, 1.0
+    out = summarise(bt[:, :, None], ["bt"])
+    for row, zeros in enumerate(ZERO_COUNTS):
+        for name, level in LEVELS.items():
+            touches = _ranks(level, n)[1] <= zeros
+            got = out[f"bt_{name}_{end}"][row]
+            assert (got == bound) == touches, (zeros, name, got)
+    assert out[f"bt_ci68_{end}"][0] == bound and out[f"bt_ci68_{end}"][3] != bound  # 30, 10 %
+    # Must fail: numpy's default ends lie a rank further in, off the bound with 159 zeros
+    # at 68.27 % and with 23 at 95.45 %.
+    p = {"lo": (1 - LEVELS["ci68"]) / 2, "hi": (1 + LEVELS["ci68"]) / 2}[end]
+    assert np.quantile(bt[1], p) != bound
+    p = {"lo": (1 - LEVELS["ci95"]) / 2, "hi": (1 + LEVELS["ci95"]) / 2}[end]
+    assert np.quantile(bt[4], p) != bound
+
+
+def test_bt_class_probabilities_are_the_fractions_beyond_the_cuts():
+    """``p_disk`` / ``p_bulge``: direct numpy counts of samples strictly below 0.1 / above
+    0.9; samples exactly at a cut (as float32) belong to neither; NaN rows stay NaN."""
+    rng = np.random.default_rng(11)
+    n = 200
+    bt = rng.beta(0.6, 0.6, (6, n)).astype(np.float32)
+    bt[0, :50] = np.float32(0.1)  # exactly at the cuts, and at the clipped bounds
+    bt[0, 50:90] = np.float32(0.9)
+    bt[1, :30], bt[1, 30:70] = 0.0, 1.0
+    bt[2] = np.nan
+    bt[3] = 0.05  # all disk
+    r_e = rng.lognormal(size=(6, n)).astype(np.float32)
+    out = summarise(np.stack([r_e, bt], axis=-1), ["r_e", "bt"])
+    with np.errstate(invalid="ignore"):
+        disk = np.count_nonzero(bt < np.float32(0.1), axis=1) / n
+        bulge = np.count_nonzero(bt > np.float32(0.9), axis=1) / n
+    disk[2] = bulge[2] = np.nan
+    np.testing.assert_allclose(out["p_disk"], disk, rtol=1e-6)
+    np.testing.assert_allclose(out["p_bulge"], bulge, rtol=1e-6)
+    assert out["p_disk"].dtype == np.float32 and out["p_disk"][3] == 1 and out["p_bulge"][3] == 0
+    # The columns follow the bt columns; r_e's come first, as named.
+    names = list(out)
+    assert names.index("p_disk") == names.index("bt_ci99_hi") + 1 == len(names) - 2
+    assert names[-1] == "p_bulge" and names[: len(STATISTICS)] == [f"r_e_{s}" for s in STATISTICS]
+    # Must fail: counting the samples at the cuts too changes row 0.
+    assert np.count_nonzero(bt[0] <= np.float32(0.1)) / n != disk[0]
+    assert np.count_nonzero(bt[0] >= np.float32(0.9)) / n != bulge[0]
+
+
+def test_no_class_columns_without_bt():
+    samples = np.random.default_rng(0).normal(size=(2, 50, 2)).astype(np.float32)
+    assert list(summarise(samples, ["r_e", "flux"])) == [
+        f"{p}_{s}" for p in ("r_e", "flux") for s in STATISTICS
+    ]

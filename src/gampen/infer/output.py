@@ -20,7 +20,7 @@ from astropy.table import Table
 from gampen import __version__
 from gampen.errors import CatalogError
 from gampen.flags import MEANINGS
-from gampen.infer.summary import LEVELS, STATISTICS
+from gampen.infer.summary import BULGE_BT, DISK_BT, LEVELS, STATISTICS, column_names
 
 if TYPE_CHECKING:
     from gampen.data.dataset import CutoutDataset
@@ -47,13 +47,17 @@ FIXED_DESCRIPTIONS: dict[str, str] = {
     "flags": "quality bitmask (bits in the FLAGn metadata)",
     "n_bad_pixels": "NaN/inf pixels replaced by 0",
 }
+#: Columns written after the bt summaries when the model has a 'bt' parameter.
+CLASS_DESCRIPTIONS: dict[str, str] = {
+    "p_disk": f"posterior probability that bt < {DISK_BT:g} (disk)",
+    "p_bulge": f"posterior probability that bt > {BULGE_BT:g} (bulge)",
+}
 
 
 def output_names(param_names: Sequence[str]) -> list[str]:
     """Every column ``gampen predict`` writes for these parameters (plus ``mag`` with flux)."""
     names = [*param_names, "mag"] if "flux" in param_names else list(param_names)
-    summaries = [f"{p}_{s}" for p in names for s in STATISTICS]
-    return [*FIXED_DESCRIPTIONS, *summaries]
+    return [*FIXED_DESCRIPTIONS, *column_names(names)]
 
 
 def kept_columns(
@@ -161,6 +165,8 @@ def _describe(name: str) -> tuple[str, str]:
     """Unit and description of one output column."""
     if name in FIXED_DESCRIPTIONS:
         return "", FIXED_DESCRIPTIONS[name]
+    if name in CLASS_DESCRIPTIONS:
+        return "", CLASS_DESCRIPTIONS[name]
     param, statistic = _split(name)
     quantity = QUANTITIES.get(param, param)
     return UNITS.get(param, ""), f"{quantity}, {_statistic_text(statistic)}"

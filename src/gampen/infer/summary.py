@@ -1,11 +1,20 @@
 """Posterior summaries (DESIGN §4.5), computed for many galaxies at once.
 
 From physical-unit samples (B, S, k): mean, median, mode, standard deviation and the
-equal-tailed 68.27 / 95.45 / 99.73 % intervals (the 1, 2 and 3 sigma probabilities).
-An interval needs enough samples to be resolved at all: even the sample extremes of ``S``
-draws of an exact posterior hold a new draw with probability ``(S - 1) / (S + 1)``, so a
-level ``L`` needs ``S >= (1 + L) / (1 - L)`` (:func:`min_samples`: 6, 43 and 740 for the
-three levels); with fewer samples its columns are NaN rather than too narrow.
+equal-tailed 68.27 / 95.45 / 99.73 % intervals (the 1, 2 and 3 sigma probabilities), and,
+with a ``bt`` parameter, the posterior probabilities ``p_disk`` (bt < 0.1) and ``p_bulge``
+(bt > 0.9) as the fractions of samples beyond those cuts.
+
+Interval ends are order statistics, not numpy's default quantiles: the end at probability
+``p`` sits at the fractional 1-based rank ``p (S + 1)`` (numpy's ``method='weibull'``),
+linearly interpolated between its neighbouring order statistics.  For an exact posterior the
+``k``-th smallest of ``S`` samples lies below a new draw with probability ``k / (S + 1)``, so
+this interval holds the truth with probability close to its level; the default rank
+``p (S - 1) + 1`` sits nearer the middle, and its 99.73 % interval holds only ~99.55 % at
+S = 1000.  An end needs a rank of at least 1, so a level ``L`` needs
+``S >= (1 + L) / (1 - L)`` (:func:`min_samples`: 6, 43 and 740 for the three levels); with
+fewer samples its columns are NaN rather than too narrow.  The median is the ordinary
+sample median (rank ``(S + 1) / 2``).
 
 The mode comes from a kernel density estimate done for all galaxies and parameters in one
 vectorised step: each galaxy's samples are standardised by their own median and standard
@@ -18,6 +27,7 @@ per-galaxy scipy KDE (GaMPEN's aggregation step costs about a CPU-second per gal
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -33,32 +43,66 @@ STATISTICS: tuple[str, ...] = (
     "std",
     *(f"{name}_{end}" for name in LEVELS for end in ("lo", "hi")),
 )
+#: bt below which a galaxy is disk-dominated, and above which bulge-dominated.
+DISK_BT = 0.1
+BULGE_BT = 0.9
+#: Class probability columns, written after the bt columns when there is a 'bt' parameter.
+BT_CLASSES: tuple[str, ...] = ("p_disk", "p_bulge")
 _GRID_HALF_WIDTH = 6.0  # standard deviations either side of the median
 _GRID_BINS = 400
 
 
 def summarise(samples: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    """Columns ``<name>_<statistic>`` for samples (B, S, k); NaN rows stay NaN."""
+    """The :func:`column_names` columns for samples (B, S, k), as float32; NaN rows stay
+    NaN."""
     x = torch.as_tensor(np.asarray(samples, dtype=np.float32))
+    s = x.shape[1]
     ordered = x.sort(dim=1).values  # one sort serves every quantile and the mode
     stats = {
         "mean": x.mean(dim=1),
-        "median": _quantile(ordered, 0.5),
-        "std": x.std(dim=1, correction=1) if x.shape[1] > 1 else torch.zeros_like(x[:, 0]),
+        "median": _at_rank(ordered, (s + 1) / 2),
+        "std": x.std(dim=1, correction=1) if s > 1 else torch.zeros_like(x[:, 0]),
     }
     stats["mode"] = kde_mode(x, median=stats["median"])
     for name, level in LEVELS.items():
-        if x.shape[1] < min_samples(level):
+        if s < min_samples(level):
             stats[f"{name}_lo"] = stats[f"{name}_hi"] = torch.full_like(stats["mean"], math.nan)
             continue
-        stats[f"{name}_lo"] = _quantile(ordered, (1 - level) / 2)
-        stats[f"{name}_hi"] = _quantile(ordered, (1 + level) / 2)
-    return {f"{p}_{s}": stats[s][:, j].numpy() for j, p in enumerate(names) for s in STATISTICS}
+        rank = max((1 - level) / 2 * (s + 1), 1.0)  # rounding may give 1 - 1e-16 at min S
+        stats[f"{name}_lo"] = _at_rank(ordered, rank)
+        stats[f"{name}_hi"] = _at_rank(ordered, s + 1 - rank)
+    columns = {f"{p}_{st}": stats[st][:, j] for j, p in enumerate(names) for st in STATISTICS}
+    if "bt" in names:
+        j = names.index("bt")
+        columns.update(bt_classes(x[:, :, j]))
+    return {name: columns[name].numpy() for name in column_names(names)}
+
+
+def column_names(names: Sequence[str]) -> list[str]:
+    """The columns :func:`summarise` returns for parameters ``names``, in order: each
+    parameter's statistics, and the bt classes right after the bt columns."""
+    out = []
+    for p in names:
+        out += [f"{p}_{s}" for s in STATISTICS]
+        if p == "bt":
+            out += BT_CLASSES
+    return out
+
+
+def bt_classes(bt: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``p_disk`` and ``p_bulge``: the fractions of each row of bt samples (B, S) below
+    ``DISK_BT`` and above ``BULGE_BT``; NaN for a row holding NaN (an unusable galaxy)."""
+    unusable = bt.isnan().any(dim=1)
+    return {
+        name: torch.where(unusable, math.nan, beyond.to(bt.dtype).mean(dim=1))
+        for name, beyond in (("p_disk", bt < DISK_BT), ("p_bulge", bt > BULGE_BT))
+    }
 
 
 def min_samples(level: float) -> int:
     """The fewest samples whose extremes can hold a new draw with probability ``level``:
-    the smallest ``S`` with ``(S - 1) / (S + 1) >= level``."""
+    the smallest ``S`` with ``(S - 1) / (S + 1) >= level``, so that rank ``(1 - level) / 2
+    (S + 1)`` of the lower interval end is at least 1."""
     return math.ceil((1 + level) / (1 - level) - 1e-9)
 
 
@@ -80,13 +124,14 @@ def kde_mode(samples: torch.Tensor, *, median: torch.Tensor | None = None) -> to
     return mode.reshape(b, k)
 
 
-def _quantile(ordered: torch.Tensor, p: float) -> torch.Tensor:
-    """Quantile ``p`` along dim 1 of sorted samples, linear interpolation (numpy's default)."""
-    position = p * (ordered.shape[1] - 1)
-    low = math.floor(position)
-    high = min(low + 1, ordered.shape[1] - 1)
-    frac = position - low
-    return ordered[:, low] * (1 - frac) + ordered[:, high] * frac
+def _at_rank(ordered: torch.Tensor, rank: float) -> torch.Tensor:
+    """Value at the fractional 1-based ``rank`` along dim 1 of sorted samples: linear
+    between order statistics ``floor(rank)`` and ``ceil(rank)``, and exact at an integer."""
+    low = math.floor(rank)
+    below = ordered[:, low - 1]
+    if low == rank:
+        return below
+    return below + (rank - low) * (ordered[:, low] - below)
 
 
 def _histogram(z: torch.Tensor) -> torch.Tensor:
