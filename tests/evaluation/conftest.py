@@ -1,8 +1,11 @@
-"""A tiny predicted set for the model-based evaluation tests: cutouts, bundle, predictions."""
+"""A tiny predicted set for the model-based evaluation tests: cutouts, bundle, predictions;
+a bundle marked as trained on a given catalog."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +13,9 @@ import numpy as np
 import pytest
 import torch
 from astropy.table import Table
+
+from gampen.data.catalog import label_array, object_ids
+from gampen.data.provenance import training_marks
 
 from ..synthetic import tiny_bundle, write_labelled_set
 
@@ -58,3 +64,22 @@ def model_inputs(tmp_path_factory: pytest.TempPathFactory) -> ModelInputs:
     )
     predict(catalog, out=folder / "pred.parquet", model=bundle, options=options)
     return ModelInputs(truth_path, folder / "pred.parquet", folder / "samples.h5", bundle)
+
+
+@pytest.fixture
+def trained_on() -> Callable[[Path, Path, Path], Path]:
+    """``make(bundle, folder, catalog)``: a copy of ``bundle`` in ``folder`` whose provenance
+    marks ``catalog`` as its training set (as ``gampen train`` would)."""
+
+    def make(bundle: Path, folder: Path, catalog: Path) -> Path:
+        table = Table.read(catalog)
+        labels = label_array(table, ["bt", "r_e", "flux"])
+        marks = training_marks(table, labels, object_ids(table), catalog)
+        copy = folder / "trained-model"
+        shutil.copytree(bundle, copy)
+        meta = json.loads((copy / "gampen.json").read_text())
+        meta["provenance"].update(marks)
+        (copy / "gampen.json").write_text(json.dumps(meta))
+        return copy
+
+    return make

@@ -109,6 +109,50 @@ def scale_mixture_population(
     return Population(truth, predictions, samples, ("x",))
 
 
+def truth_bin_population(
+    n: int,
+    *,
+    narrow: tuple[float, float] = (0.4, 0.6),
+    factor: float = 2.0,
+    n_samples: int = 200,
+    seed: int = 0,
+) -> Population:
+    """Posteriors exact for every true value, except ``factor`` times too narrow for the
+    galaxies whose true bt lies in ``[narrow[0], narrow[1])``.
+
+    Each parameter's estimate is its truth plus an N(0, sigma^2) error (bt as it is, r_e
+    and flux in log) and its posterior is N(estimate, (sigma / f)^2), f = ``factor`` in
+    the narrowed bin and 1 elsewhere, so the truth lies in the central ``a`` interval with
+    probability 2 Phi(z_a / f) - 1 whatever the true value: bins of true values have a
+    known coverage.  A tenth of the galaxies are pure disks (bt = 0), a tenth pure bulges.
+    """
+    rng = np.random.default_rng(seed)
+    kind = rng.random(n)
+    bt = np.where(kind < 0.1, 0.0, np.where(kind < 0.2, 1.0, rng.uniform(0, 1, n)))
+    true_u = np.stack([bt, rng.uniform(np.log(0.3), np.log(3), n), rng.uniform(4, 8, n)], 1)
+    sigma = np.array([0.05, 0.2, 0.1])
+    f = np.where((bt >= narrow[0]) & (bt < narrow[1]), factor, 1.0)
+    estimate = true_u + sigma * rng.standard_normal((n, 3))
+    width = sigma / f[:, None]
+    samples_u = estimate[:, None] + width[:, None] * rng.standard_normal((n, n_samples, 3))
+
+    def physical(u: np.ndarray) -> np.ndarray:
+        return np.stack([u[..., 0], np.exp(u[..., 1]), np.exp(u[..., 2])], axis=-1)
+
+    truth = Table({"object_id": np.arange(n)})
+    for j, p in enumerate(PARAMS):
+        truth[p] = physical(true_u)[:, j]
+    truth["mag"] = ZERO_POINT - 2.5 * np.log10(truth["flux"])
+    predictions = Table({"object_id": np.arange(n), "flags": np.zeros(n, dtype=np.int64)})
+    for j, p in enumerate(PARAMS):
+        for name, level in TABLE_LEVELS.items():
+            z = stats.norm.ppf((1 + level) / 2)
+            for end, sign in (("lo", -1), ("hi", 1)):
+                predictions[f"{p}_{name}_{end}"] = physical(estimate + sign * z * width)[:, j]
+        predictions[f"{p}_median"] = physical(estimate)[:, j]
+    return Population(truth, predictions, physical(samples_u).astype(np.float32), PARAMS)
+
+
 def mixture_half_width(level: float, narrow: float, wide: float) -> float:
     """Half-width of the central ``level`` interval of the equal mixture of two normals."""
 

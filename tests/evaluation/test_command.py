@@ -8,6 +8,8 @@ import pytest
 
 from gampen.cli import build_parser, main
 
+from .posteriors import gaussian_population, write_inputs
+
 
 def test_evaluate_writes_metrics_report_and_figures(tmp_path, model_inputs, capsys):
     m = model_inputs
@@ -91,5 +93,21 @@ def test_help_lists_the_options(capsys):
         "--show",
         "--rotation",
         "--image-dir",
+        "--allow-training-galaxies",
     ):
         assert option in text
+
+
+def test_a_catalog_of_training_galaxies_is_refused_with_the_file_and_why(
+    tmp_path, model_inputs, trained_on, capsys
+):
+    pred, truth, _ = write_inputs(tmp_path / "in", gaussian_population(200, scale=1.0, seed=2))
+    trained = trained_on(model_inputs.bundle, tmp_path, truth)
+    args = ["evaluate", str(pred), "--truth", str(truth), "--model", str(trained), "--no-progress"]
+    assert main([*args, "--out", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert f"{truth} holds galaxies the model {trained} was trained on" in err
+    assert "sampled rows have exactly the labels of training galaxies" in err
+    assert main([*args, "--out", str(tmp_path / "told"), "--allow-training-galaxies"]) == 0
+    metrics = json.loads((tmp_path / "told" / "metrics.json").read_text())
+    assert "labels of training galaxies" in metrics["inputs"]["training_overlap"]

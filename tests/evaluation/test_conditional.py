@@ -8,6 +8,7 @@ from scipy import stats
 
 from gampen.evaluation import evidence as ev
 from gampen.evaluation.conditional import (
+    bt_subsets,
     conditional_coverage,
     interval_width,
     quantile_subsets,
@@ -85,13 +86,32 @@ def test_calibrated_on_average_but_wrong_in_each_half(tmp_path):
 
 def test_subsets_follow_the_columns_present(result):
     _, (matched, cond) = result
-    assert list(cond)[:2] == ["neighbours", "mag_halves"]
+    assert list(cond)[:3] == ["neighbours", "mag_halves", "bt"]
     assert {"mag", "r_e", "psf_fwhm", "width_bt", "width_r_e", "width_flux"} <= set(cond)
-    assert all(len(cond[s]) == 4 and sum(e["n"] for e in cond[s]) == N for s in ("mag", "psf_fwhm"))
+    for split, n_bins in (("mag", 5), ("r_e", 5), ("psf_fwhm", 4), ("width_bt", 4)):
+        assert len(cond[split]) == n_bins and sum(e["n"] for e in cond[split]) == N
+    assert sum(e["n"] for e in cond["bt"]) == N  # no B/T exactly 0 or 1: fifths only
     assert set(cond["width_r_e"][0]["params"]) == {"r_e"} and "joint" not in cond["width_r_e"][0]
     matched.truth.remove_columns(["n_neighbours", "psf_fwhm"])
     names = {s.split for s in subsets(matched)}
     assert "neighbours" not in names and "psf_fwhm" not in names and "mag_halves" in names
+
+
+def test_bt_bins_fixed_edges_one_included_and_pure_rows():
+    bt = np.array([0.0, 0.1, 0.2, 0.39, 0.4, 0.8, 0.99, 1.0, 0.0, np.nan])
+    parts = bt_subsets(bt)
+    got = {p.label: np.flatnonzero(p.mask).tolist() for p in parts}
+    assert got == {
+        "true B/T in [0, 0.2)": [0, 1, 8],
+        "true B/T in [0.2, 0.4)": [2, 3],
+        "true B/T in [0.4, 0.6)": [4],  # [0.6, 0.8) is empty: left out
+        "true B/T in [0.8, 1]": [5, 6, 7],
+        "pure disks (B/T = 0)": [0, 8],
+        "pure bulges (B/T = 1)": [7],
+    }
+    assert {p.split for p in parts} == {"bt"}
+    mixed = bt_subsets(np.array([0.3, 0.5]))
+    assert [p.label for p in mixed] == ["true B/T in [0.2, 0.4)", "true B/T in [0.4, 0.6)"]
 
 
 def test_interval_width_is_relative_for_log_scaled_parameters(result):

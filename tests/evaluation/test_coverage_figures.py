@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from matplotlib.colors import to_rgba
 
 from gampen.evaluation.coverage_figures import (
@@ -10,6 +11,7 @@ from gampen.evaluation.coverage_figures import (
     marginal_figure,
     pit_figure,
     subsets_figure,
+    truth_bins_figure,
 )
 from gampen.evaluation.marginal import CoverageCurve, curve_from_pit, pit_histogram
 
@@ -85,6 +87,33 @@ def test_subsets_figure_one_row_per_split_and_widths_share_a_row():
     assert ticks == ["[1, 2]\nn=100"]
     first = axes[0, 0].containers[0]  # the 68 % error bars
     np.testing.assert_allclose(first.lines[0].get_ydata(), [10.0, 10.0])
+
+
+def test_truth_bins_figure_shades_the_bands_and_crosses_the_defects():
+    good = {"ci68": 0.6927, "ci95": 0.9545, "ci99": 0.9973}  # +1 pp: inside the +-2 pp band
+    bad = {"ci68": 0.3827, "ci95": 0.9545, "ci99": 0.9973}  # -30 pp at 68 %
+    conditional = {
+        "bt": [
+            _bin("true B/T in [0, 0.2)", good, ["bt", "r_e"]),
+            _bin("true B/T in [0.4, 0.6)", bad, ["bt", "r_e"]),
+            _bin("pure disks (B/T = 0)", good, ["bt", "r_e"]),
+        ],
+        "r_e": [_bin("true r_e [arcsec] in [0.3, 3]", good, ["bt", "r_e"])],
+    }
+    fig = truth_bins_figure(conditional, ["bt", "r_e"])
+    axes = np.array(fig.get_axes()).reshape(2, 2)  # rows: B/T, then r_e (no magnitude)
+    assert "B/T" in axes[0, 0].get_ylabel() and "r_e" in axes[1, 0].get_ylabel()
+    ax = axes[0, 1]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["[0, 0.2)\nn=100", "[0.4, 0.6)\nn=100", "pure disks\n(B/T = 0)\nn=100"]
+    bands = ax.containers[0]  # the 68 % bands: nominal +- 2 pp
+    np.testing.assert_allclose([r.get_y() for r in bands], [-2.0] * 3)
+    np.testing.assert_allclose([r.get_height() for r in bands], [4.0] * 3)
+    points, crosses = [ln for ln in ax.get_lines() if ln.get_marker() in ("o", "X")][:2]
+    np.testing.assert_allclose(points.get_ydata(), [1.0, -30.0, 1.0], atol=1e-9)
+    np.testing.assert_allclose(crosses.get_ydata(), [-30.0], atol=1e-9)  # the one defect
+    assert crosses.get_xdata()[0] == pytest.approx(1 - 0.22)
+    assert sum(len(ln.get_xdata()) for ln in ax.get_lines() if ln.get_marker() == "X") == 1
 
 
 def test_joint_figure_reports_68_and_95():

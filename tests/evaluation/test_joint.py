@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import special
 
 from gampen.evaluation.joint import (
     TarpFrame,
@@ -81,14 +80,27 @@ def test_mahalanobis_sees_wrong_correlations_that_marginals_miss():
     assert curve_below(f, np.array([0.68])).empirical[0] < 0.68 - 0.1
 
 
-def test_to_unbounded_clips_bt_logs_scales_and_leaves_others():
+def test_to_unbounded_squeezes_bt_logs_scales_and_leaves_others():
     values = np.array([[0.0, 2.0, 100.0, -3.0], [0.5, 0.0, 1.0, 7.0]])
     out = to_unbounded(values, ["bt", "r_e", "flux", "x"])
-    assert out[0, 0] == pytest.approx(special.logit(1e-3))
+    assert out[0, 0] == pytest.approx(np.log(1e-3 / (1 - 1e-3)))  # GaMPEN's default eps
     assert out[1, 0] == 0.0
     assert out[0, 1] == pytest.approx(np.log(2.0)) and np.isnan(out[1, 1])
     assert out[1, 2] == 0.0
     np.testing.assert_array_equal(out[:, 3], [-3.0, 7.0])
+
+
+def test_to_unbounded_uses_the_given_eps_on_the_whole_range():
+    """logit(eps + (1 - 2 eps) bt) by hand: bt = 0 and 1 at logit(0.05) and logit(0.95),
+    bt = 0.01 inside them (not clipped onto bt = 0); off [0, 1] is no B/T: NaN."""
+    bt = np.array([[0.0], [1.0], [0.01], [0.25], [1.01], [-0.01]])
+    out = to_unbounded(bt, ["bt"], eps=0.05)[:, 0]
+    p = 0.05 + 0.9 * np.array([0.0, 1.0, 0.01, 0.25])
+    np.testing.assert_allclose(out[:4], np.log(p / (1 - p)), rtol=1e-12)
+    assert out[0] == pytest.approx(-np.log(19.0)) and out[1] == pytest.approx(np.log(19.0))
+    assert out[0] < out[2] < out[3]
+    assert np.isnan(out[4:]).all()
+    assert to_unbounded(bt[:1], ["bt"])[0, 0] < out[0] - 3  # the default eps is another space
 
 
 def test_degenerate_and_nan_posteriors_do_not_break_the_batch():

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import shutil
 
+import numpy as np
 import pytest
+from astropy.table import Table
 
-from gampen.errors import ConfigError
+from gampen.checksum import file_sha256
+from gampen.errors import CatalogError, ConfigError
+from gampen.evaluation import evidence as ev
+from gampen.evaluation.inputs import load_inputs
 from gampen.evaluation.pipeline import EvaluateOptions, evaluate
 
+from ..synthetic import tiny_bundle
 from .posteriors import gaussian_population, write_inputs
 
 TOP_KEYS = {
@@ -79,3 +86,69 @@ def test_options_are_validated(field, value):
     with pytest.raises(ConfigError, match=field):
         EvaluateOptions(**{field: value})
     assert not EvaluateOptions().needs_model and EvaluateOptions(show=1).needs_model
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A tiny untrained bundle whose label transform has eps = 0.05 (as the shipped one)."""
+    folder = tmp_path_factory.mktemp("model")
+    bundle = tiny_bundle(folder)
+    meta = json.loads((bundle / "gampen.json").read_text())
+    meta["preprocessing"]["labels"]["eps"] = 0.05
+    (bundle / "gampen.json").write_text(json.dumps(meta))
+    return bundle
+
+
+def test_the_joint_tests_use_the_models_eps(tmp_path, files, model):
+    pred, truth, samples = files
+    given = EvaluateOptions(model=str(model), progress=False)
+    metrics = evaluate(pred, truth, out=tmp_path / "m", samples=samples, options=given)
+    assert metrics["inputs"]["logit_eps"] == 0.05 and metrics["inputs"]["model"] == str(model)
+    found = ev.collect(
+        load_inputs(pred, truth, samples=samples),
+        rng=np.random.default_rng(0),  # the seed evaluate starts from
+        progress=False,
+        eps=0.05,
+    )
+    assert metrics["joint"] == ev.summarise(found, curves=True)["joint"]
+    plain = evaluate(pred, truth, out=tmp_path / "p", samples=samples, options=EvaluateOptions())
+    assert plain["inputs"]["logit_eps"] == 1e-3 and plain["inputs"]["model"] is None
+    assert plain["joint"] != metrics["joint"]
+    assert plain["marginal"] == metrics["marginal"]  # eps only enters the joint space
+    assert "eps = 0.05 (the model's" in (tmp_path / "m" / "report.md").read_text()
+
+
+def test_training_galaxies_are_refused_unless_allowed(tmp_path, files, model, trained_on):
+    pred, truth, _ = files
+    trained = trained_on(model, tmp_path, truth)
+    subset = Table.read(truth)[50:350]
+    subset.write(tmp_path / "subset.parquet")  # another file and format: the same galaxies
+    for catalog in (truth, tmp_path / "subset.parquet"):
+        options = EvaluateOptions(model=str(trained), progress=False)
+        with pytest.raises(CatalogError, match="holds galaxies the model") as err:
+            evaluate(pred, catalog, out=tmp_path / "r", options=options)
+        assert str(catalog) in str(err.value) and "labels of training galaxies" in str(err.value)
+        assert "--allow-training-galaxies" in str(err.value)
+    assert not (tmp_path / "r" / "metrics.json").exists()
+    allowed = EvaluateOptions(model=str(trained), allow_training_galaxies=True, progress=False)
+    metrics = evaluate(pred, truth, out=tmp_path / "a", options=allowed)
+    assert "labels of training galaxies" in metrics["inputs"]["training_overlap"]
+    assert "training galaxies** (" in (tmp_path / "a" / "report.md").read_text()
+    fresh = write_inputs(tmp_path / "fresh", gaussian_population(100, scale=1.0, seed=6))
+    options = EvaluateOptions(model=str(trained), progress=False)
+    assert (
+        evaluate(*fresh[:2], out=tmp_path / "f", options=options)["inputs"]["training_overlap"]
+        == ""
+    )
+
+
+def test_the_training_file_itself_is_refused(tmp_path, files, model):
+    pred, truth, _ = files
+    copy = tmp_path / "same-file-model"
+    shutil.copytree(model, copy)
+    meta = json.loads((copy / "gampen.json").read_text())
+    meta["provenance"] = {"data_sha256": file_sha256(truth)}  # no sampled marks at all
+    (copy / "gampen.json").write_text(json.dumps(meta))
+    options = EvaluateOptions(model=str(copy), progress=False)
+    with pytest.raises(CatalogError, match="it is the catalog the model was trained on"):
+        evaluate(pred, truth, out=tmp_path, options=options)

@@ -33,6 +33,9 @@ def metrics():
             "n_used": 100,
             "n_left_out": 2,
             "left_out": {"fatal_flag": 2, "nan_truth": 0},
+            "model": None,
+            "logit_eps": 0.001,
+            "training_overlap": "",
         },
         "marginal": {
             **_entry("all", 100, [0.69, 0.90, np.nan]),
@@ -111,3 +114,31 @@ def test_rotation_section(metrics):
     text = render(metrics)
     assert "| r_e (fractional) | 0.03 | 0.07 | 0.1 |" in text
     assert "| r_e (fractional) | 4 | 0.05 |" in text
+
+
+def test_truth_bins_table_with_table_and_sample_columns(metrics):
+    pure = _entry("pure disks (B/T = 0)", 30, [0.4, 0.95, 1.0])
+    pure["params"]["bt"]["pit_intervals"] = pure["params"]["bt"]["intervals"]
+    metrics["conditional"]["bt"] = [_entry("true B/T in [0, 0.2)", 40, [0.68, 0.95, 1.0]), pure]
+    metrics["conditional"]["r_e"] = [_entry("true r_e [arcsec] in [0.3, 0.9)", 20, [0.7, 0.9, 1.0])]
+    text = render(metrics)
+    assert "## Coverage by true B/T, magnitude and size" in text
+    assert (
+        "| bin | n | param | table 68.27 % | table 95.45 % | table 99.73 % | samples 68.27 %"
+        in text
+    )
+    assert "| true B/T in [0, 0.2) | 40 | bt | 68.0 | 95.0 | 100.0 | - | - | - |" in text
+    assert "| pure disks (B/T = 0) | 30 | bt | **40.0** | 95.0 | 100.0 | **40.0** | 95.0 |" in text
+    assert "| true r_e [arcsec] in [0.3, 0.9) | 20 | bt | 70.0 | **90.0** |" in text
+    del metrics["conditional"]["bt"]
+    assert "samples 68.27 %" not in render(metrics)  # no row has samples: table columns only
+    del metrics["conditional"]["r_e"]
+    assert "Coverage by true" not in render(metrics)
+
+
+def test_header_names_the_model_its_eps_and_a_training_overlap(metrics):
+    assert "eps = 0.001 (GaMPEN's default; no --model given)" in render(metrics)
+    metrics["inputs"].update(model="m.zip", logit_eps=0.05, training_overlap="it repeats them")
+    text = render(metrics)
+    assert "eps = 0.05 (the model's, `m.zip`)" in text
+    assert "training galaxies** (it repeats them)" in text

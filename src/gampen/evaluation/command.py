@@ -34,7 +34,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--out", required=True, metavar="REPORT_DIR", help="report folder (created if missing)"
     )
     p.add_argument(
-        "--model", metavar="BUNDLE", help="model bundle for --show/--rotation (default: shipped)"
+        "--model",
+        metavar="BUNDLE",
+        help="the model bundle that made PREDICTIONS: CATALOG is refused if it holds the "
+        "model's training galaxies, and the joint tests use its B/T logit epsilon "
+        "(without --model: 0.001); also runs --show/--rotation (default: the shipped model)",
+    )
+    p.add_argument(
+        "--allow-training-galaxies",
+        action="store_true",
+        help="with --model: evaluate even a CATALOG of the model's training galaxies (the "
+        "overlap is recorded in metrics.json and report.md)",
     )
     p.add_argument(
         "--show",
@@ -87,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = EvaluateOptions(
         model=args.model,
+        allow_training_galaxies=args.allow_training_galaxies,
         image_dir=args.image_dir,
         show=args.show,
         rotation=args.rotation,

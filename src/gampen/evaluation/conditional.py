@@ -1,11 +1,12 @@
 """Conditional coverage: the same checks within subsets of galaxies.
 
 A model can be calibrated on average and wrong for every subset (too wide for bright
-galaxies, too narrow for faint ones), so coverage is also judged per subset, wherever the
-truth catalog has the column: magnitude (halves at mag 21, the headline split, and
-quantile bins), ``n_neighbours`` (isolated against with neighbours), size (true r_e),
-``psf_fwhm``, and each parameter's predicted 68 % interval width (relative for
-log-scaled parameters).
+galaxies, too narrow for faint ones; good for mixed galaxies, bad for pure disks), so
+coverage is also judged per subset, wherever the truth catalog has the column: magnitude
+(halves at mag 21, the headline split), ``n_neighbours`` (isolated against with
+neighbours), the true values (fifths of B/T with fixed edges plus pure disks and pure
+bulges, fifths by quantile of magnitude and size), ``psf_fwhm``, and each parameter's
+predicted 68 % interval width (relative for log-scaled parameters).
 """
 
 from __future__ import annotations
@@ -23,13 +24,19 @@ from gampen.evaluation.inputs import Matched, floats
 
 #: The headline bright/faint split (issue 8).
 MAG_SPLIT = 21.0
-#: Quantile bins per continuous covariate.
+#: Quantile bins of observing conditions and predicted widths.
 N_BINS = 4
-#: Covariates binned by quantile: truth column -> description with unit.
-QUANTILE_COVARIATES: dict[str, str] = {
-    "mag": "magnitude",
-    "r_e": "true r_e [arcsec]",
-    "psf_fwhm": "PSF FWHM [arcsec]",
+#: Bins of the true values: fifths.
+TRUTH_BINS = 5
+#: Fixed edges of the true-B/T fifths; the last bin includes 1.
+BT_EDGES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+#: Splits by a true value, reported together (their own table and figure).
+TRUTH_SPLITS: tuple[str, ...] = ("bt", "mag", "r_e")
+#: Covariates binned by quantile: truth column -> (description with unit, bins).
+QUANTILE_COVARIATES: dict[str, tuple[str, int]] = {
+    "mag": ("magnitude", TRUTH_BINS),
+    "r_e": ("true r_e [arcsec]", TRUTH_BINS),
+    "psf_fwhm": ("PSF FWHM [arcsec]", N_BINS),
 }
 
 
@@ -43,7 +50,7 @@ class Subset:
     params: tuple[str, ...] | None = None
 
 
-def subsets(matched: Matched, *, n_bins: int = N_BINS) -> list[Subset]:
+def subsets(matched: Matched) -> list[Subset]:
     """Every subset the truth catalog and predictions allow, headline splits first."""
     truth = matched.truth
     out: list[Subset] = []
@@ -59,7 +66,9 @@ def subsets(matched: Matched, *, n_bins: int = N_BINS) -> list[Subset]:
             Subset("mag_halves", f"bright (mag < {MAG_SPLIT:g})", mag < MAG_SPLIT),
             Subset("mag_halves", f"faint (mag >= {MAG_SPLIT:g})", mag >= MAG_SPLIT),
         ]
-    for column, description in QUANTILE_COVARIATES.items():
+    if "bt" in truth.colnames:
+        out += bt_subsets(floats(truth["bt"]))
+    for column, (description, n_bins) in QUANTILE_COVARIATES.items():
         if column in truth.colnames:
             out += quantile_subsets(floats(truth[column]), column, description, n_bins=n_bins)
     for p in matched.params:
@@ -68,8 +77,18 @@ def subsets(matched: Matched, *, n_bins: int = N_BINS) -> list[Subset]:
         described = f"{'relative ' if relative(p) else ''}68 % width of {p}"
         out += [
             Subset(s.split, s.label, s.mask, (p,))
-            for s in quantile_subsets(width, split, described, n_bins=n_bins)
+            for s in quantile_subsets(width, split, described, n_bins=N_BINS)
         ]
+    return out
+
+
+def bt_subsets(bt: np.ndarray) -> list[Subset]:
+    """Fifths of true B/T on :data:`BT_EDGES`, then pure disks (B/T = 0) and pure bulges
+    (B/T = 1) again on their own, where a model's coverage can fail alone; empty bins left out."""
+    out = [s for s in edge_subsets(bt, np.asarray(BT_EDGES), "bt", "true B/T") if s.mask.any()]
+    for value, kind in ((0.0, "pure disks"), (1.0, "pure bulges")):
+        if (bt == value).any():
+            out.append(Subset("bt", f"{kind} (B/T = {value:g})", bt == value))
     return out
 
 
@@ -92,10 +111,17 @@ def quantile_subsets(
     edges = np.unique(np.quantile(values[finite], np.linspace(0, 1, n_bins + 1)))
     if len(edges) < 2:
         return [Subset(split, f"{description} = {edges[0]:.3g}", finite)]
+    return edge_subsets(values, edges, split, description)
+
+
+def edge_subsets(
+    values: np.ndarray, edges: np.ndarray, split: str, description: str
+) -> list[Subset]:
+    """One bin per pair of increasing ``edges``, half-open except the last (closed); NaN in none."""
     out = []
     for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
         last = i == len(edges) - 2
-        mask = finite & (values >= lo) & ((values <= hi) if last else (values < hi))
+        mask = (values >= lo) & ((values <= hi) if last else (values < hi))
         bracket = "]" if last else ")"
         out.append(Subset(split, f"{description} in [{lo:.3g}, {hi:.3g}{bracket}", mask))
     return out

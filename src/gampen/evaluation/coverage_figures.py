@@ -1,4 +1,5 @@
-"""Figures of calibration: coverage curves, PIT histograms, subsets and joint regions.
+"""Figures of calibration: coverage curves, PIT histograms, subsets, bins of the true
+values and joint regions.
 
 Every coverage panel shows the nominal diagonal and the pointwise 95 % binomial band a
 calibrated model stays inside; deviations are also drawn in percentage points, where
@@ -26,11 +27,18 @@ from gampen.infer.summary import LEVELS
 SPLIT_TITLES: dict[str, str] = {
     "neighbours": "neighbours",
     "mag_halves": "bright / faint",
-    "mag": "magnitude bins",
-    "r_e": r"true $r_e$ bins",
     "psf_fwhm": "PSF FWHM bins",
     "width": "68 % width bins",
 }
+#: Row titles of the figure of coverage by true value, per split name, in row order.
+TRUTH_TITLES: dict[str, str] = {
+    "bt": "true B/T",
+    "mag": "true magnitude",
+    "r_e": r"true $r_e$",
+}
+#: Horizontal offsets of the three levels within a bin, and the half-width of their bands.
+_OFFSETS = (-0.22, 0.0, 0.22)
+_BAND_HALF_WIDTH = 0.08
 
 
 def marginal_figure(
@@ -177,10 +185,7 @@ def _subset_panel(ax: Axes, bins: list[dict[str, Any]], param: str) -> None:
         return
     x = np.arange(len(bins))
     for offset, name in zip((-0.15, 0.0, 0.15), LEVELS, strict=True):
-        cells = [b["params"][param]["intervals"][name] for b in bins]
-        nominal = np.array([c["nominal"] for c in cells])
-        empirical = np.array([np.nan if c["empirical"] is None else c["empirical"] for c in cells])
-        band = np.array([[c["band"][0], c["band"][1]] for c in cells], dtype=float)
+        nominal, empirical, band = _level_cells(bins, param, name)
         yerr = 100 * np.abs(band - nominal[:, None]).T
         ax.errorbar(
             x + offset,
@@ -195,6 +200,60 @@ def _subset_panel(ax: Axes, bins: list[dict[str, Any]], param: str) -> None:
     ax.axhline(0, color="k", ls="--", lw=1)
     ax.set_xticks(x, [f"{_short(b['label'])}\nn={b['n']}" for b in bins], fontsize=7)
     ax.grid(alpha=0.3, axis="y")
+
+
+def truth_bins_figure(conditional: dict[str, list[dict[str, Any]]], params: list[str]) -> Figure:
+    """Coverage minus nominal of each parameter (columns) per bin of true B/T, magnitude and
+    size (rows), the three levels side by side over their shaded 95 % binomial bands: a
+    point off its band (a cross) is a bin the model covers wrongly."""
+    rows = [s for s in TRUTH_TITLES if conditional.get(s)]
+    most = max(len(conditional[s]) for s in rows)
+    fig = new_figure(max(4.6, 0.78 * most) * len(params), 2.9 * len(rows) + 0.9)
+    axes = fig.subplots(len(rows), len(params), squeeze=False)
+    for i, split in enumerate(rows):
+        for j, param in enumerate(params):
+            _banded_panel(axes[i, j], conditional[split], param)
+        axes[i, 0].set_ylabel(f"{TRUTH_TITLES[split]} bins\nempirical - nominal [pp]", fontsize=9)
+    for j, param in enumerate(params):
+        axes[0, j].set_title(f"coverage of {param_label(param)}", fontsize=11)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=4, fontsize=8)
+    fig.suptitle(
+        "Coverage of the 68.27 / 95.45 / 99.73 % intervals by true value "
+        "(shaded: 95 % binomial band; x: outside it)"
+    )
+    return fig
+
+
+def _banded_panel(ax: Axes, bins: list[dict[str, Any]], param: str) -> None:
+    """Deviation per bin and level in percentage points over the shaded band; crosses mark
+    the deviations outside their band."""
+    x = np.arange(len(bins))
+    for offset, name in zip(_OFFSETS, LEVELS, strict=True):
+        nominal, empirical, band = _level_cells(bins, param, name)
+        colour = LEVEL_COLOURS[name]
+        deviation = 100 * (empirical - nominal)
+        low, high = (100 * (band[:, i] - nominal) for i in (0, 1))
+        ax.bar(x + offset, high - low, 2 * _BAND_HALF_WIDTH, bottom=low, color=colour, alpha=0.25)
+        ax.plot(x + offset, deviation, "o", ms=4, color=colour, label=f"{100 * LEVELS[name]:.2f} %")
+        outside = (deviation < low) | (deviation > high)
+        ax.plot((x + offset)[outside], deviation[outside], "X", ms=9, color=colour, mec="k")
+    ax.axhline(0, color="k", ls="--", lw=1)
+    ticks = [_short(b["label"]).replace(" (", "\n(") + f"\nn={b['n']}" for b in bins]
+    ax.set_xticks(x, ticks, fontsize=7)
+    ax.grid(alpha=0.3, axis="y")
+
+
+def _level_cells(
+    bins: list[dict[str, Any]], param: str, name: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nominal (m,), empirical (m,, NaN when unknown) and band (m, 2) of one level's
+    table-interval coverage in each of ``m`` bins."""
+    cells = [b["params"][param]["intervals"][name] for b in bins]
+    nominal = np.array([c["nominal"] for c in cells], dtype=float)
+    empirical = np.array([np.nan if c["empirical"] is None else c["empirical"] for c in cells])
+    band = np.array([c["band"] for c in cells], dtype=float)
+    return nominal, empirical, band
 
 
 def joint_figure(curves: dict[str, CoverageCurve]) -> Figure:

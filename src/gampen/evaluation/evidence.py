@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from gampen.data.labels import LOGIT_EPS
 from gampen.evaluation import joint, marginal
 from gampen.evaluation.inputs import Matched, sample_blocks
+from gampen.infer.summary import LEVELS
 
 #: Fewest samples per galaxy for the joint tests (a k x k covariance needs more than k).
 MIN_JOINT_SAMPLES = 10
@@ -56,9 +58,15 @@ class Evidence:
 
 
 def collect(
-    matched: Matched, *, rng: np.random.Generator, progress: bool = True, block: int = 256
+    matched: Matched,
+    *,
+    rng: np.random.Generator,
+    progress: bool = True,
+    block: int = 256,
+    eps: float = LOGIT_EPS,
 ) -> Evidence:
-    """Interval hits from the table and, with samples, the PIT and joint rank fractions."""
+    """Interval hits from the table and, with samples, the PIT and joint rank fractions
+    (in the joint space whose bt logit has epsilon ``eps``, the model's own)."""
     truth = matched.true_values()
     hits = {
         p: marginal.interval_hits(matched.predictions, truth[:, j], p)
@@ -71,13 +79,13 @@ def collect(
     evidence.pit = np.full((n, k), np.nan)
     evidence.mahalanobis = np.full(n, np.nan)
     evidence.tarp = np.full(n, np.nan)
-    unbounded_truth = joint.to_unbounded(truth, matched.params)
+    unbounded_truth = joint.to_unbounded(truth, matched.params, eps=eps)
     frame = joint.TarpFrame.draw(unbounded_truth, rng=rng)
     bar = tqdm(total=n, unit="gal", desc="calibration", disable=not progress)
     for rows, samples in sample_blocks(matched, block=block):
         evidence.pit[rows] = marginal.randomised_pit(samples, truth[rows], rng=rng)
         if samples.shape[1] >= MIN_JOINT_SAMPLES:
-            x = joint.to_unbounded(samples, matched.params)
+            x = joint.to_unbounded(samples, matched.params, eps=eps)
             t = unbounded_truth[rows]
             evidence.mahalanobis[rows] = joint.mahalanobis_fraction(x, t, rng=rng)
             evidence.tarp[rows] = joint.tarp_fraction(x, t, frame.rows(rows), rng=rng)
@@ -96,6 +104,8 @@ def summarise(evidence: Evidence, *, curves: bool) -> dict[str, Any]:
             "max_abs_deviation": curve.max_abs_deviation,
             "curve_source": "samples" if evidence.pit is not None else "table intervals",
         }
+        if evidence.pit is not None:
+            entry["pit_intervals"] = _pit_intervals(evidence.pit[:, evidence.params.index(p)])
         if curves:
             entry["curve"] = curve.to_dict()
         out["params"][p] = entry
@@ -107,16 +117,29 @@ def summarise(evidence: Evidence, *, curves: bool) -> dict[str, Any]:
 def _intervals(hits: dict[str, np.ndarray]) -> dict[str, Any]:
     """Coverage of the table's intervals with the band a calibrated model would meet."""
     n = len(next(iter(hits.values())))
-    out: dict[str, Any] = {}
-    for name, h in hits.items():
-        level = marginal.LEVELS[name]
-        lo, hi = marginal.binomial_band(np.array([level]), n)
-        out[name] = {
-            "nominal": level,
-            "empirical": float(np.mean(h)) if n else float("nan"),
-            "band": [float(lo[0]), float(hi[0])],
-        }
-    return out
+    return {
+        name: _cell(LEVELS[name], float(np.mean(h)) if n else float("nan"), n)
+        for name, h in hits.items()
+    }
+
+
+def _pit_intervals(pit: np.ndarray) -> dict[str, Any]:
+    """Coverage of the samples' central intervals at the table's levels, from the PIT."""
+    n = int(np.isfinite(pit).sum())
+    coverage = marginal.coverage_from_pit(pit, np.array(list(LEVELS.values())))
+    return {
+        name: _cell(level, float(value), n)
+        for (name, level), value in zip(LEVELS.items(), coverage, strict=True)
+    }
+
+
+def _cell(level: float, empirical: float, n: int) -> dict[str, Any]:
+    """One coverage of ``n`` galaxies, the 95 % binomial band of a calibrated model, and
+    whether the coverage lies outside it (the defect to look at)."""
+    lo, hi = marginal.binomial_band(np.array([level]), n)
+    band = [float(lo[0]), float(hi[0])]
+    outside = n > 0 and not band[0] <= empirical <= band[1]
+    return {"nominal": level, "empirical": empirical, "band": band, "outside_band": outside}
 
 
 def _joint(evidence: Evidence, *, curves: bool) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Rows are matched by ``object_id``.  Rows that cannot be judged are left out and counted
 by reason: not in the truth catalog, a fatal flag, a NaN estimate or truth, or (with a
 samples file) no samples.  Samples are never loaded whole: :func:`sample_blocks` streams
-them in blocks of galaxies, in the matched order.
+them in blocks of galaxies, in the matched order.  :func:`training_galaxies` tells
+whether the matched galaxies are a model's training galaxies.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ import h5py
 import numpy as np
 from astropy.table import Table
 
-from gampen.data.catalog import read_catalog, source_name
+from gampen.checksum import file_sha256
+from gampen.data.catalog import object_ids, read_catalog, source_name
+from gampen.data.provenance import training_overlap
 from gampen.errors import CatalogError
 from gampen.flags import is_fatal
 
@@ -119,6 +122,25 @@ def match(predictions: Table, truth: Table, *, samples: str | Path | None = None
         sample_rows=rows_s,
         sample_columns=columns,
     )
+
+
+def training_galaxies(
+    matched: Matched,
+    truth: str | Path | Table,
+    *,
+    provenance: dict[str, Any],
+    param_names: list[str],
+) -> str:
+    """Why the matched truth galaxies are a model's training galaxies ('' when nothing shows
+    it): the very training file, or :func:`gampen.data.provenance.training_overlap`."""
+    catalog = None if isinstance(truth, Table) else Path(truth)
+    if catalog is not None and file_sha256(catalog) == provenance.get("data_sha256"):
+        return "it is the catalog the model was trained on"
+    table = matched.truth
+    labels = None
+    if set(param_names) <= set(table.colnames):  # as label_array reads them, NaN rows kept
+        labels = np.stack([floats(table[name]) for name in param_names], axis=1)
+    return training_overlap(provenance, table, labels, object_ids(table), catalog)
 
 
 def sample_blocks(matched: Matched, *, block: int = 256) -> Iterator[tuple[slice, np.ndarray]]:

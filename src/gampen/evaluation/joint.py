@@ -1,9 +1,10 @@
 """Joint calibration of all parameters at once, from the posterior samples.
 
 Marginal coverage can be right while the correlations are wrong; two joint tests see it.
-Both work in an unbounded space (logit of bt clipped to [eps, 1 - eps], log of r_e and
-flux; :data:`gampen.data.labels.DEFAULT_TRANSFORMS`) and both reduce a galaxy to one
-number ``f`` in [0, 1], uniform when the posterior is calibrated:
+Both work in an unbounded space, the model's own (logit of ``eps + (1 - 2 eps) bt``, as
+:class:`gampen.data.labels.LabelTransform`, with the bundle's ``eps`` when the model is
+known; log of r_e and flux; :data:`gampen.data.labels.DEFAULT_TRANSFORMS`) and both reduce
+a galaxy to one number ``f`` in [0, 1], uniform when the posterior is calibrated:
 
 * **Mahalanobis regions.** ``f`` is the rank of the truth's Mahalanobis distance (under
   the galaxy's sample mean and covariance) among the samples' own distances.  The truth
@@ -59,14 +60,18 @@ class TarpFrame:
         return TarpFrame(self.centre, self.scale, self.references[rows])
 
 
-def to_unbounded(values: np.ndarray, params: Sequence[str]) -> np.ndarray:
-    """Physical values (..., k) in the joint tests' space: logit, log or as they are."""
+def to_unbounded(
+    values: np.ndarray, params: Sequence[str], *, eps: float = LOGIT_EPS
+) -> np.ndarray:
+    """Physical values (..., k) in the joint tests' space: logit of ``eps + (1 - 2 eps) v``
+    (the label transform's, finite at 0 and 1), log, or as they are; NaN off the domain."""
     out = np.array(values, dtype=np.float64, copy=True)
     for j, name in enumerate(params):
         kind = DEFAULT_TRANSFORMS.get(name, "identity")
         with np.errstate(invalid="ignore", divide="ignore"):
             if kind == "logit":
-                p = np.clip(out[..., j], LOGIT_EPS, 1 - LOGIT_EPS)
+                v = out[..., j]
+                p = eps + (1 - 2 * eps) * np.where((v >= 0) & (v <= 1), v, np.nan)
                 out[..., j] = np.log(p) - np.log1p(-p)
             elif kind == "log":
                 v = out[..., j]

@@ -15,6 +15,8 @@ class EvaluateOptions:
     """What to run beyond the table checks; see ``gampen evaluate --help``."""
 
     model: str | None = None
+    #: Judge ``model`` even on galaxies it was trained on (refused otherwise).
+    allow_training_galaxies: bool = False
     image_dir: str | None = None
     show: int = 0
     rotation: bool = False

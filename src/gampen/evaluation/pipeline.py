@@ -1,21 +1,25 @@
 """``evaluate()``: every check of ``gampen evaluate``, its figures, metrics.json and report.md.
 
-Order of work: match the tables (and samples), collect the per-galaxy evidence in one pass
-over the samples, summarise it overall and per subset, judge the point estimates, then
-(when asked) run the model for the shown galaxies and the rotation test.  All random
-choices (PIT tie-breaking, TARP references, chosen galaxies) come from ``seed``.
+Order of work: match the tables (and samples), load ``--model`` if given (refusing a
+truth catalog of its training galaxies, and taking its bt logit epsilon for the joint
+tests), collect the per-galaxy evidence in one pass over the samples, summarise it overall
+and per subset, judge the point estimates, then (when asked) run the model for the shown
+galaxies and the rotation test.  All random choices (PIT tie-breaking, TARP references,
+chosen galaxies) come from ``seed``.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from astropy.table import Table
 
 from gampen import __version__
+from gampen.data.labels import LOGIT_EPS, LabelTransform
+from gampen.errors import CatalogError
 from gampen.evaluation import accuracy, conditional, evidence, joint, marginal, model_checks, report
 from gampen.evaluation.accuracy_figures import residuals_figure
 from gampen.evaluation.coverage_figures import (
@@ -23,12 +27,23 @@ from gampen.evaluation.coverage_figures import (
     marginal_figure,
     pit_figure,
     subsets_figure,
+    truth_bins_figure,
 )
 from gampen.evaluation.figure_base import save
 from gampen.evaluation.images import cutout_dataset
-from gampen.evaluation.inputs import Matched, floats, load_inputs, origin, settings_of
+from gampen.evaluation.inputs import (
+    Matched,
+    floats,
+    load_inputs,
+    origin,
+    settings_of,
+    training_galaxies,
+)
 from gampen.evaluation.options import EvaluateOptions
 from gampen.infer.summary import LEVELS
+
+if TYPE_CHECKING:
+    from gampen.model.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
@@ -50,21 +65,54 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     matched = load_inputs(predictions, truth, samples=samples)
     log.info("evaluating %d galaxies (left out: %s)", len(matched), matched.dropped)
+    bundle, overlap = _given_model(matched, truth, options)
+    eps = LOGIT_EPS if bundle is None else label_eps(bundle)
     rng = np.random.default_rng(options.seed)
-    found = evidence.collect(matched, rng=rng, progress=options.progress)
+    found = evidence.collect(matched, rng=rng, progress=options.progress, eps=eps)
     metrics = _inputs(matched, predictions, truth, samples)
+    metrics["inputs"].update(model=options.model, logit_eps=eps, training_overlap=overlap)
     figures: list[str] = []
     parts = conditional.subsets(matched)
     metrics.update(_calibration(matched, found, parts, out=out, figures=figures))
     metrics.update(_accuracy(matched, parts, out=out, figures=figures))
     metrics["rotation"] = _model_checks(
-        matched, Path(origin(truth)), options, rng=rng, out=out, figures=figures
+        matched, bundle, Path(origin(truth)), options, rng=rng, out=out, figures=figures
     )
     metrics["headline"] = headline(metrics)
     metrics["figures"] = figures
     report.write_metrics(metrics, out / "metrics.json")
     report.write_report(metrics, out / "report.md")
     return metrics
+
+
+def _given_model(
+    matched: Matched, truth: str | Path | Table, options: EvaluateOptions
+) -> tuple[Bundle | None, str]:
+    """The bundle of ``--model`` (None without one) and why the truth holds its training
+    galaxies ('' when nothing shows it), refused unless ``allow_training_galaxies``."""
+    if options.model is None:
+        return None, ""
+    from gampen.model.bundle import load_bundle
+
+    bundle = load_bundle(options.model)
+    why = training_galaxies(
+        matched, truth, provenance=bundle.provenance, param_names=bundle.param_names
+    )
+    if why and not options.allow_training_galaxies:
+        raise CatalogError(
+            f"{origin(truth)} holds galaxies the model {options.model} was trained on ({why}); "
+            "coverage and accuracy measured on them overstate the model on galaxies it never saw",
+            allowed="a test catalog the model never trained on (e.g. gampen simulate --seed N), "
+            "or --allow-training-galaxies to evaluate it anyway",
+        )
+    if why:
+        log.warning("evaluating %s on its training galaxies (%s)", options.model, why)
+    return bundle, why
+
+
+def label_eps(bundle: Bundle) -> float:
+    """The bt logit epsilon of the bundle's label transform, which its network predicts in."""
+    return LabelTransform.from_dict(bundle.preprocessing["labels"]).eps
 
 
 def _inputs(
@@ -127,9 +175,15 @@ def _calibration(
         }
         figures.append(save(joint_figure(joint_curves), out / "joint.png").name)
     metrics["conditional"] = conditional.conditional_coverage(found, parts)
-    if metrics["conditional"]:
-        fig = subsets_figure(metrics["conditional"], list(matched.params))
+    split = metrics["conditional"]
+    by_truth = {s: v for s, v in split.items() if s in conditional.TRUTH_SPLITS}
+    others = {s: v for s, v in split.items() if s not in conditional.TRUTH_SPLITS}
+    if others:
+        fig = subsets_figure(others, list(matched.params))
         figures.append(save(fig, out / "coverage_subsets.png").name)
+    if by_truth:
+        fig = truth_bins_figure(by_truth, list(matched.params))
+        figures.append(save(fig, out / "coverage_truth.png").name)
     return metrics
 
 
@@ -158,6 +212,7 @@ def _accuracy(
 
 def _model_checks(
     matched: Matched,
+    bundle: Bundle | None,
     truth_path: Path,
     options: EvaluateOptions,
     *,
@@ -165,13 +220,14 @@ def _model_checks(
     out: Path,
     figures: list[str],
 ) -> dict[str, Any]:
-    """The shown galaxies and the rotation test (model runs), and the rendered-group spread."""
+    """The shown galaxies and the rotation test (model runs, with ``bundle`` or else the
+    shipped model), and the rendered-group spread."""
     dihedral = None
     if options.needs_model:
         from gampen.model.bundle import load_bundle
         from gampen.models import default_model_path
 
-        bundle = load_bundle(options.model or default_model_path())
+        bundle = bundle or load_bundle(default_model_path())
         dataset = cutout_dataset(
             matched, bundle, truth_path=truth_path, image_dir=options.image_dir
         )

@@ -2,9 +2,9 @@
 
 ``metrics.json`` is strict JSON (NaN written as null).  ``report.md`` shows the headline
 table (coverage of the 68.27/95.45/99.73 % intervals per parameter, overall and in the
-isolated/neighbours and bright/faint halves; joint 68/95 %; accuracy; rotation spread)
-and links the figures by relative path.  Coverage outside the 95 % binomial band of a
-calibrated model is shown in bold.
+isolated/neighbours and bright/faint halves), the same per bin of true B/T, magnitude and
+size, joint 68/95 %, accuracy and rotation spread, and links the figures by relative path.
+Coverage outside the 95 % binomial band of a calibrated model is shown in bold.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from gampen.atomic import atomic_path
+from gampen.evaluation.conditional import TRUTH_SPLITS
 from gampen.infer.summary import LEVELS
 
 #: Figure captions in report order (files that were not written are skipped).
@@ -24,7 +25,8 @@ FIGURES: dict[str, str] = {
     "coverage.png": "Marginal coverage against nominal level, with the 95 % binomial band",
     "pit.png": "PIT histograms (flat when calibrated)",
     "joint.png": "Joint coverage: Mahalanobis regions and TARP",
-    "coverage_subsets.png": "Coverage in subsets (neighbours, magnitude, size, PSF, width)",
+    "coverage_subsets.png": "Coverage in subsets (neighbours, bright/faint, PSF, width)",
+    "coverage_truth.png": "Coverage by true B/T, magnitude and size, with the 95 % binomial band",
     "residuals.png": "Residuals of the median and mode",
     "rotation.png": "Rotation stability of the posterior mode",
     "cutout_grid.png": "Cutouts with the STN window, isolated and with neighbours",
@@ -64,7 +66,15 @@ def write_report(metrics: dict[str, Any], path: Path) -> Path:
 def render(metrics: dict[str, Any]) -> str:
     """The report's Markdown text."""
     m = json_ready(metrics)
-    parts = [_header(m), coverage_section(m), _joint(m), _accuracy(m), _rotation(m), _figures(m)]
+    parts = [
+        _header(m),
+        coverage_section(m),
+        truth_bins_section(m),
+        _joint(m),
+        _accuracy(m),
+        _rotation(m),
+        _figures(m),
+    ]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
@@ -80,8 +90,20 @@ def _header(m: dict[str, Any]) -> str:
         f"- samples: {samples}\n"
         f"- galaxies evaluated: {inputs['n_used']}; left out: {inputs['n_left_out']}"
         + (f" ({left})" if left else "")
+        + _model_lines(inputs)
         + f"\n- gampen {m['gampen_version']}"
     )
+
+
+def _model_lines(inputs: dict[str, Any]) -> str:
+    """The model given (if any), the B/T logit epsilon of the joint tests, and a warning
+    when the truth holds the model's training galaxies."""
+    model, eps, overlap = inputs["model"], inputs["logit_eps"], inputs["training_overlap"]
+    whose = f"the model's, `{model}`" if model else "GaMPEN's default; no --model given"
+    text = f"\n- joint tests in logit(eps + (1 - 2 eps) B/T), eps = {eps:g} ({whose})"
+    if overlap:
+        text += f"\n- **warning: the truth holds the model's training galaxies** ({overlap})"
+    return text
 
 
 def coverage_section(m: dict[str, Any]) -> str:
@@ -110,6 +132,37 @@ def coverage_section(m: dict[str, Any]) -> str:
         f"Largest deviation of the coverage curves (levels 1-99.9 %, from the {source}): "
         f"{_pp(dev)}.",
     ]
+    return "\n".join(lines)
+
+
+def truth_bins_section(m: dict[str, Any]) -> str:
+    """Coverage per bin of true B/T, magnitude and size: the table's intervals and, with
+    samples, the samples' own central intervals (from the PIT)."""
+    bins = [(s, e) for s in TRUTH_SPLITS for e in m["conditional"].get(s, [])]
+    if not bins:
+        return ""
+    sampled = any("pit_intervals" in cell for _, e in bins for cell in e["params"].values())
+    levels = [f"{100 * v:.2f} %" for v in LEVELS.values()]
+    columns = [f"table {v}" for v in levels] + ([f"samples {v}" for v in levels] if sampled else [])
+    lines = [
+        "## Coverage by true B/T, magnitude and size",
+        "",
+        "Fifths of true B/T with fixed edges (the last includes 1), galaxies with B/T exactly "
+        "0 and exactly 1 again on their own, and fifths (equal counts) of true magnitude and "
+        "r_e. `table`: the table's intervals"
+        + ("; `samples`: the samples' central intervals, from the PIT" if sampled else "")
+        + ". **Bold**: outside the 95 % binomial band.",
+        "",
+        "| bin | n | param | " + " | ".join(columns) + " |",
+        "|---|---|---|" + "---|" * len(columns),
+    ]
+    for _, entry in bins:
+        for p, cell in entry["params"].items():
+            values = [_percent(cell["intervals"][name]) for name in LEVELS]
+            if sampled:
+                pit = cell.get("pit_intervals", {})
+                values += [_percent(pit[name]) if pit else "-" for name in LEVELS]
+            lines.append(f"| {entry['label']} | {entry['n']} | {p} | {' | '.join(values)} |")
     return "\n".join(lines)
 
 
