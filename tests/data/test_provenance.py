@@ -10,6 +10,7 @@ from astropy.table import Table
 
 from gampen.data.provenance import (
     SAMPLE_EVERY,
+    earlier_marks,
     fingerprint,
     row_hashes,
     shared,
@@ -132,3 +133,66 @@ def test_overlap_needs_both_runs_and_reports_both_reasons():
         "training galaxies'"
     )
     assert training_overlap({}, Table(), labels, ids, None) == ""
+
+
+def test_earlier_marks_keep_every_stage_and_nothing_else():
+    first = {
+        "training_rows": {"every": 8, "labels": "AAAA"},
+        "simulation": {"seed": 3, "preset": "hsc", "config_sha256": "ab"},
+        "data": "info.csv",
+        "training_seconds": 12.0,
+    }
+    assert earlier_marks(first) == [
+        {"training_rows": first["training_rows"], "simulation": first["simulation"]}
+    ]
+    second = {"training_rows": {"every": 8, "labels": "BBBB"}, "earlier": earlier_marks(first)}
+    third_earlier = earlier_marks(second)  # newest stage first, then the ones before it
+    assert third_earlier == [
+        {"training_rows": {"every": 8, "labels": "BBBB"}},
+        {"training_rows": first["training_rows"], "simulation": first["simulation"]},
+    ]
+    # a bundle without marks (older, or made by hand) adds no empty stage
+    assert earlier_marks({"data": "x.csv"}) == []
+    assert earlier_marks({"earlier": [{"training_rows": {"labels": ""}}]}) == [
+        {"training_rows": {"labels": ""}}
+    ]
+
+
+def _stage(seed: int, n: int = 800) -> tuple[Table, np.ndarray, np.ndarray, dict]:
+    """A labelled catalog with survey ids (not row numbers) and its training marks."""
+    labels = _labels(seed, n)
+    ids = 10**14 + seed * 10**6 + 3 * np.arange(n)
+    table = Table({"object_id": ids})
+    return table, labels, ids, training_marks(table, labels, ids, None)
+
+
+def test_overlap_is_found_in_every_earlier_stage(tmp_path):
+    """A model fine-tuned twice refuses the galaxies of each stage; dropping ``earlier``
+    (what the provenance held before) lets the first stages' galaxies through."""
+    _, labels1, ids1, marks1 = _stage(11)
+    table2, labels2, ids2, marks2 = _stage(12)
+    _, _, _, marks3 = _stage(13)
+    second = {**marks2, "earlier": earlier_marks(marks1)}
+    third = {**marks3, "earlier": earlier_marks(second)}
+    part = slice(100, 300)  # a subset of the first stage's galaxies, in another table
+    subset = Table({"object_id": ids1[part]})
+    for model in (second, third):
+        why = training_overlap(model, subset, labels1[part], ids1[part], None)
+        expected = shared(marks1["training_rows"]["labels"], row_hashes(labels1[part]))
+        assert expected > 0 and why.startswith(f"{expected} of its sampled rows")
+    assert training_overlap(third, table2, labels2, ids2, None) != ""
+    # must fail: without ``earlier`` only the last stage is seen
+    last_only = {key: value for key, value in third.items() if key != "earlier"}
+    assert training_overlap(last_only, subset, labels1[part], ids1[part], None) == ""
+    fresh_table, fresh_labels, fresh_ids, _ = _stage(14)
+    assert training_overlap(third, fresh_table, fresh_labels, fresh_ids, None) == ""
+    # an earlier stage's simulation run is recognised too
+    config = {"name": "hsc", "survey": {"pixel_scale": 0.168}}
+    for name, seed in (("train", 3), ("again", 3)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "simulate.json").write_text(json.dumps({"seed": seed, "config": config}))
+    simulated = training_marks(Table(), np.zeros((0, 3)), np.array([]), tmp_path / "train")
+    tuned = {**marks2, "earlier": earlier_marks(simulated)}
+    empty = (Table(), None, np.array([]))
+    assert "training set's seed (3)" in training_overlap(tuned, *empty, tmp_path / "again")
+    assert training_overlap(marks2, *empty, tmp_path / "again") == ""

@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import gampen
 from gampen.data.catalog import read_catalog
 from gampen.data.packfile import write_pack
 from gampen.errors import CatalogError, ConfigError
@@ -157,6 +158,43 @@ def test_transfer_learning_freezes_and_keeps_scalers(tmp_path, labelled):
     head_a, head_b = first.net.head.state_dict(), tuned.net.head.state_dict()
     assert any(not torch.equal(head_a[k], head_b[k]) for k in head_a)
     assert tuned.preprocessing["labels"] == first.preprocessing["labels"]
+
+
+BORDER = {"method": "border", "width": 8}  # the bundle record of --background border
+
+
+def test_fine_tuning_adds_or_inherits_the_border_background_and_remembers_each_stage(
+    tmp_path, labelled
+):
+    """``--background border`` with ``--init-from`` removes the background even when the
+    starting bundle had none; without it the bundle's own setting is kept.  Each stage's
+    training marks travel in ``earlier``, so calibration refuses the first stage's
+    galaxies through the last model."""
+    other = write_labelled_set(tmp_path / "other", n=96, seed=1)  # the fine-tuning set
+
+    def stage(name: str, catalog, base: str | None = None, **fields):
+        """Train one epoch into ``tmp_path/name``, from ``tmp_path/base``'s bundle if given."""
+        init = {"init_from": str(tmp_path / base / "model")} if base else {}
+        return load_bundle(train(_config(tmp_path / name, catalog, epochs=1, **init, **fields)))
+
+    first = stage("a", labelled)
+    border = stage("b", other, "a", background="border")
+    kept = stage("c", other, "b")
+    plain = stage("d", other, "a")
+    assert "background" not in first.preprocessing and "background" not in plain.preprocessing
+    assert border.preprocessing["background"] == BORDER
+    assert kept.preprocessing["background"] == BORDER
+    assert "earlier" not in first.provenance and "simulation" not in first.provenance
+    marks = [{"training_rows": b.provenance["training_rows"]} for b in (border, first)]
+    assert border.provenance["earlier"] == marks[1:] == plain.provenance["earlier"]
+    assert kept.provenance["earlier"] == marks  # newest stage first
+    assert marks[0] != marks[1]
+    # the first stage's galaxies, in another file, through the third model
+    again = tmp_path / "first_again.ecsv"
+    read_catalog(labelled).write(again)
+    with pytest.raises(CatalogError, match=r"holds galaxies the model was trained on \(\d+ of"):
+        gampen.calibrate(tmp_path / "c" / "model", again, out=tmp_path / "cal", n_passes=2)
+    assert not (tmp_path / "cal").exists()
 
 
 def test_photometry_and_conditions_train_from_a_pack_and_predict_needs_the_column(

@@ -80,6 +80,13 @@ def training_marks(
     return marks
 
 
+def earlier_marks(provenance: dict[str, Any]) -> list[dict[str, Any]]:
+    """The training marks of a bundle a model was fine-tuned from, with its own earlier
+    ones: a list, one entry per training stage, newest first."""
+    marks = {key: provenance[key] for key in ("training_rows", "simulation") if key in provenance}
+    return [marks] * bool(marks) + list(provenance.get("earlier", []))
+
+
 def _row_numbers(ids: np.ndarray) -> bool:
     """True for integer ids that are consecutive (0..n-1 or any shifted run): row
     numbers, which say nothing about which galaxy a row is."""
@@ -117,7 +124,23 @@ def training_overlap(
     catalog: str | os.PathLike[str] | None,
 ) -> str:
     """Why ``table`` holds galaxies the model was trained on ('' when nothing shows it):
-    the same simulation run, or shared sampled label or id hashes."""
+    the same simulation run, or shared sampled label or id hashes, in its last training
+    stage or an earlier one it was fine-tuned from."""
+    for stage in (provenance, *provenance.get("earlier", [])):
+        why = _stage_overlap(stage, table, labels, ids, catalog)
+        if why:
+            return why
+    return ""
+
+
+def _stage_overlap(
+    provenance: dict[str, Any],
+    table: Table,
+    labels: np.ndarray | None,
+    ids: np.ndarray,
+    catalog: str | os.PathLike[str] | None,
+) -> str:
+    """:func:`training_overlap` for one training stage's marks."""
     ours, theirs = simulation_of(catalog), provenance.get("simulation")
     if ours is not None and theirs is not None:
         same = ours["seed"] == theirs["seed"] and ours["config_sha256"] == theirs["config_sha256"]

@@ -121,6 +121,8 @@ def draw_galaxy(config: SimulationConfig, seed: int, object_id: int) -> Galaxy:
     nuisances = _draw_nuisances(rng, config, psf_fwhm, clump_seed(seed, object_id))
     psf_fwhm = nuisances.pop("psf_fwhm", psf_fwhm)  # as reported, with the PSF model's error
     bt, r_bulge = _pure_shares(rng, central, bt, r_disk, r_bulge)
+    if bt == 1.0 and nuisances.get("clump_count"):  # no disk, so no clumps in it
+        nuisances |= {"clump_fraction": 0.0, "clump_count": 0, "clump_seed": 0}
     return Galaxy(
         object_id=object_id,
         mag=mag,

@@ -29,7 +29,7 @@ from gampen.data.background import BorderBackground
 from gampen.data.catalog import write_table
 from gampen.data.contract import DEFAULT_CONDITION_UNITS, InputContract, training_ranges
 from gampen.data.labels import LabelTransform
-from gampen.data.provenance import training_marks
+from gampen.data.provenance import earlier_marks, training_marks
 from gampen.data.scalars import ScalarInputs
 from gampen.errors import ConfigError
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
@@ -118,7 +118,7 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback]) -> Path | None:
             "scalars": data.scalars.to_dict(),
             **({"background": data.background.to_dict()} if data.background else {}),
         },
-        provenance=_provenance(config, data, run_dir, time.time() - started),
+        provenance=_provenance(config, data, run_dir, time.time() - started, base),
         metrics=metrics,
         contract=_contract(data, base),
     )
@@ -152,11 +152,14 @@ def _contract(data: TrainingData, base: Bundle | None) -> dict[str, Any]:
 
 
 def _background(config: TrainConfig, base: Bundle | None) -> BorderBackground | None:
-    """The background estimate: the config's; with ``--init-from``, the bundle's (the
-    network learnt on its cutouts)."""
+    """The background estimate: ``--background border`` when asked (a fine-tune may add
+    it: the network then learns on background-free cutouts); else, with ``--init-from``,
+    the bundle's (the network learnt on its cutouts)."""
+    if config.background == "border":
+        return BorderBackground()
     if base is not None:
         return BorderBackground.from_dict(base.preprocessing.get("background"))
-    return BorderBackground() if config.background == "border" else None
+    return None
 
 
 def _scalar_inputs(config: TrainConfig, base: Bundle | None) -> ScalarInputs:
@@ -330,9 +333,11 @@ def _baseline_nll(data: TrainingData) -> float:
 
 
 def _provenance(
-    config: TrainConfig, data: TrainingData, run_dir: Path, seconds: float
+    config: TrainConfig, data: TrainingData, run_dir: Path, seconds: float, base: Bundle | None
 ) -> dict[str, Any]:
-    """Where the model came from: command, config, data hash, versions, time.
+    """Where the model came from: command, config, data hash, versions, time; with
+    ``--init-from``, the marks of the galaxies the starting bundle learnt from
+    (``earlier``), so that calibration refuses those too.
 
     File names only, never this machine's absolute paths: bundles are shared.
     """
@@ -350,4 +355,5 @@ def _provenance(
         "lightning_version": pl.__version__,
         "training_seconds": round(seconds, 1),
         **training_marks(data.table, data.label_values[seen], data.object_ids[seen], source),
+        **({"earlier": earlier_marks(base.provenance)} if base is not None else {}),
     }
