@@ -83,11 +83,13 @@ def test_shares_match_the_configured_fractions(drawn) -> None:
 
 def test_only_bt_and_the_pure_bulges_size_change(drawn) -> None:
     """The share is drawn last: each galaxy is the one drawn without shares, except bt and,
-    for a pure bulge, r_bulge, which is that galaxy's disk-size draw."""
+    for a pure bulge, r_bulge, which is that galaxy's disk-size draw, and its clumps (it
+    has no disk to hold them)."""
     _, pairs = drawn
+    no_clumps = {"clump_fraction": 0.0, "clump_count": 0, "clump_seed": 0}
     for galaxy, clean in pairs:
         if galaxy.bt == 1.0:
-            expected = dataclasses.replace(clean, bt=1.0, r_bulge=clean.r_disk)
+            expected = dataclasses.replace(clean, bt=1.0, r_bulge=clean.r_disk, **no_clumps)
         elif galaxy.bt == 0.0:
             expected = dataclasses.replace(clean, bt=0.0)
         else:
