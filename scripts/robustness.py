@@ -46,6 +46,10 @@ SHIFTS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "residual-sky": ("residual sky of +-0.5 sigma per pixel", {"noise": {"pedestal": 0.5}}),
     "sky-gradient": ("sky gradient up to 0.5 sigma at the edge", {"noise": {"gradient": 0.5}}),
+    "pure": (
+        "pure disks and pure bulges, half each",
+        {"central": {"pure_disk_fraction": 0.5, "pure_bulge_fraction": 0.5}},
+    ),
 }
 
 
