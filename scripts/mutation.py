@@ -13,6 +13,7 @@ tests among these that call the mutated function):
 * ``data/labels.py``      tests/data/test_transforms.py, tests/infer/test_summary_known_answer.py
 * ``model/loss.py``       tests/model/test_gaussian_nll.py
 * ``infer/spread.py``     tests/infer/test_spread.py, tests/infer/test_sampling.py
+* ``evaluation/recalibrate.py``  tests/evaluation/test_recalibrate.py
 * ``data/scalars.py``     tests/data/test_scalars.py
 * ``data/contract.py``    tests/data/test_contract.py
 * ``data/provenance.py``  tests/data/test_provenance.py
@@ -54,6 +55,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "model/loss.py": ["tests/model/test_gaussian_nll.py"],
     "infer/spread.py": ["tests/infer/test_spread.py", "tests/infer/test_sampling.py"],
+    "evaluation/recalibrate.py": ["tests/evaluation/test_recalibrate.py"],
     "data/scalars.py": ["tests/data/test_scalars.py"],
     "data/contract.py": ["tests/data/test_contract.py"],
     "data/provenance.py": ["tests/data/test_provenance.py"],

@@ -3,22 +3,39 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
+import statistics
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
+import gampen
 from gampen.cli import main
 from gampen.data.labels import LabelTransform
 from gampen.errors import BundleError
-from gampen.evaluation.calibration import CalibrationResult
+from gampen.evaluation.calibration import (
+    CalibrationResult,
+    Part,
+    fit_and_check,
+    fitting_galaxies,
+    map_fields,
+    stored_factors,
+)
+from gampen.evaluation.recalibrate import CalibrationFit, Split
 from gampen.infer.predict import PredictOptions, predict
+from gampen.infer.spread import BrightnessSplit, Recalibration, SpreadMap
 from gampen.model.bundle import load_bundle, read_metadata
 
 from ..synthetic import tiny_bundle, write_labelled_set
 
 FAST = ["--n-passes", "4", "--n-samples", "60", "--num-workers", "0", "--no-progress"]
+BOOT = ["--bootstrap", "3"]
+NAMES = ["bt", "r_e", "flux"]
+#: The shipped model's bundle: whatever calibration it holds must load and round-trip.
+SHIPPED = Path(gampen.__file__).parent / "models" / "hsc-compact"
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +44,8 @@ def calibrated(tmp_path_factory):
     catalog = write_labelled_set(folder / "data", n=80)
     bundle = tiny_bundle(folder)
     out = folder / "calibrated"
-    status = main(["calibrate", str(bundle), "--catalog", str(catalog), "--out", str(out), *FAST])
-    assert status == 0
+    args = ["calibrate", str(bundle), "--catalog", str(catalog), "--out", str(out)]
+    assert main([*args, *FAST, *BOOT]) == 0
     return catalog, bundle, out
 
 
@@ -44,6 +61,22 @@ def test_calibration_is_stored_with_its_check(calibrated):
     for name in ("bt", "r_e", "flux"):
         assert set(cal["check"]["before"][name]) >= {"ci68", "ci95", "ci99", "max_abs_deviation"}
     assert 0.0 <= cal["shrink"] < 1.0
+    fit = cal["fit"]
+    # 40 fitting galaxies: too few for a class of their own, so one map of 10 numbers,
+    # and the numbers listed are the stored map's.
+    assert fit["classes"] == "none" and fit["selection"]["steps"] == []
+    assert fit["fitted_numbers"] == 10
+    assert fit["numbers"]["scale"] == {"all": cal["scale"]}
+    assert fit["numbers"]["tail"] == cal["tail"] and fit["numbers"]["power"] == cal["power"]
+    assert fit["numbers"]["shrink"] == cal["shrink"] and set(cal["knee"].values()) == {1.0}
+    boot = fit["bootstrap"]
+    assert boot["resamples"] == 3
+    spreads = [*boot["numbers_sd"]["scale"]["all"].values(), boot["numbers_sd"]["shrink"]]
+    spreads += [v for key in ("tail", "power") for v in boot["numbers_sd"][key].values()]
+    assert len(spreads) == 10 and all(v >= 0 for v in spreads) and any(v > 0 for v in spreads)
+    assert {n: set(v) for n, v in boot["check_sd"].items()} == {
+        n: {"ci68", "ci95", "ci99"} for n in NAMES
+    }
     for key in ("joint_before", "joint_after"):
         assert set(cal["check"][key]) == {"ci68", "ci95"}
         assert all(0.0 <= v <= 1.0 for v in cal["check"][key].values())
@@ -128,27 +161,103 @@ def test_predict_applies_a_stored_faint_map_to_faint_galaxies_only(tmp_path, cal
         np.testing.assert_array_equal(got[~faint, :, j], raw[~faint, :, j])
 
 
-def test_the_printed_table_names_every_map_and_the_faint_limit_in_adu(calibrated):
+def _four_classes(below: float) -> CalibrationFit:
+    """A calibration of clean / crowded x bright / faint galaxies (numbers of 5 decimals)."""
+    return CalibrationFit(
+        Split(True, True),
+        np.array([[0.9, 1.0, 1.1], [1.2, 1.3, 1.4], [0.8, 0.7, 0.6], [1.5, 1.6, 1.7]]),
+        np.array([1.25, 0.75, 1.5]),
+        np.array([0.125, 0.0, -0.25]),
+        np.array([0.15, 0.035, 0.006]),
+        below,
+        np.zeros(3),
+        np.zeros(3),
+        np.ones(3),
+        shrink=0.04,
+    )
+
+
+def test_stored_factors_are_read_back_as_the_fitted_maps():
+    """The lean calibration is stored in the format every version reads: each class's map
+    in full (shared numbers repeated), and it applies as the fit's own maps do."""
+    fit = _four_classes(below=0.25)
+    factors = stored_factors(fit, NAMES)
+    assert factors["faint"]["below"] == 0.25 and factors["crowded"]["above"] == 0.1
+    assert factors["crowded"]["faint"]["scale"] == {"bt": 1.5, "r_e": 1.6, "flux": 1.7}
+    assert factors["crowded"]["tail"] == factors["tail"] == {"bt": 1.25, "r_e": 0.75, "flux": 1.5}
+    read = Recalibration.from_calibration(factors, NAMES)
+    rng = np.random.default_rng(40)
+    samples = rng.normal(size=(12, 201, 3)) * np.array([0.3, 0.05, 0.01])
+    samples[:, :, 2] += rng.uniform(-0.5, 1.0, size=(12, 1))
+    crowding = rng.uniform(0.0, 0.2, size=12)
+    expected = fit.maps(2).apply(samples, crowding)
+    np.testing.assert_array_equal(read.apply(samples, crowding), expected)
+    one = CalibrationFit(**{**fit.__dict__, "split": Split(), "core": fit.core[:1]})
+    assert isinstance(Recalibration.from_calibration(stored_factors(one, NAMES), NAMES), SpreadMap)
+    dim = CalibrationFit(**{**fit.__dict__, "split": Split(False, True), "core": fit.core[:2]})
+    by_light = Recalibration.from_calibration(stored_factors(dim, NAMES), NAMES)
+    assert isinstance(by_light, BrightnessSplit) and by_light.below == 0.25
+
+
+def test_the_shipped_bundle_loads_and_its_maps_round_trip():
+    """The shipped model's calibration loads (bundle checks included) and each of its
+    maps, written back as calibrate writes a map, gives the stored numbers again."""
+    bundle = load_bundle(SHIPPED)
+    cal, names = bundle.calibration, bundle.param_names
+    maps = Recalibration.from_calibration(cal, names)
+    assert maps is not None
+    classes = [(maps, cal)]
+    if isinstance(maps, Recalibration):
+        classes = [(maps.clean, cal), (maps.crowded, cal["crowded"])]
+    for part, fields in classes:
+        pairs = [(part, fields)]
+        if isinstance(part, BrightnessSplit):
+            pairs = [(part.bright, fields), (part.faint, fields["faint"])]
+            assert part.below == fields["faint"]["below"]
+        for spread, stored in pairs:
+            written = map_fields(spread, names)
+            assert written == {key: stored.get(key, written[key]) for key in written}
+            assert written["scale"] == stored["scale"]
+
+
+def test_the_printed_table_names_every_class_and_the_faint_limit_in_adu(calibrated):
     """The split's limit is stored standardised; the table shows it as a flux in ADU,
     exp(mean + std * below) for the log-flux label (written out here by hand), and as a
-    magnitude."""
+    magnitude; every class's core and the shared numbers, each +- its bootstrap sd."""
     _, bundle, out = calibrated
     stored = read_metadata(out)["calibration"]
     labels = read_metadata(bundle)["preprocessing"]["labels"]
-    below = 0.25
-    factors = {k: stored[k] for k in ("scale", "tail", "knee", "power", "width_ref", "shrink")}
-    faint = {"param": "flux", "below": below, **factors}
-    crowded = {"above": 0.1, **factors}
-    calibration = {**stored, "faint": faint, "crowded": crowded}
-    check = calibration["check"]
+    fit = _four_classes(below=0.25)
+    numbers = fit.numbers(NAMES)
+    hundredth = {k: getattr(fit, k) / 100 for k in ("core", "tail", "power", "shrink")}
+    sd = CalibrationFit(**{**fit.__dict__, **hundredth}).numbers(NAMES)
+    record = {
+        **stored["fit"],
+        "classes": fit.split.name,
+        "fitted_numbers": fit.n_fitted,
+        "numbers": numbers,
+        "bootstrap": {**stored["fit"]["bootstrap"], "numbers_sd": sd},
+    }
+    check = stored["check"]
     groups = {"bright": check["after"], "faint": check["after"]}
-    calibration["check"] = {**check, "after_by_brightness": groups}
+    calibration = {
+        **stored,
+        **stored_factors(fit, NAMES),
+        "fit": record,
+        "check": {**check, "after_by_brightness": groups},
+    }
     text = CalibrationResult(load_bundle(bundle), calibration).table()
-    adu = np.exp(labels["mean"][2] + labels["std"][2] * below)
+    adu = np.exp(labels["mean"][2] + labels["std"][2] * 0.25)
     limit = f"{adu:.4g} ADU (mag {read_metadata(bundle)['zero_point'] - 2.5 * np.log10(adu):.2f})"
-    assert f"map for clean (crowding <= 0.1), predicted flux < {limit}:" in text
-    assert f"map for clean (crowding <= 0.1), predicted flux >= {limit}:" in text
-    assert "map for crowded (crowding > 0.1):" in text
+    assert f"faint: predicted flux < {limit}" in text
+    assert "crowded: crowding index > 0.1" in text
+    assert (
+        "calibration: 19 fitted numbers, knee fixed at 1 sd; +- bootstrap sd over 3 refits" in text
+    )
+    for c in ("clean bright", "clean faint", "crowded bright", "crowded faint"):
+        assert f"core, {c}" in text
+    row = next(line for line in text.splitlines() if line.startswith("core, crowded faint"))
+    assert row.split()[3:] == ["1.500", "+-0.015", "1.600", "+-0.016", "1.700", "+-0.017"]
     assert "after, faint galaxies: 68 % coverage" in text
 
 
@@ -327,3 +436,67 @@ def test_calibration_stores_an_ood_model_that_predict_applies(tmp_path, calibrat
     shifted = predict(tmp_path / "sky" / "info.csv", model=out, options=options)
     assert np.median(shifted["ood_score"]) > 2 * np.median(same["ood_score"])
     assert np.mean(shifted["flags"] & Flag.OUT_OF_DISTRIBUTION > 0) > 0.5
+
+
+def _claimed_half_as_wide(n: int, rng: np.random.Generator) -> Part:
+    """One parameter whose samples claim half the true width (core factor 2)."""
+    mu = rng.normal(size=(n, 1))
+    width = rng.uniform(0.5, 2.0, size=(n, 1))
+    truth = mu + width * rng.normal(size=(n, 1))
+    return Part(
+        mu[:, None] + 0.5 * width[:, None] * rng.normal(size=(n, 200, 1)), truth, np.zeros(n)
+    )
+
+
+def test_bootstrap_spread_matches_the_spread_over_independent_sets():
+    """The oracle: the same calibration fitted on 10 fresh sets drawn from the same law;
+    the sd of its numbers and of the coverage it gives one check set.  The bootstrap of
+    one set must agree within what 10 draws of each can tell (a factor of 2)."""
+    rng = np.random.default_rng(50)
+    held = _claimed_half_as_wide(2000, rng)
+    part = _claimed_half_as_wide(800, rng)
+    boot = fit_and_check(part, held, ["bt"], seed=1, bootstrap=10, progress=False)["fit"]
+    fresh = [
+        fit_and_check(
+            _claimed_half_as_wide(800, rng), held, ["bt"], seed=1, bootstrap=0, progress=False
+        )
+        for _ in range(10)
+    ]
+    core = statistics.stdev(f["fit"]["numbers"]["scale"]["all"]["bt"] for f in fresh)
+    coverage = statistics.stdev(f["check"]["after"]["bt"]["ci68"] for f in fresh)
+    got = boot["bootstrap"]
+    assert 0.5 < got["numbers_sd"]["scale"]["all"]["bt"] / core < 2.0
+    assert 0.5 < got["check_sd"]["bt"]["ci68"] / coverage < 2.0
+    assert 0.01 < core < 0.2  # a core factor of 2 from 800 galaxies: a few per cent
+
+
+def test_fitting_galaxies_scale_a_spread_as_one_over_root_n():
+    # 6000 galaxies measure a spread of 0.5 points: 1 point needs a quarter of them.
+    assert fitting_galaxies(6000, 0.005, 0.01) == 1500
+    assert fitting_galaxies(100, 0.02, 0.01) == 400
+    assert fitting_galaxies(3, 0.01, 0.01) == 3
+
+
+def test_the_table_relates_the_check_precision_to_the_bootstrap_spread(calibrated):
+    _, bundle, out = calibrated
+    cal = read_metadata(out)["calibration"]
+    spread = max(v["ci68"] for v in cal["fit"]["bootstrap"]["check_sd"].values())
+    text = CalibrationResult(load_bundle(bundle), cal).table()
+    need = math.ceil(40 * (spread / 0.01) ** 2)
+    assert f"moves it by up to +-{100 * spread:.1f} points (bootstrap sd" in text
+    assert f"+-1 point needs about {need:,})" in text
+    for name in NAMES:
+        sd = cal["fit"]["bootstrap"]["check_sd"][name]["ci68"]
+        assert f"-> {cal['check']['after'][name]['ci68']:.3f} +-{sd:.3f}" in text
+
+
+def test_bootstrap_can_be_skipped_but_needs_two_refits(tmp_path, calibrated, capsys):
+    catalog, bundle, _ = calibrated
+    args = ["calibrate", str(bundle), "--catalog", str(catalog), *FAST]
+    assert main([*args, "--out", str(tmp_path / "one"), "--bootstrap", "1"]) == 2
+    assert "bootstrap" in capsys.readouterr().err and not (tmp_path / "one").exists()
+    assert main([*args, "--out", str(tmp_path / "none"), "--bootstrap", "0"]) == 0
+    cal = read_metadata(tmp_path / "none")["calibration"]
+    assert "bootstrap" not in cal["fit"] and "fitted_numbers" in cal["fit"]
+    text = CalibrationResult(load_bundle(bundle), cal).table()
+    assert "+-" not in text.split("coverage on")[0]  # no spreads where none were measured

@@ -1,6 +1,8 @@
-"""Spread recalibration: PIT, coverage and the fitted factors against independent oracles."""
+"""Recalibration fit: PIT, coverage, class splits and the fitted numbers against oracles."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,78 +10,195 @@ from scipy import stats
 
 from gampen.errors import GampenValueError
 from gampen.evaluation.recalibrate import (
+    CORES,
     CROWDED,
+    FIT_LEVELS,
     MIN_CLASS,
+    ONE,
+    CalibrationFit,
+    Galaxies,
+    JointFrame,
+    Split,
+    choose_split,
     coverage_from_pit,
-    fit_by_brightness,
-    fit_by_class,
-    fit_spread,
+    coverage_over_cores,
+    end_positions,
+    fit_calibration,
+    fit_marginals,
+    fit_shrink,
+    inside,
     pit,
 )
-from gampen.infer.spread import BrightnessSplit, Recalibration, SpreadMap
+from gampen.infer.spread import BrightnessSplit, Recalibration, SpreadMap, shrink_correlations
+
+LEVELS = np.concatenate([FIT_LEVELS, [0.001, 0.5, 0.9999]])
 
 
-def test_pit_is_scipys_mean_percentile_rank():
+def _weibull_inside(samples: np.ndarray, truth: np.ndarray, level: float) -> np.ndarray:
+    """Whether numpy's ``weibull`` equal-tailed interval of each row holds its truth: the
+    catalog's intervals, computed independently of the code under test."""
+    lo, hi = np.quantile(samples, [(1 - level) / 2, (1 + level) / 2], axis=1, method="weibull")
+    return (lo <= truth) & (truth <= hi)
+
+
+@pytest.mark.parametrize("n_samples", [3, 7, 60, 1000])
+def test_pit_decides_inside_exactly_as_the_catalogs_intervals(n_samples):
+    rng = np.random.default_rng(n_samples)
+    smooth = rng.normal(size=(2000, n_samples)), 1.5 * rng.normal(size=2000)  # outside too
+    ties = rng.integers(0, 5, (600, n_samples)).astype(float), rng.integers(-1, 6, 600) * 1.0
+    for samples, truth in (smooth, ties):
+        got = np.abs(pit(samples, truth) - 0.5)
+        for level in LEVELS:
+            np.testing.assert_array_equal(got <= level / 2, _weibull_inside(samples, truth, level))
+
+
+def test_the_old_mid_rank_pit_disagrees_with_the_catalog():
+    """The check above has teeth: the PIT the fit used before, (below + tied / 2) / S,
+    decides differently from the catalog's intervals for some truths."""
+    rng = np.random.default_rng(5)
+    samples, truth = rng.normal(size=(4000, 60)), rng.normal(size=4000)
+    mid_rank = ((samples < truth[:, None]).sum(1) + 0.5) / 60
+    assert any(
+        not np.array_equal(np.abs(mid_rank - 0.5) <= c / 2, _weibull_inside(samples, truth, c))
+        for c in FIT_LEVELS
+    )
+
+
+def test_pit_by_hand():
+    samples = np.array([[0.0, 1.0, 2.0, 3.0]] * 5)
+    truth = np.array([1.5, -1.0, 5.0, 1.0, 0.25])
+    # 1.5: half way from x_(2) = 1 to x_(3): (2 + 0.5) / 5.  Below all: 0; above all: 1.
+    # Equal to x_(2) alone: 2 / 5.  0.25: a quarter of the way from x_(1): 1.25 / 5.
+    np.testing.assert_allclose(pit(samples, truth), [0.5, 0.0, 1.0, 0.4, 0.25])
+    # Equal to x_(2..4): the point of [2/6, 4/6] nearest 1/2; to x_(1..2): 2/6.
+    tied = np.array([[0.0, 1.0, 1.0, 1.0, 3.0], [1.0, 1.0, 2.0, 3.0, 4.0]])
+    np.testing.assert_allclose(pit(tied, np.array([1.0, 1.0])), [0.5, 2 / 6])
+
+
+def test_end_positions_interpolate_as_numpys_weibull_quantiles():
+    rng = np.random.default_rng(2)
+    for n in (2, 5, 999):
+        ordered = np.sort(rng.normal(size=n))
+        low, high, f = end_positions(n, FIT_LEVELS)
+        ends = (1 - f) * ordered[low] + f * ordered[high]
+        p = np.concatenate([(1 - FIT_LEVELS) / 2, (1 + FIT_LEVELS) / 2])
+        np.testing.assert_allclose(ends, np.quantile(ordered, p, method="weibull"), atol=1e-12)
+
+
+def test_coverage_from_pit_counts_by_hand():
+    values = np.array([0.5, 0.1, 0.9, 0.7, 0.3])  # |PIT - 1/2|: 0, .4, .4, .2, .2
+    np.testing.assert_allclose(
+        coverage_from_pit(values, np.array([0.0, 0.4, 0.5, 0.8])), [0.2, 0.6, 0.6, 1.0]
+    )
+
+
+def _fit(split: Split, core, tail, power, width_ref, knee) -> CalibrationFit:
+    """A calibration with these numbers, as the fit would return it."""
+    k = len(tail)
+    return CalibrationFit(
+        split,
+        np.array(core, dtype=float),
+        np.array(tail, dtype=float),
+        np.array(power, dtype=float),
+        np.array(width_ref, dtype=float),
+        0.0,
+        np.zeros(k),
+        np.zeros(k),
+        np.array(knee, dtype=float),
+    )
+
+
+def test_inside_is_the_weibull_interval_of_the_mapped_samples():
+    """The fit's interval ends, per class, against the maps applied by
+    :mod:`gampen.infer.spread` and numpy's quantiles of the result."""
+    rng = np.random.default_rng(1)
+    n = 400
+    samples = rng.standard_t(4, size=(n, 301, 2)) * rng.uniform(0.5, 2, size=(n, 1, 2))
+    truth = 1.5 * rng.normal(size=(n, 2))
+    crowding = rng.uniform(0, 0.2, n)
+    flux = np.median(samples[:, :, 1], axis=1)
+    galaxies = Galaxies.from_samples(samples, truth, crowding > CROWDED, flux < 0.0)
+    core = [[0.8, 1.3], [1.2, 0.7], [0.6, 1.9], [1.0, 1.1]]
+    fit = _fit(Split(True, True), core, [2.0, 0.5], [0.3, -0.2], [1.0, 1.2], [1.0, 0.7])
+    covered = inside(fit, galaxies)
+    mapped = fit.maps(1).apply(samples, crowding)
+    for j in range(2):
+        for i, level in enumerate(FIT_LEVELS):
+            expected = _weibull_inside(mapped[:, :, j], truth[:, j], level)
+            np.testing.assert_array_equal(covered[:, j, i], expected)
+
+
+@pytest.mark.parametrize("integer", [False, True])
+def test_coverage_over_cores_is_the_coverage_of_each_core(integer):
+    """Every core factor at once, against ``a * low <= v <= a * high`` galaxy by galaxy;
+    integer samples tie at the median, so some ends are 0 or on one side of it."""
     rng = np.random.default_rng(3)
-    samples = rng.integers(0, 6, size=(40, 25)).astype(float)  # many ties
-    truth = rng.integers(0, 6, size=40).astype(float)
-    expected = [
-        stats.percentileofscore(s, t, kind="mean") / 100
-        for s, t in zip(samples, truth, strict=True)
-    ]
-    np.testing.assert_allclose(pit(samples, truth), expected)
+    n, s = 300, 9 if integer else 200
+    samples = rng.normal(size=(n, s, 1))
+    if integer:
+        samples = np.round(samples)
+    truth = rng.normal(size=(n, 1))
+    galaxies = Galaxies.from_samples(samples, truth, np.zeros(n), np.zeros(n))
+    quantiles, excess = galaxies.bend(0, 1.0)
+    ends = quantiles + 0.7 * excess  # tail factor 1.7
+    v = galaxies.t[:, 0] / galaxies.sd[:, 0] ** 0.2
+    cells = rng.integers(0, 3, n)
+    got = coverage_over_cores(ends, v, cells)
+    half = len(FIT_LEVELS)
+    assert got.shape == (3, half, len(CORES))
+    for index in (0, 150, ONE, 500, len(CORES) - 1):
+        a = CORES[index]
+        held = (a * ends[:, :half] <= v[:, None]) & (v[:, None] <= a * ends[:, half:])
+        for cell in range(3):
+            np.testing.assert_allclose(got[cell, :, index], held[cells == cell].mean(axis=0))
 
 
-def test_coverage_from_pit_matches_equal_tailed_intervals():
-    rng = np.random.default_rng(4)
-    samples = rng.normal(size=(500, 400))
-    truth = rng.normal(size=500) * 1.3
-    levels = np.array([0.2, 0.6827, 0.9545])
-    lo = np.quantile(samples, (1 - levels) / 2, axis=1)
-    hi = np.quantile(samples, (1 + levels) / 2, axis=1)
-    direct = ((truth >= lo) & (truth <= hi)).mean(axis=1)
-    # Quantile interpolation moves a boundary by less than one sample: ~1/S of the PIT.
-    np.testing.assert_allclose(coverage_from_pit(pit(samples, truth), levels), direct, atol=0.01)
-
-
-def _gaussian_posteriors(n: int, true_sigma: np.ndarray, claimed_sigma: np.ndarray, seed: int):
+def _gaussian_posteriors(
+    n: int, true_sigma: np.ndarray, claimed_sigma: np.ndarray, seed: int, n_samples: int = 500
+):
     """Truths drawn from N(mu, true_sigma); samples claim N(mu, claimed_sigma) per galaxy."""
     rng = np.random.default_rng(seed)
     mu = rng.normal(size=(n, len(true_sigma)))
     per_galaxy = rng.uniform(0.5, 2.0, size=(n, 1))  # heteroscedastic: widths vary
     truth = mu + per_galaxy * true_sigma * rng.normal(size=mu.shape)
     samples = mu[:, None] + (per_galaxy * claimed_sigma)[:, None] * rng.normal(
-        size=(n, 500, len(true_sigma))
+        size=(n, n_samples, len(true_sigma))
     )
     return samples, truth
+
+
+def _coverage(samples: np.ndarray, truth: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Coverage of numpy's weibull intervals (independent of the fit's machinery)."""
+    return np.array([_weibull_inside(samples, truth, c).mean() for c in levels])
 
 
 def test_fit_recovers_known_miscalibration():
     true_sigma = np.ones(3)
     claimed = np.array([0.5, 1.0, 2.0])  # over-confident, right, under-confident
-    samples, truth = _gaussian_posteriors(3000, true_sigma, claimed, seed=6)
-    fit = fit_spread(samples, truth)
-    # 3000 galaxies pin a width to ~2 %; the fine grid step is 0.5 %.  Gaussian posteriors
-    # need no tail correction: out to 2.5 sd (beyond, few truths constrain it) the map is
-    # the plain rescaling t -> (true / claimed) t.
-    np.testing.assert_allclose(fit.spread.scale, true_sigma / claimed, rtol=0.06)
+    samples, truth = _gaussian_posteriors(2000, true_sigma, claimed, seed=6, n_samples=200)
+    fit, evidence = fit_calibration(samples, truth, np.zeros(2000), None)
+    assert evidence == {"chosen": "none", "steps": []}  # one class: nothing to split
+    # 2000 galaxies pin a width to ~1.6 %.  Gaussian posteriors need no tail correction: out
+    # to 2.5 sd (beyond, few truths constrain it) the map is the plain rescaling.
+    np.testing.assert_allclose(fit.core[0], true_sigma / claimed, rtol=0.06)
     for t in (0.5, 1.0, 2.0, 2.5):
-        ratio = fit.spread.stretch(np.full(3, t)) / t
+        ratio = fit.spread(0).stretch(np.full(3, t)) / t
         np.testing.assert_allclose(ratio, true_sigma / claimed, rtol=0.1)
     assert fit.loss_after[0] < 0.1 * fit.loss_before[0]
     assert fit.loss_after[2] < 0.1 * fit.loss_before[2]
     assert fit.loss_after[1] <= fit.loss_before[1]
+    assert fit.n_fitted == 10 and np.all(fit.knee == 1.0)
 
 
 def test_fitted_factors_make_held_out_coverage_nominal():
     claimed = np.array([0.6, 1.6])
     samples, truth = _gaussian_posteriors(4000, np.ones(2), claimed, seed=7)
-    fit = fit_spread(samples[:2000], truth[:2000])
-    held_out = fit.spread.apply(samples[2000:])
+    fit, _ = fit_calibration(samples[:2000], truth[:2000], np.zeros(2000), None)
+    held_out = fit.maps(None).apply(samples[2000:])
     levels = np.array([0.6827, 0.9545])
     for j in range(2):
-        before = coverage_from_pit(pit(samples[2000:, :, j], truth[2000:, j]), levels)
-        after = coverage_from_pit(pit(held_out[:, :, j], truth[2000:, j]), levels)
+        before = _coverage(samples[2000:, :, j], truth[2000:, j], levels)
+        after = _coverage(held_out[:, :, j], truth[2000:, j], levels)
         # Binomial sd at n=2000 is <= 1.1 points; allow 4 sd.
         np.testing.assert_allclose(after, levels, atol=0.045)
         assert np.max(np.abs(before - levels)) > 0.08  # the uncalibrated ones must fail
@@ -91,13 +210,14 @@ def test_fit_recovers_heavy_tails():
     n = 3000
     truth = stats.t.rvs(3, size=(n, 1), random_state=rng) * np.sqrt(1 / 3)  # unit variance
     samples = rng.normal(size=(n, 500, 1))
-    fit = fit_spread(samples, truth)
-    assert fit.spread.tail[0] > 1.2 and fit.spread.scale[0] < 0.9  # narrower core, wider tails
+    fit, _ = fit_calibration(samples, truth, np.zeros(n), None)
+    assert fit.tail[0] > 1.2 and fit.core[0, 0] < 0.9  # narrower core, wider tails
+    assert fit.n_fitted == 3 and fit.shrink == 0.0  # one parameter: nothing to correlate
     levels = np.array([0.6827, 0.9545, 0.9973])
-    fresh = stats.t.rvs(3, size=(n, 1), random_state=rng) * np.sqrt(1 / 3)
+    fresh = stats.t.rvs(3, size=n, random_state=rng) * np.sqrt(1 / 3)
     new = rng.normal(size=(n, 500, 1))
-    after = coverage_from_pit(pit(fit.spread.apply(new)[:, :, 0], fresh[:, 0]), levels)
-    plain = coverage_from_pit(pit(new[:, :, 0], fresh[:, 0]), levels)
+    after = _coverage(fit.spread(0).apply(new)[:, :, 0], fresh, levels)
+    plain = _coverage(new[:, :, 0], fresh, levels)
     np.testing.assert_allclose(after, levels, atol=0.035)  # 4 binomial sd at n=3000
     assert np.abs(plain - levels)[0] > 0.04  # the unmapped Gaussian over-covers the core
 
@@ -111,90 +231,152 @@ def test_fit_recovers_a_width_power_and_calibrates_each_width_quarter():
     mu = rng.normal(size=(n, 1))
     truth = mu + w**1.5 * rng.normal(size=(n, 1))
     samples = mu[:, None] + w[:, None] * rng.normal(size=(n, 400, 1))
-    fit = fit_spread(samples[:3000], truth[:3000])
-    assert abs(fit.spread.power[0] - 0.5) < 0.12
+    fit, _ = fit_calibration(samples[:3000], truth[:3000], np.zeros(3000), None)
+    assert abs(fit.power[0] - 0.5) < 0.12
     w_ref = np.median(samples[:3000, :, 0].std(axis=1))
-    assert fit.spread.width_ref[0] == pytest.approx(w_ref)
+    assert fit.width_ref[0] == pytest.approx(w_ref)
     # Width w maps to a sd of w ** 1.5: scale (w_ref) ** 0.5 at the reference width.
-    assert fit.spread.scale[0] == pytest.approx(w_ref**0.5, rel=0.08)
+    assert fit.core[0, 0] == pytest.approx(w_ref**0.5, rel=0.08)
     held, t_held, w_held = samples[3000:], truth[3000:, 0], w[3000:, 0]
-    flat = SpreadMap(fit.spread.scale, fit.spread.tail, fit.spread.knee)  # power 0
+    flat = SpreadMap(fit.core[0], fit.tail, fit.knee)  # power 0
     levels = np.array([0.6827, 0.9545])
     quarters = np.quantile(w_held, [0.25, 0.75])
     for sel in (w_held < quarters[0], w_held > quarters[1]):  # narrowest, widest quarter
-        fitted = coverage_from_pit(pit(fit.spread.apply(held[sel])[:, :, 0], t_held[sel]), levels)
-        single = coverage_from_pit(pit(flat.apply(held[sel])[:, :, 0], t_held[sel]), levels)
+        fitted = _coverage(fit.spread(0).apply(held[sel])[:, :, 0], t_held[sel], levels)
+        single = _coverage(flat.apply(held[sel])[:, :, 0], t_held[sel], levels)
         np.testing.assert_allclose(fitted, levels, atol=0.055)  # 4 binomial sd at n=750
         assert np.abs(single - levels)[0] > 0.08  # one scale for all fails each extreme
 
 
 def test_fit_refuses_bad_shapes_and_tiny_sets():
     with pytest.raises(GampenValueError, match="galaxies, samples, params"):
-        fit_spread(np.zeros((30, 10)), np.zeros((30, 1)))
+        fit_calibration(np.zeros((30, 10)), np.zeros((30, 1)), np.zeros(30), None)
     with pytest.raises(GampenValueError, match="too few galaxies"):
-        fit_spread(np.zeros((5, 10, 1)), np.zeros((5, 1)))
+        fit_calibration(np.zeros((5, 10, 1)), np.zeros((5, 1)), np.zeros(5), None)
 
 
-def test_crowded_galaxies_get_a_map_of_their_own():
-    """Clean galaxies' widths are right; crowded ones' errors are 1.6x wider than claimed.
-    One map for all cannot serve both groups; a map per group does."""
-    rng = np.random.default_rng(15)
-    n = 4000
+def _crowded_set(n: int, crowded_sigma: float, seed: int):
+    """One parameter; 40 % of galaxies crowded, whose errors are ``crowded_sigma`` times
+    wider than claimed (clean ones are right)."""
+    rng = np.random.default_rng(seed)
     crowding = np.where(rng.random(n) < 0.4, rng.uniform(0.2, 2.0, n), rng.uniform(0, 0.08, n))
-    crowded = crowding > CROWDED
     mu = rng.normal(size=(n, 1))
-    truth = mu + np.where(crowded, 1.6, 1.0)[:, None] * rng.normal(size=(n, 1))
-    samples = mu[:, None] + rng.normal(size=(n, 300, 1))
-    clean_fit, crowded_fit = fit_by_class(samples[:2000], truth[:2000], crowding[:2000], None)
-    assert clean_fit.faint is None and crowded_fit.faint is None  # no brightness parameter
-    assert clean_fit.main.spread.scale[0] == pytest.approx(1.0, rel=0.08)
-    assert crowded_fit.main.spread.scale[0] == pytest.approx(1.6, rel=0.1)
-    maps = Recalibration(clean_fit.main.spread, crowded_fit.main.spread, CROWDED)
-    single = fit_spread(samples[:2000], truth[:2000]).spread
+    wider = np.where(crowding > CROWDED, crowded_sigma, 1.0)[:, None]
+    truth = mu + wider * rng.normal(size=(n, 1))
+    return mu[:, None] + rng.normal(size=(n, 300, 1)), truth, crowding
+
+
+def test_crowded_galaxies_get_a_core_of_their_own_when_held_out_halves_show_it_helps():
+    samples, truth, crowding = _crowded_set(4000, 1.6, seed=15)
+    fit, evidence = fit_calibration(samples[:2000], truth[:2000], crowding[:2000], None)
+    assert fit.split == Split(crowding=True) and evidence["chosen"] == "crowding"
+    step = evidence["steps"][0]
+    assert step["kept"] and step["gain"] < -step["spread"] < 0
+    assert fit.core[0, 0] == pytest.approx(1.0, rel=0.08)  # clean
+    assert fit.core[1, 0] == pytest.approx(1.6, rel=0.1)  # crowded
+    assert fit.n_fitted == 4  # two cores, one tail, one power
+    maps = fit.maps(None)
+    assert isinstance(maps, Recalibration) and maps.above == CROWDED
     held, t_held, c_held = samples[2000:], truth[2000:, 0], crowding[2000:]
-    levels = np.array([0.6827])
     for group in (c_held > CROWDED, c_held <= CROWDED):
-        per_group = maps.apply(held[group], c_held[group])[:, :, 0]
-        one = single.apply(held[group])[:, :, 0]
-        got = coverage_from_pit(pit(per_group, t_held[group]), levels)
-        np.testing.assert_allclose(got, levels, atol=0.045)  # 4 binomial sd at n=800
-        assert abs(coverage_from_pit(pit(one, t_held[group]), levels)[0] - levels[0]) > 0.06
-    few = fit_by_class(samples[:300], truth[:300], np.full(300, 1.0), None)
-    assert few[1] is None  # no clean galaxies: one map for all
+        got = _coverage(maps.apply(held[group], c_held[group])[:, :, 0], t_held[group], [0.6827])
+        np.testing.assert_allclose(got, [0.6827], atol=0.045)  # 4 binomial sd at n=800
 
 
-def test_faint_galaxies_get_a_map_of_their_own():
+def test_a_class_split_that_does_not_help_is_not_kept():
+    samples, truth, crowding = _crowded_set(2000, 1.0, seed=16)
+    fit, evidence = fit_calibration(samples, truth, crowding, None)
+    assert fit.split == Split() and fit.core.shape == (1, 1)
+    assert [s["kept"] for s in evidence["steps"]] == [False]
+    few = fit_calibration(samples[:300], truth[:300], np.full(300, 1.0), None)
+    assert few[1]["steps"] == []  # no clean galaxies: no split tried
+
+
+def test_faint_galaxies_get_a_core_of_their_own():
     """Parameter 1 is the brightness, uniform on (-2, 2): faint galaxies (below 0) have
-    errors 1.5x wider than claimed in it, bright ones are right.  The split falls at the
-    median, 0, each side gets its own factor, and held-out coverage is right on both
-    sides, which one map for all cannot do."""
+    errors 1.5x wider than claimed in it, bright ones are right.  The limit falls at the
+    median, 0, and each side gets its own core factor."""
     rng = np.random.default_rng(16)
-    n = 4000
+    n = 1200
     mu = np.stack([rng.normal(size=n), rng.uniform(-2, 2, size=n)], 1)
-    faint = mu[:, 1] < 0
-    widths = np.stack([np.ones(n), np.where(faint, 1.5, 1.0)], 1)
+    widths = np.stack([np.ones(n), np.where(mu[:, 1] < 0, 1.5, 1.0)], 1)
     truth = mu + 0.1 * widths * rng.normal(size=(n, 2))
-    samples = mu[:, None] + 0.1 * rng.normal(size=(n, 300, 2))
-    clean, crowded = fit_by_class(samples[:2000], truth[:2000], np.zeros(2000), 1)
-    assert crowded is None and clean.faint is not None
-    assert abs(clean.below) < 0.15  # the median brightness (its sd: ~0.045)
-    assert clean.main.spread.scale[1] == pytest.approx(1.0, rel=0.08)
-    assert clean.faint.spread.scale[1] == pytest.approx(1.5, rel=0.1)
-    assert clean.faint.spread.scale[0] == pytest.approx(1.0, rel=0.08)
-    maps = BrightnessSplit(clean.main.spread, clean.faint.spread, clean.below, 1)
-    single = fit_spread(samples[:2000], truth[:2000]).spread
-    held, t_held, f_held = samples[2000:], truth[2000:, 1], faint[2000:]
-    levels = np.array([0.6827])
-    for group in (f_held, ~f_held):
-        got = coverage_from_pit(pit(maps.apply(held[group])[:, :, 1], t_held[group]), levels)
-        np.testing.assert_allclose(got, levels, atol=0.045)  # 4 binomial sd at n=1000
-        one = coverage_from_pit(pit(single.apply(held[group])[:, :, 1], t_held[group]), levels)
-        assert abs(one[0] - levels[0]) > 0.06
-    # Too few on one side, or no brightness parameter: one map for all.
-    m = mu[:2000, 1]
-    lopsided = np.concatenate([np.flatnonzero(m < -0.2)[: MIN_CLASS - 1], np.flatnonzero(m > 0.2)])
-    assert fit_by_brightness(samples[lopsided], truth[lopsided], 1, clean.below).faint is None
-    assert fit_by_brightness(samples[:2000], truth[:2000], None, None).faint is None
+    samples = mu[:, None] + 0.1 * rng.normal(size=(n, 150, 2))
+    fit, _ = fit_calibration(samples, truth, np.zeros(n), 1)
+    assert fit.split == Split(brightness=True)
+    assert abs(fit.below) < 0.2  # the median brightness (its sd: ~0.06)
+    np.testing.assert_allclose(fit.core[:, 1], [1.0, 1.5], rtol=0.1)  # bright, faint
+    np.testing.assert_allclose(fit.core[:, 0], [1.0, 1.0], rtol=0.08)
+    maps = fit.maps(1)
+    assert isinstance(maps, BrightnessSplit) and maps.param == 1 and maps.below == fit.below
+    with pytest.raises(GampenValueError, match="brightness split needs"):
+        fit.maps(None)
+
+
+def test_choose_split_tries_only_classes_with_enough_galaxies():
+    rng = np.random.default_rng(4)
+    n = 2 * MIN_CLASS + 50
+    samples, truth = rng.normal(size=(n, 50, 1)), rng.normal(size=(n, 1))
+    crowded = np.arange(n) < MIN_CLASS - 1  # one short
+    galaxies = Galaxies.from_samples(samples, truth, crowded, np.arange(n) % 2 == 0)
+    split, evidence = choose_split(galaxies, np.ones(1), seed=0)
+    assert split == Split()  # noise only: nothing to gain
+    assert [s["to"] for s in evidence["steps"]] == ["brightness"]
+    assert set(evidence["held_out_loss"]) == {"none", "brightness"}
+
+
+def test_split_classes_and_names():
+    crowded = np.array([False, False, True, True])
+    faint = np.array([False, True, False, True])
+    both = Split(True, True)
+    np.testing.assert_array_equal(both.classes(crowded, faint), [0, 1, 2, 3])
+    np.testing.assert_array_equal(Split(True).classes(crowded, faint), [0, 0, 1, 1])
+    np.testing.assert_array_equal(Split(False, True).classes(crowded, faint), [0, 1, 0, 1])
+    np.testing.assert_array_equal(Split().classes(crowded, faint), [0, 0, 0, 0])
+    assert both.class_names == ["clean bright", "clean faint", "crowded bright", "crowded faint"]
+    assert [s.name for s in (Split(), Split(True), Split(False, True), both)] == [
+        "none",
+        "crowding",
+        "brightness",
+        "crowding x brightness",
+    ]
+    assert [s.n_classes for s in (Split(), Split(True), Split(False, True), both)] == [1, 2, 2, 4]
+
+
+def test_maps_of_a_crowding_and_brightness_split_route_each_galaxy():
+    fit = _fit(Split(True, True), [[1.0], [2.0], [3.0], [4.0]], [1.0], [0.0], [1.0], [1.0])
+    maps = replace(fit, below=0.5).maps(0)
+    rng = np.random.default_rng(8)
+    base = rng.normal(size=(4, 101, 1))
+    base -= np.median(base, axis=1, keepdims=True)
+    base += np.array([1.0, -1.0, 1.0, -1.0])[:, None, None]  # medians: bright, faint, ...
+    crowding = np.array([0.0, 0.0, 0.5, 0.5])  # clean, clean, crowded, crowded
+    out = maps.apply(base, crowding)
+    centre = np.median(base, axis=1, keepdims=True)
+    for g, a in enumerate([1.0, 2.0, 3.0, 4.0]):
+        np.testing.assert_allclose(out[g] - centre[g], a * (base[g] - centre[g]), atol=1e-12)
+
+
+def test_numbers_are_named_by_class_and_parameter():
+    fit = _fit(Split(True), [[0.9, 1.1], [1.3, 1.4]], [1.2, 0.8], [0.1, 0.0], [1, 1], [1, 1])
+    numbers = fit.numbers(["bt", "flux"])
+    assert numbers == {
+        "scale": {"clean": {"bt": 0.9, "flux": 1.1}, "crowded": {"bt": 1.3, "flux": 1.4}},
+        "tail": {"bt": 1.2, "flux": 0.8},
+        "power": {"bt": 0.1, "flux": 0.0},
+        "shrink": 0.0,
+    }
+    assert fit.n_fitted == 4 + 2 + 2 + 1
+
+
+def test_fit_marginals_with_a_fixed_tail_and_power():
+    samples, truth = _gaussian_posteriors(1000, np.ones(1), np.array([0.5]), seed=12)
+    galaxies = Galaxies.from_samples(samples, truth, np.zeros(1000), np.zeros(1000))
+    fit = fit_marginals(
+        galaxies, Split(), np.ones(1), None, tails=np.ones(1), powers=np.zeros(1), knee=2.0
+    )
+    assert fit.tail[0] == 1.0 and fit.power[0] == 0.0 and fit.knee[0] == 2.0
+    assert fit.core[0, 0] == pytest.approx(2.0, rel=0.06)
 
 
 def _correlated_posteriors(n: int, claimed_rho: float, true_rho: float, seed: int):
@@ -210,30 +392,42 @@ def _correlated_posteriors(n: int, claimed_rho: float, true_rho: float, seed: in
     return samples, truth
 
 
-def _joint_coverage(samples: np.ndarray, truth: np.ndarray, level: float) -> float:
-    """Share of truths inside the Gaussian ``level`` region of each galaxy's sample mean and
-    covariance (numpy's covariance, scipy's chi-square): an oracle apart from the fit's."""
-    inside = []
+def _mahalanobis_rank(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Mid-rank fraction of each truth's Mahalanobis distance among its samples' (numpy's
+    covariance, a loop): an oracle apart from the fit's."""
+    out = []
     for s, t in zip(samples, truth, strict=True):
-        d = t - s.mean(axis=0)
-        inside.append(d @ np.linalg.solve(np.cov(s, rowvar=False), d) <= stats.chi2.ppf(level, 2))
-    return float(np.mean(inside))
+        cov, mean = np.cov(s, rowvar=False), s.mean(axis=0)
+        d = np.einsum("si,si->s", s - mean, np.linalg.solve(cov, (s - mean).T).T)
+        out.append((np.sum(d < (t - mean) @ np.linalg.solve(cov, t - mean)) + 0.5) / (len(s) + 1))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("amount", [0.0, 0.05, 0.4])
+def test_joint_frame_ranks_the_truth_among_the_shrunk_samples(amount):
+    rng = np.random.default_rng(17)
+    samples = (
+        rng.gamma(2.0, size=(200, 300, 3))
+        @ np.linalg.cholesky([[1.0, 0.9, 0.2], [0.9, 1.0, 0.1], [0.2, 0.1, 1.0]]).T
+    )
+    truth = samples.mean(axis=1) + rng.normal(size=(200, 3))
+    expected = _mahalanobis_rank(shrink_correlations(samples, amount), truth)
+    np.testing.assert_array_equal(JointFrame.of(samples).fraction(truth, amount), expected)
 
 
 def test_fit_shrinks_over_confident_correlations_to_the_truths():
     samples, truth = _correlated_posteriors(3000, claimed_rho=0.95, true_rho=0.8, seed=21)
-    fit = fit_spread(samples[:1500], truth[:1500])
+    fit, _ = fit_calibration(samples[:1500], truth[:1500], np.zeros(1500), None)
     # (1 - shrink) 0.95 = 0.8 gives 0.158; the grid steps by 27 %.
-    assert 0.12 <= fit.spread.shrink <= 0.21
+    assert 0.12 <= fit.shrink <= 0.21
     held, t_held = samples[1500:], truth[1500:]
     for level in (0.6827, 0.9545):
-        after = _joint_coverage(fit.spread.apply(held), t_held, level)
-        before = _joint_coverage(held, t_held, level)
+        after = np.mean(_mahalanobis_rank(fit.maps(None).apply(held), t_held) < level)
+        before = np.mean(_mahalanobis_rank(held, t_held) < level)
         assert abs(after - level) < 0.035  # 3 binomial sd at n=1500
         assert level - before > 0.1  # the thin regions under-cover: this must fail
 
 
-def test_fit_leaves_right_correlations_and_single_parameters_alone():
+def test_fit_leaves_right_correlations_alone():
     samples, truth = _correlated_posteriors(1500, claimed_rho=0.9, true_rho=0.9, seed=22)
-    assert fit_spread(samples, truth).spread.shrink <= 0.01
-    assert fit_spread(samples[:, :, :1], truth[:, :1]).spread.shrink == 0.0
+    assert fit_shrink(samples, truth) <= 0.01

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import linalg
 
-from gampen.evaluation.recalibrate import inverse_stretch
 from gampen.infer.spread import (
     BrightnessSplit,
     Recalibration,
     SpreadMap,
     brightness,
     shrink_correlations,
+    shrink_matrix,
 )
+
+#: The maps of the model shipped until the lean calibration: clean and crowded galaxies,
+#: each split faint / bright, 13 numbers each.  Bundles holding them must apply as before.
+FOUR_MAPS = Path(__file__).parent / "data" / "four_maps.json"
 
 
 def test_plain_spread_scales_the_covariance_exactly():
@@ -44,12 +50,17 @@ def test_tail_factor_moves_only_samples_beyond_the_knee():
     assert np.array_equal(np.argsort(out[0, :, 0]), np.argsort(base[0, :, 0]))
 
 
-def test_inverse_stretch_undoes_the_map():
-    t = np.linspace(-6, 6, 241)[:, None]
-    core, tail, knee = np.array([0.7, 1.8]), np.array([2.5, 0.4]), np.array([0.5, 2.0])
-    forward = SpreadMap(core, tail, knee).stretch(t)
-    back = inverse_stretch(forward, core, tail, knee)
-    np.testing.assert_allclose(back, np.repeat(t, 2, 1), atol=1e-12)
+def test_shrink_matrix_is_the_symmetric_square_root_map():
+    """``sqrtm(T) sqrtm(C)^-1`` by scipy's matrix square roots, and singular ``C`` flagged."""
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(3, 3))
+    cov = np.stack([a @ a.T + 0.1 * np.eye(3), np.diag([1.0, 0.0, 2.0])])
+    matrix, singular = shrink_matrix(cov[:, None], 0.3)  # any batch shape: (2, 1, 3, 3)
+    target = 0.7 * cov[0] + 0.3 * np.diag(np.diag(cov[0]))
+    expected = np.real(linalg.sqrtm(target) @ linalg.inv(linalg.sqrtm(cov[0])))
+    np.testing.assert_allclose(matrix[0, 0], expected, atol=1e-10)
+    np.testing.assert_allclose(matrix[0, 0] @ cov[0] @ matrix[0, 0].T, target, atol=1e-10)
+    np.testing.assert_array_equal(singular, [[False], [True]])
 
 
 def test_map_from_a_bundle_calibration():
@@ -386,3 +397,73 @@ def test_a_bad_shrink_is_refused_with_the_key_named(shrink):
     crowded = {"scale": {"bt": 1.0}, "crowded": {"above": 0.1, "scale": 1.0, "shrink": shrink}}
     with pytest.raises(ValueError, match=r"^calibration\.shrink must be a number in \[0, 1\)"):
         Recalibration.from_calibration(crowded, ["bt"])
+
+
+def _shrunk(samples: np.ndarray, amount: float) -> np.ndarray:
+    """scipy's symmetric-square-root shrink of one galaxy's samples (S, k), its medians kept:
+    an oracle apart from :func:`shrink_correlations`."""
+    cov = np.cov(samples, rowvar=False)
+    target = (1 - amount) * cov + amount * np.diag(np.diag(cov))
+    mixing = np.real(linalg.sqrtm(target) @ linalg.inv(linalg.sqrtm(cov)))
+    out = samples.mean(axis=0) + (samples - samples.mean(axis=0)) @ mixing.T
+    return out + np.median(samples, axis=0) - np.median(out, axis=0)
+
+
+def test_a_four_map_calibration_loads_and_applies_as_written():
+    """The four maps once shipped (clean and crowded, each split faint / bright) are read
+    as written and applied by the map each galaxy's class picks: by the loop reference,
+    then scipy's shrink of that map."""
+    meta = json.loads(FOUR_MAPS.read_text())
+    cal, names = meta["calibration"], meta["param_names"]
+    maps = Recalibration.from_calibration(cal, names)
+    assert isinstance(maps, Recalibration) and maps.above == cal["crowded"]["above"]
+    flux = names.index("flux")
+    classes = []
+    for part, fields in ((maps.clean, cal), (maps.crowded, cal["crowded"])):
+        assert isinstance(part, BrightnessSplit) and part.param == flux
+        assert part.below == fields["faint"]["below"]
+        classes += [(part.bright, fields), (part.faint, fields["faint"])]
+    for spread, fields in classes:
+        for key in ("scale", "tail", "knee", "power", "width_ref"):
+            np.testing.assert_array_equal(getattr(spread, key), [fields[key][n] for n in names])
+        assert spread.shrink == fields["shrink"]
+    # clean bright, clean faint, crowded bright, crowded faint
+    below = cal["faint"]["below"]
+    medians = [below + 0.5, below - 0.5, below + 0.5, below - 0.5]
+    rng = np.random.default_rng(30)
+    samples = rng.standard_t(5, size=(4, 1001, 3)) * np.array([0.3, 0.05, 0.02])
+    samples -= np.median(samples, axis=1, keepdims=True)
+    samples[:, :, flux] += np.array(medians)[:, None]
+    out = maps.apply(samples, np.array([0.0, 0.1, 0.3, 2.0]))
+    for g, (_, fields) in enumerate(classes):
+        stretched = np.stack(
+            [
+                _reference(
+                    samples[g, :, j],
+                    fields["scale"][n],
+                    fields["tail"][n],
+                    fields["knee"][n],
+                    fields["power"][n],
+                    fields["width_ref"][n],
+                )
+                for j, n in enumerate(names)
+            ],
+            axis=1,
+        )
+        expected = _shrunk(stretched, fields["shrink"]) if fields["shrink"] else stretched
+        np.testing.assert_allclose(out[g], expected, atol=1e-9)
+
+
+def test_many_galaxies_at_once_get_what_each_gets_alone():
+    """All galaxies of a map are mapped in one call; each must come out as ``gampen
+    predict`` maps it, one galaxy at a time by the map it picks."""
+    cal = json.loads(FOUR_MAPS.read_text())["calibration"]
+    maps = Recalibration.from_calibration(cal, ["bt", "r_e", "flux"])
+    rng = np.random.default_rng(31)
+    samples = rng.normal(size=(40, 201, 3)) * np.array([0.3, 0.05, 0.02])
+    samples[:, :, 2] += rng.uniform(-0.2, 0.2, size=(40, 1))
+    crowding = rng.uniform(0.0, 0.3, size=40)
+    alone = np.stack([maps.pick(c, s).apply(s) for c, s in zip(crowding, samples, strict=True)])
+    np.testing.assert_allclose(maps.apply(samples, crowding), alone, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="zip"):  # one crowding index short
+        maps.apply(samples, crowding[:-1])

@@ -19,29 +19,34 @@ from astropy.table import Table
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from gampen.checks import check_float
+from gampen.checks import check_float, check_int
 from gampen.checksum import file_sha256
 from gampen.data.catalog import label_array, object_ids, read_catalog
 from gampen.data.dataset import CutoutDataset
 from gampen.data.labels import LabelTransform
 from gampen.data.provenance import training_overlap
-from gampen.errors import CatalogError
+from gampen.errors import CatalogError, ConfigError
+from gampen.evaluation.calibrate_command import BOOTSTRAP
 from gampen.evaluation.recalibrate import (
     BRIGHTNESS,
     CROWDED,
     FIT_LEVELS,
-    ClassFit,
+    MIN_CLASS,
+    MIN_GROUP,
+    CalibrationFit,
+    Galaxies,
     coverage_from_pit,
-    fit_by_class,
+    fit_calibration,
     joint_coverage,
     pit,
+    refit,
 )
 from gampen.flags import is_fatal
 from gampen.infer.ood import OodModel
 from gampen.infer.options import PredictOptions
 from gampen.infer.predict import bundle_dataset
 from gampen.infer.sampling import galaxy_keys, posterior_samples
-from gampen.infer.spread import FIELDS, Maps, Recalibration, SpreadMap, brightness
+from gampen.infer.spread import FIELDS, KNEE, Maps, Recalibration, SpreadMap, brightness
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
 
@@ -55,6 +60,12 @@ def needed_galaxies(level: float, precision: float) -> int:
     """Galaxies needed to measure coverage ``level`` to ``precision`` (one binomial
     standard deviation, ``sqrt(level (1 - level) / n)``)."""
     return math.ceil(level * (1 - level) / precision**2)
+
+
+def fitting_galaxies(n_fit: int, spread: float, precision: float) -> int:
+    """Fitting galaxies that would bring a bootstrap spread ``spread``, measured with
+    ``n_fit`` of them, down to ``precision`` (a spread falls as ``1 / sqrt(n)``)."""
+    return math.ceil(n_fit * (spread / precision) ** 2)
 
 
 @dataclass
@@ -77,50 +88,48 @@ class CalibrationResult:
         return self.worst_deviation("after") > self.worst_deviation("before")
 
     def precision_note(self) -> str:
-        """How precisely the check part measures coverage, and what ``CHECK_PRECISION``
-        would need."""
+        """How precisely the check part measures coverage, what ``CHECK_PRECISION`` would
+        need, and how much the fit's own noise (the bootstrap spread) adds."""
         n = self.calibration["check"]["n"]
         level = LEVELS["ci68"]
         sd = math.sqrt(level * (1 - level) / n)
         need = needed_galaxies(level, CHECK_PRECISION)
-        return (
+        note = (
             f"{n} check galaxies measure 68.27 % coverage to +-{100 * sd:.1f} points (1 sigma); "
             f"+-{100 * CHECK_PRECISION:.0f} point needs {need:,}"
         )
+        spread = self.calibration["fit"].get("bootstrap", {}).get("check_sd")
+        if not spread:
+            return note
+        fit_sd = max(report["ci68"] for report in spread.values())
+        n_fit = self.calibration["fit"]["n"]
+        return note + (
+            f". The fit's own noise moves it by up to +-{100 * fit_sd:.1f} points (bootstrap "
+            f"sd; it falls as 1 / sqrt(fitting galaxies): +-{100 * CHECK_PRECISION:.0f} point "
+            f"needs about {fitting_galaxies(n_fit, fit_sd, CHECK_PRECISION):,})"
+        )
 
     def table(self) -> str:
-        """The fitted factors per map, then coverage before and after on the check part."""
-        cal = self.calibration
-        classes = [("all galaxies", cal)]
-        if "crowded" in cal:
-            above = cal["crowded"]["above"]
-            classes = [(f"clean (crowding <= {above:g})", cal)]
-            classes.append((f"crowded (crowding > {above:g})", cal["crowded"]))
-        maps = []
-        for title, factors in classes:
-            if "faint" in factors:
-                faint = factors["faint"]
-                split, limit = f"{title}, predicted {faint['param']}", self._limit(faint)
-                maps.append((f"{split} >= {limit}", factors))
-                maps.append((f"{split} < {limit}", faint))
-            else:
-                maps.append((title, factors))
-        lines = []
-        for title, factors in maps:
-            shrink = factors.get("shrink", 0.0)
-            lines.append(f"map for {title}: core / tail / knee / width power")
-            lines.append(f"  correlations shrunk by {shrink:.3f}")
-            for name in factors["scale"]:
-                values = [factors[key][name] for key in ("scale", "tail", "knee", "power")]
-                lines.append(f"  {name:<8}" + " / ".join(f"{v:.3f}" for v in values))
+        """The fitted numbers (with their bootstrap spread), the held-out evidence for the
+        class split, then coverage before and after on the check part."""
+        cal, fit = self.calibration, self.calibration["fit"]
+        lines = self._numbers_lines(fit) + self._split_lines(fit)
         levels = [*LEVELS, "max_abs_deviation"]
         check = cal["check"]
-        lines.append(f"coverage on {check['n']} held-out galaxies (before -> after calibration)")
-        lines.append(f"{'param':<8}" + "".join(f"{name:>22}" for name in levels))
+        spread = fit.get("bootstrap", {}).get("check_sd", {})
+        lines.append(
+            f"coverage on {check['n']} held-out galaxies (before -> after calibration"
+            + (", +- bootstrap sd of after)" if spread else ")")
+        )
+        lines.append(f"{'param':<8}" + "".join(f"{name:>26}" for name in levels))
         for name in cal["scale"]:
             before, after = check["before"][name], check["after"][name]
-            cells = "".join(f"{before[c]:>11.3f} -> {after[c]:<6.3f}" for c in levels)
-            lines.append(f"{name:<8}{cells}")
+            sd = spread.get(name, {})
+            cells = [
+                f"{before[c]:.3f} -> {after[c]:.3f}" + (f" +-{sd[c]:.3f}" if c in sd else "")
+                for c in levels
+            ]
+            lines.append(f"{name:<8}" + "".join(f"{cell:>26}" for cell in cells))
         if "joint_before" in check:
             before, after = check["joint_before"], check["joint_after"]
             cells = ", ".join(f"{c} {before[c]:.3f} -> {after[c]:.3f}" for c in before)
@@ -136,6 +145,53 @@ class CalibrationResult:
             lines.append(f"after, {group} galaxies: 68 % coverage {cells}")
         lines.append(self.precision_note())
         return "\n".join(lines)
+
+    def _numbers_lines(self, fit: dict[str, Any]) -> list[str]:
+        """The fitted numbers, +- their bootstrap spread, one row per kind and class."""
+        numbers, boot = fit["numbers"], fit.get("bootstrap", {})
+        sd = boot.get("numbers_sd")
+        names = list(numbers["tail"])
+        head = f"calibration: {fit['fitted_numbers']} fitted numbers, knee fixed at {KNEE:g} sd"
+        lines = [head + (f"; +- bootstrap sd over {boot['resamples']} refits" if sd else "")]
+        lines.append(f"{'':<26}" + "".join(f"{name:>18}" for name in names))
+        sd = sd or {}
+        rows = [
+            (f"core, {c}", numbers["scale"][c], sd.get("scale", {}).get(c))
+            for c in numbers["scale"]
+        ]
+        rows += [
+            ("tail beyond the knee", numbers["tail"], sd.get("tail")),
+            ("width power", numbers["power"], sd.get("power")),
+        ]
+        for title, values, spreads in rows:
+            cells = "".join(
+                f"{values[n]:>10.3f}" + (f" +-{spreads[n]:.3f}" if spreads else " " * 8)
+                for n in names
+            )
+            lines.append(f"{title:<26}{cells}".rstrip())
+        shrink = f"{numbers['shrink']:.4f}" + (f" +- {sd['shrink']:.4f}" if sd else "")
+        lines.append(f"correlations shrunk by {shrink}")
+        if "faint" in self.calibration or "faint" in self.calibration.get("crowded", {}):
+            faint = self.calibration.get("faint") or self.calibration["crowded"]["faint"]
+            lines.append(f"faint: predicted {faint['param']} < {self._limit(faint)}")
+        if "crowded" in self.calibration:
+            lines.append(f"crowded: crowding index > {self.calibration['crowded']['above']:g}")
+        return lines
+
+    @staticmethod
+    def _split_lines(fit: dict[str, Any]) -> list[str]:
+        """How the held-out halves judged each class split tried."""
+        steps = fit["selection"]["steps"]
+        if not steps:
+            return [f"classes: none tried (a class needs {MIN_CLASS} fitting galaxies)"]
+        lines = ["classes judged on held-out halves (gain in coverage loss; kept if < -spread):"]
+        for step in steps:
+            verdict = "kept" if step["kept"] else "not kept"
+            lines.append(
+                f"  {step['from']} -> {step['to']}: gain {step['gain']:.5f} "
+                f"+- {step['spread']:.5f}, {verdict}"
+            )
+        return lines
 
     def _limit(self, faint: dict[str, Any]) -> str:
         """A brightness split's limit, stored standardised, in the parameter's physical
@@ -167,14 +223,26 @@ class CalibrationResult:
         )
 
 
+@dataclass
+class Part:
+    """Standardised samples (N, S, k), truths (N, k) and crowding indices (N,) of one part
+    of the calibration set."""
+
+    z: np.ndarray
+    truth: np.ndarray
+    crowding: np.ndarray
+
+
 def calibrate(
     bundle_path: str | Path,
     catalog: str | Path,
     *,
     options: PredictOptions | None = None,
     check_fraction: float = 0.5,
+    bootstrap: int = BOOTSTRAP,
 ) -> CalibrationResult:
-    """Fit the map on part of ``catalog`` and check it on the rest.
+    """Fit the map on part of ``catalog`` and check it on the rest; refit it on
+    ``bootstrap`` resamples of the fitting part (0: none) for the spread of every number.
 
     ``options`` say how to sample, as for ``gampen predict`` (its ``seed`` also splits).
     """
@@ -182,6 +250,9 @@ def calibrate(
     check_float(
         WHERE, "check_fraction", check_fraction, low=0.0, high=1.0, low_open=True, high_open=True
     )
+    check_int(WHERE, "bootstrap", bootstrap, 0, 10_000)
+    if bootstrap == 1:
+        raise ConfigError(f"{WHERE} field 'bootstrap' is invalid", value=1, allowed="0, or >= 2")
     bundle = load_bundle(bundle_path)
     table = read_catalog(catalog)  # a missing or unreadable catalog fails clearly here
     catalog_sha256 = file_sha256(catalog)
@@ -189,54 +260,134 @@ def calibrate(
     z, truth, crowding, features = standardised_samples(bundle, table, catalog, options)
     fit_rows, check_rows = split_rows(len(z), check_fraction, options.seed)
     warn_if_small(len(fit_rows), len(check_rows))
-    names = bundle.param_names
-    param = names.index(BRIGHTNESS) if BRIGHTNESS in names else None
-    clean, crowded = fit_by_class(z[fit_rows], truth[fit_rows], crowding[fit_rows], param)
-    factors = _class_factors(clean, names)
-    if crowded is not None:
-        factors["crowded"] = {"above": CROWDED, **_class_factors(crowded, names)}
-    # Checked as stored (rounded), i.e. as ``gampen predict`` will apply it.
-    stored = Recalibration.from_calibration(factors, names)
-    check_z, check_truth, check_crowding = z[check_rows], truth[check_rows], crowding[check_rows]
-    before = _coverage_report(check_z, check_truth, names)
-    after_z = check_z if stored is None else _apply(stored, check_z, check_crowding)
-    after = _coverage_report(after_z, check_truth, names)
-    check: dict[str, Any] = {
-        "n": len(check_rows),
-        "before": before,
-        "after": after,
-        "joint_before": _joint_report(check_z, check_truth),
-        "joint_after": _joint_report(after_z, check_truth),
-    }
-    if crowded is not None:
-        is_crowded = check_crowding > CROWDED
-        check["after_by_crowding"] = _split_report(
-            after_z, check_truth, names, is_crowded, ("clean", "crowded")
-        )
-    limits = {fit.below for fit in (clean, crowded) if fit is not None and fit.below is not None}
-    if param is not None and limits:
-        is_faint = brightness(check_z, param) < limits.pop()  # one limit serves both classes
-        check["after_by_brightness"] = _split_report(
-            after_z, check_truth, names, is_faint, ("bright", "faint")
-        )
+    fields = fit_and_check(
+        Part(z[fit_rows], truth[fit_rows], crowding[fit_rows]),
+        Part(z[check_rows], truth[check_rows], crowding[check_rows]),
+        bundle.param_names,
+        seed=options.seed,
+        bootstrap=bootstrap,
+        progress=options.progress,
+    )
     ood = OodModel.fit(features[fit_rows]).to_dict()
     stored_ood = OodModel.from_dict(ood)  # checked as stored (rounded), as predict applies it
+    check = fields.pop("check")
     check["ood_flagged"] = round(float(np.mean(stored_ood.score(features[check_rows]) > 1)), 4)
-    calibration = {
-        "method": "spread",
-        **factors,
-        "ood": ood,
-        "fit": {
-            "catalog": Path(catalog).name,
-            "catalog_sha256": catalog_sha256,
-            "n": len(fit_rows),
-            "seed": options.seed,
-            "n_passes": options.n_passes,
-            "n_samples": options.n_samples,
-        },
-        "check": check,
+    record = {
+        "catalog": Path(catalog).name,
+        "catalog_sha256": catalog_sha256,
+        "n": len(fit_rows),
+        "seed": options.seed,
+        "n_passes": options.n_passes,
+        "n_samples": options.n_samples,
+        **fields.pop("fit"),
     }
+    calibration = {"method": "spread", **fields, "ood": ood, "fit": record, "check": check}
     return CalibrationResult(bundle, calibration)
+
+
+def fit_and_check(
+    part: Part, held: Part, names: list[str], *, seed: int, bootstrap: int, progress: bool
+) -> dict[str, Any]:
+    """The calibration fitted on ``part`` and checked on ``held`` (standardised samples):
+    the stored maps' fields, ``fit`` (the numbers, how the classes were chosen, the
+    bootstrap spreads) and ``check`` (coverage before and after)."""
+    param = names.index(BRIGHTNESS) if BRIGHTNESS in names else None
+    fit, selection = fit_calibration(part.z, part.truth, part.crowding, param, seed=seed)
+    factors = stored_factors(fit, names)
+    # Checked as stored (rounded), i.e. as ``gampen predict`` will apply it.
+    stored = Recalibration.from_calibration(factors, names)
+    after_z = held.z if stored is None else _apply(stored, held.z, held.crowding)
+    record: dict[str, Any] = {
+        "classes": fit.split.name,
+        "fitted_numbers": fit.n_fitted,
+        "numbers": _rounded(fit.numbers(names)),
+        "selection": selection,
+    }
+    if bootstrap:
+        record["bootstrap"] = _bootstrap(fit, part, held, names, param, bootstrap, seed, progress)
+    return {
+        **factors,
+        "fit": record,
+        "check": _check_report(held, after_z, names, param, fit.below),
+    }
+
+
+def _check_report(
+    held: Part, after_z: np.ndarray, names: list[str], param: int | None, below: float | None
+) -> dict[str, Any]:
+    """Coverage of the check part before and after calibration: per parameter, jointly,
+    and after in each crowding and brightness class (where each has a few galaxies)."""
+    check: dict[str, Any] = {
+        "n": len(held.z),
+        "before": _coverage_report(held.z, held.truth, names),
+        "after": _coverage_report(after_z, held.truth, names),
+        "joint_before": _joint_report(held.z, held.truth),
+        "joint_after": _joint_report(after_z, held.truth),
+    }
+    classes = {"after_by_crowding": (held.crowding > CROWDED, ("clean", "crowded"))}
+    if param is not None and below is not None:
+        classes["after_by_brightness"] = (brightness(held.z, param) < below, ("bright", "faint"))
+    for key, (mask, groups) in classes.items():
+        if min(mask.sum(), (~mask).sum()) >= MIN_GROUP:
+            check[key] = _split_report(after_z, held.truth, names, mask, groups)
+    return check
+
+
+def _bootstrap(
+    fit: CalibrationFit,
+    part: Part,
+    held: Part,
+    names: list[str],
+    param: int | None,
+    resamples: int,
+    seed: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """The spread (sd) of every fitted number, and of the check part's coverage at the
+    catalog's levels, over refits on resamples (with replacement) of the fitting part."""
+    galaxies = Galaxies.from_samples(
+        part.z, part.truth, part.crowding > CROWDED, _faint(fit, part, param)
+    )
+    rng = np.random.default_rng(seed)
+    numbers, coverage = [], []
+    bar = tqdm(range(resamples), unit="refit", desc="bootstrap", disable=not progress)
+    for _ in bar:
+        rows = rng.integers(0, len(part.z), len(part.z))
+        again = refit(
+            fit, galaxies.take(rows), part.z[rows], part.truth[rows], part.crowding[rows], param
+        )
+        numbers.append(again.numbers(names))
+        after = _apply(again.maps(param), held.z, held.crowding)
+        coverage.append(_coverage_report(after, held.truth, names))
+    return {
+        "resamples": resamples,
+        "numbers_sd": _spread(numbers),
+        "check_sd": {
+            name: {c: _spread([report[name][c] for report in coverage]) for c in LEVELS}
+            for name in names
+        },
+    }
+
+
+def _faint(fit: CalibrationFit, part: Part, param: int | None) -> np.ndarray:
+    """Which fitting galaxies are faint by ``fit``'s limit (none when it has no limit)."""
+    if param is None or fit.below is None:
+        return np.zeros(len(part.z), dtype=bool)
+    return brightness(part.z, param) < fit.below
+
+
+def _spread(values: list) -> Any:
+    """The sd over bootstrap refits of a number, or of every number of a nested dict."""
+    if isinstance(values[0], dict):
+        return {key: _spread([v[key] for v in values]) for key in values[0]}
+    return round(float(np.std(values, ddof=1)), 5)
+
+
+def _rounded(numbers: Any) -> Any:
+    """Numbers, or a nested dict of them, rounded for a readable JSON file."""
+    if isinstance(numbers, dict):
+        return {key: _rounded(value) for key, value in numbers.items()}
+    return round(float(numbers), 5)
 
 
 def write_calibrated(result: CalibrationResult, out: str | Path, *, force: bool = False) -> Path:
@@ -257,27 +408,32 @@ def write_calibrated(result: CalibrationResult, out: str | Path, *, force: bool 
     return result.save(out)  # each file is replaced atomically: never half-written
 
 
-def _factors(spread: SpreadMap, names: list[str]) -> dict[str, Any]:
+def map_fields(spread: SpreadMap, names: list[str]) -> dict[str, Any]:
     """A map's factors as the bundle stores them: ``{key: {name: value}}``, rounded, and
     the correlation ``shrink``."""
     factors: dict[str, Any] = {key: _by_name(names, getattr(spread, key)) for key in FIELDS}
     return {**factors, "shrink": round(spread.shrink, 5)}
 
 
-def _class_factors(fit: ClassFit, names: list[str]) -> dict[str, Any]:
-    """A crowding class's factors: its main map's, and its faint galaxies' under ``faint``."""
-    factors = _factors(fit.main.spread, names)
-    if fit.faint is not None and fit.below is not None:
-        factors["faint"] = {
-            "param": BRIGHTNESS,
-            "below": round(fit.below, 5),
-            **_factors(fit.faint.spread, names),
-        }
-    return factors
+def stored_factors(fit: CalibrationFit, names: list[str]) -> dict[str, Any]:
+    """``fit``'s maps in the bundle's format, which every earlier version reads: the clean
+    (or only) class's map, its faint galaxies' under ``faint``, the crowded class under
+    ``crowded`` (with its own ``faint``).  Shared numbers are written into every map."""
+    maps = [map_fields(fit.spread(c), names) for c in range(fit.split.n_classes)]
+    if fit.split.brightness and fit.below is not None:
+        limit = {"param": BRIGHTNESS, "below": round(fit.below, 5)}
+        maps = [
+            {**bright, "faint": {**limit, **faint}}
+            for bright, faint in zip(maps[::2], maps[1::2], strict=True)
+        ]
+    if fit.split.crowding:
+        return {**maps[0], "crowded": {"above": CROWDED, **maps[1]}}
+    return maps[0]
 
 
 def _apply(maps: Maps, z: np.ndarray, crowding: np.ndarray) -> np.ndarray:
     """Samples recalibrated by one map or by the map each galaxy picks."""
+    z = np.asarray(z, dtype=np.float64)
     return maps.apply(z) if isinstance(maps, SpreadMap) else maps.apply(z, crowding)
 
 

@@ -2,26 +2,47 @@
 
 The posterior ``gampen predict`` reports is the mixture over MC-dropout passes.  Its
 recalibration is the map of :mod:`gampen.infer.spread`: per parameter, a core factor ``a``
-and a tail factor ``b`` stretch each galaxy's samples about their median, in units of
-their own standard deviation, times ``(s / s_ref) ** p`` for a galaxy of width ``s``.
-They are chosen on galaxies the model never trained on so that the equal-tailed intervals
-hold the truth as often as they claim, over a grid of levels from 2 % to 99.73 %, *in each
-quarter of the galaxies ranked by predicted width*: they minimise the mean squared
-difference between empirical and nominal coverage, averaged over the quarters, with the
-catalog's 68.27 / 95.45 / 99.73 % intervals weighted as much as the rest of the grid
-together.  Matching coverage per width quarter, not only overall, is what pins the power
-``p``: a network whose widths vary too little between easy and hard galaxies (crowded,
-faint) is calibrated on average but over-covers the easy ones and under-covers the hard.
-Coverage comes from the probability integral transform (PIT) of the truth under the
-galaxy's own (uncalibrated) samples, so no Gaussian shape is assumed:
-under the map, the truth's PIT is the mid-rank of ``g^-1(t_truth)`` among the samples'
-standardised offsets, and level ``c`` covers the truth when ``|PIT - 1/2| <= c/2``.
-The grid search runs coarse over (power, knee, core, tail), then fine around the best cell.
-Last, with the marginal maps in place, the correlation shrink (:mod:`gampen.infer.spread`)
-is chosen from a grid so that the joint Mahalanobis regions of all parameters hold the
-truth as often as they claim (:func:`gampen.evaluation.joint.mahalanobis_fraction`), over
-the same levels and weights.  Clean and crowded galaxies get maps of their own, and so,
-within each, do faint and bright ones (:func:`fit_by_class`).
+and, beyond a knee at :data:`~gampen.infer.spread.KNEE` sd, a tail factor ``b`` stretch
+each galaxy's samples about their median, in units of their own standard deviation, times
+``(s / s_ref) ** p`` for a galaxy of width ``s`` (``s_ref``: the median width of the
+fitting galaxies, a reference, not a fitted number).
+
+**Few numbers.**  Refitted on other halves of a calibration set, per-class tails, knees and
+powers wandered far (tails 0.57-4), and four maps of 13 numbers each did no better on
+galaxies they were not fitted on than one map.  So the tail factor and the width power are
+one per parameter, shared by every galaxy; the knee is fixed (held-out data did not favour
+a free one: ``scripts/calibration_ablation.py``); only the core factor may differ between
+classes of galaxies, clean / crowded (crowding index above :data:`CROWDED`) and bright /
+faint (predicted :data:`BRIGHTNESS` below the fitting galaxies' median), and a class split
+is kept only when it calibrates galaxies it was not fitted on better, by more than the
+bootstrap spread of that gain (:func:`choose_split`).  A calibration of ``k`` parameters
+fits ``k`` core factors per class, ``k`` tails, ``k`` powers and a correlation shrink:
+10 numbers for one class of three parameters.
+
+**Coverage is the catalog's.**  The catalog's equal-tailed level-``c`` interval runs
+between its samples' quantiles ``(1 -+ c) / 2``, each interpolated between the order
+statistics at 1-based fractional rank ``r = p (S + 1)`` (numpy's ``weibull`` method).  The
+fit computes, for every candidate map, exactly those interval ends of the mapped samples:
+the map is ``a`` times a fixed bend, so an end is ``a H(p)``, with ``H`` the bend
+interpolated between the same two order statistics.  Being linear in ``a``, each galaxy
+holds its truth at level ``c`` for a range of core factors, so the coverage of every core
+factor on a dense grid costs one count (:func:`coverage_over_cores`).  The PIT that
+matches these intervals (:func:`pit`, used to check the fit) is the inverse of the same
+piecewise-linear quantile function: the truth is inside the level-``c`` interval exactly
+when ``|PIT - 1/2| <= c/2``.
+
+**The loss.**  The fit matches nominal coverage over a grid of levels from 2 % to 99.73 %
+*in each quarter of each class's galaxies ranked by predicted width*: the mean squared
+difference between empirical and nominal coverage, with the catalog's 68.27 / 95.45 /
+99.73 % intervals weighted as much as the rest of the grid together, averaged over the
+quarters and then over the classes.  Matching coverage per width quarter pins the power
+``p``: a network whose widths vary too little between easy and hard galaxies is
+calibrated on average but over-covers the easy ones and under-covers the hard.  The grid
+search runs coarse over (power, tail), every core factor at once, then fine around the
+best cell.  Last, with the marginal maps in place, the correlation shrink
+(:mod:`gampen.infer.spread`) is chosen from a grid so that the joint Mahalanobis regions
+of all parameters hold the truth as often as they claim
+(:func:`gampen.evaluation.joint.mahalanobis_fraction`), over the same levels and weights.
 """
 
 from __future__ import annotations
@@ -32,7 +53,15 @@ import numpy as np
 
 from gampen.errors import GampenValueError
 from gampen.evaluation.joint import curve_below, mahalanobis_fraction
-from gampen.infer.spread import KNEE, SpreadMap, brightness, shrink_correlations
+from gampen.infer.spread import (
+    KNEE,
+    BrightnessSplit,
+    Maps,
+    Recalibration,
+    SpreadMap,
+    brightness,
+    shrink_matrix,
+)
 
 #: Nominal levels the fit matches: 2 %, 4 %, ..., 98 %, 99 %, then the catalog's 1, 2 and
 #: 3 sigma intervals (68.27, 95.45, 99.73 %).
@@ -40,52 +69,61 @@ FIT_LEVELS: np.ndarray = np.concatenate([np.arange(1, 50) / 50, [0.99, 0.6827, 0
 #: Weights of the levels: the three intervals the catalog reports carry half of the loss
 #: (astronomers read those), the grid the other half (the whole curve must stay close).
 FIT_WEIGHTS: np.ndarray = np.concatenate([np.full(50, 1 / 50), np.full(3, 1 / 3)]) / 2
-#: Coarse candidates: core factors 0.2-5 (12 % apart), tail factors 0.25-4 (30 % apart).
-CORE_GRID: np.ndarray = np.exp(np.linspace(np.log(0.2), np.log(5.0), 28))
+#: Core factors tried, all at once: 0.2-5 in steps of 0.5 %, with 1 exactly at CORES[ONE].
+ONE = 322
+CORES: np.ndarray = np.exp(np.arange(-ONE, ONE + 1) * np.log(5.0) / ONE)
+#: Coarse tail factors: 0.25-4, 30 % apart.
 TAIL_GRID: np.ndarray = np.exp(np.linspace(np.log(0.25), np.log(4.0), 10))
-#: Candidate knees (sd) where the tail factor takes over; the best is kept per parameter.
-KNEES: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
-#: Candidate width powers (0: every galaxy's width scaled alike).
-POWER_GRID: np.ndarray = np.linspace(-0.5, 1.5, 11)
-#: The fine pass: core and tail +-1 coarse step in 6 steps each way, power +-1/2 step.
+#: Coarse width powers, 0.25 apart (0: every galaxy's width scaled alike).
+POWER_GRID: np.ndarray = np.linspace(-0.5, 1.5, 9)
+#: The fine pass: tail +-1 coarse step in 6 steps each way, power +-1/2 step in 5 steps.
 FINE_STEPS = 6
 FINE_POWERS = 5
 #: Candidate correlation shrinks: none, then 0.2 % to 50 % in even ratios (the joint
 #: regions of highly correlated posteriors react to a few per cent).
 SHRINK_GRID: np.ndarray = np.concatenate([[0.0], np.geomspace(0.002, 0.5, 24)])
-#: Galaxies are ranked by predicted width and cut into this many equal groups (fewer,
-#: of at least ``MIN_GROUP`` galaxies each, for small sets).
+#: The shrink search tries every 4th candidate, then the 6 around the best of them.
+SHRINK_STRIDE = 4
+#: Each class's galaxies are ranked by predicted width and cut into this many equal groups
+#: (fewer, of at least ``MIN_GROUP`` galaxies each, for small sets).
 WIDTH_GROUPS = 4
 MIN_GROUP = 20
-
-
 #: Crowding index above which a galaxy counts as crowded
 #: (:func:`gampen.data.scalars.crowding_index`): about the 90th percentile of lone
 #: galaxies' index in the ``hsc`` preset, while most galaxies with a neighbour exceed it.
 CROWDED = 0.1
-#: Each group needs this many galaxies for a map of its own; else one map serves all.
+#: A class split is tried only when each of its classes has this many fitting galaxies.
 MIN_CLASS = 200
-#: The parameter whose predicted median splits each crowding class into faint and bright
-#: galaxies, at the median of the calibration galaxies (faint galaxies' flux errors are
-#: heavier-tailed than bright ones' of the same predicted width).
+#: The parameter whose predicted median tells faint galaxies from bright, at the median of
+#: the fitting galaxies (no map moves a median, so the catalog tells which map served).
 BRIGHTNESS = "flux"
-
-
-@dataclass
-class SpreadFit:
-    """The fitted map and its coverage loss before and after, per parameter."""
-
-    spread: SpreadMap
-    loss_before: np.ndarray
-    loss_after: np.ndarray
+#: Resamples of the judged galaxies that give the spread of a held-out loss difference.
+JUDGE_RESAMPLES = 200
 
 
 def pit(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Mid-rank PIT (N,) of ``truth`` (N,) under ``samples`` (N, S): ties count one half."""
-    samples, truth = np.asarray(samples), np.asarray(truth)[:, None]
-    below = (samples < truth).sum(axis=1)
-    tied = (samples == truth).sum(axis=1)
-    return (below + 0.5 * tied) / samples.shape[1]
+    """PIT (N,) of ``truth`` (N,) under ``samples`` (N, S): the inverse of the catalog's
+    quantile function, so the level-c interval holds the truth iff ``|PIT - 1/2| <= c/2``.
+
+    A truth a fraction ``f`` of the way from order statistic ``m`` to ``m + 1`` (1-based)
+    has PIT ``(m + f) / (S + 1)``; below the smallest sample 0, above the largest 1 (outside
+    every interval).  A truth equal to samples ``m..n`` takes the point of
+    ``[m, n] / (S + 1)`` nearest 1/2: some interval end is that value exactly when the
+    interval reaches into it, so the tie counts as inside then.
+    """
+    ordered = np.sort(np.asarray(samples, dtype=np.float64), axis=1)
+    value = np.asarray(truth, dtype=np.float64)[:, None]
+    n, s = ordered.shape
+    below = np.sum(ordered < value, axis=1)
+    upto = np.sum(ordered <= value, axis=1)
+    low = ordered[np.arange(n), np.clip(below - 1, 0, s - 1)]
+    high = ordered[np.arange(n), np.minimum(below, s - 1)]
+    gap = high - low
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = (below + np.where(gap > 0, (value[:, 0] - low) / gap, 0.0)) / (s + 1)
+    untied = np.where(below == 0, 0.0, np.where(below == s, 1.0, inside))
+    nearest = np.clip(0.5, (below + 1) / (s + 1), upto / (s + 1))
+    return np.where(upto > below, nearest, untied)
 
 
 def coverage_from_pit(pit_values: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -95,54 +133,193 @@ def coverage_from_pit(pit_values: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return np.searchsorted(distance, np.asarray(levels) / 2, side="right") / len(distance)
 
 
-@dataclass
-class ClassFit:
-    """The fit of one crowding class: ``main`` for its bright galaxies (for all of them
-    when ``faint`` is ``None``), ``faint`` for those whose median sample of the brightness
-    parameter is below ``below``."""
-
-    main: SpreadFit
-    faint: SpreadFit | None = None
-    below: float | None = None
-
-
-def fit_by_class(
-    samples: np.ndarray, truth: np.ndarray, crowding: np.ndarray, brightness_param: int | None
-) -> tuple[ClassFit, ClassFit | None]:
-    """Fits for clean and for crowded galaxies (crowding index above :data:`CROWDED`), or
-    one for all (and ``None``) when either group has fewer than :data:`MIN_CLASS`; each
-    split again at the median brightness of all ``samples`` (the median sample of
-    parameter ``brightness_param``; ``None``: no brightness split)."""
-    below = None
-    if brightness_param is not None:
-        below = float(np.median(brightness(samples, brightness_param)))
-    crowded = np.asarray(crowding) > CROWDED
-    if min(crowded.sum(), (~crowded).sum()) < MIN_CLASS:
-        return fit_by_brightness(samples, truth, brightness_param, below), None
-    return (
-        fit_by_brightness(samples[~crowded], truth[~crowded], brightness_param, below),
-        fit_by_brightness(samples[crowded], truth[crowded], brightness_param, below),
-    )
+def end_positions(n_samples: int, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where the catalog's interval ends at ``levels`` (L,) lie among ``n_samples`` sorted
+    samples: 0-based indices of the order statistics below and above each of the ``2L``
+    ends (lower ends first) and the fraction of the way between them, as numpy's
+    ``quantile(method="weibull")`` places them."""
+    p = np.concatenate([(1 - levels) / 2, (1 + levels) / 2])
+    position = np.clip(n_samples * p + p - 1, 0, n_samples - 1)
+    low = np.floor(position).astype(np.intp)
+    return low, np.minimum(low + 1, n_samples - 1), position - low
 
 
-def fit_by_brightness(
-    samples: np.ndarray, truth: np.ndarray, param: int | None, below: float | None
-) -> ClassFit:
-    """Maps for the galaxies whose median sample of ``param`` is below ``below`` and for
-    the rest, or one map for all when ``param`` is ``None`` or either group has fewer than
-    :data:`MIN_CLASS`."""
-    if param is None or below is None:
-        return ClassFit(fit_spread(samples, truth))
-    faint = brightness(samples, param) < below
-    if min(faint.sum(), (~faint).sum()) < MIN_CLASS:
-        return ClassFit(fit_spread(samples, truth))
-    return ClassFit(
-        fit_spread(samples[~faint], truth[~faint]), fit_spread(samples[faint], truth[faint]), below
-    )
+@dataclass(frozen=True)
+class Split:
+    """Which classes get a core factor of their own: crowded apart from clean galaxies,
+    faint apart from bright ones, both, or neither (one map for all)."""
+
+    crowding: bool = False
+    brightness: bool = False
+
+    @property
+    def n_classes(self) -> int:
+        """How many classes this split makes."""
+        return (1 + self.crowding) * (1 + self.brightness)
+
+    @property
+    def name(self) -> str:
+        """``none``, ``crowding``, ``brightness`` or ``crowding x brightness``."""
+        parts = ["crowding"] * self.crowding + ["brightness"] * self.brightness
+        return " x ".join(parts) or "none"
+
+    @property
+    def class_names(self) -> list[str]:
+        """The classes, in the order of :meth:`classes`' indices."""
+        crowding = ["clean", "crowded"] if self.crowding else [""]
+        light = ["bright", "faint"] if self.brightness else [""]
+        return [" ".join(filter(None, (c, b))) or "all" for c in crowding for b in light]
+
+    def classes(self, crowded: np.ndarray, faint: np.ndarray) -> np.ndarray:
+        """Each galaxy's class index (N,), given whether it is ``crowded`` and ``faint``."""
+        crowd = np.asarray(crowded, dtype=bool) & self.crowding
+        dim = np.asarray(faint, dtype=bool) & self.brightness
+        return (1 + self.brightness) * crowd.astype(np.intp) + dim
 
 
-def fit_spread(samples: np.ndarray, truth: np.ndarray) -> SpreadFit:
-    """The map that best calibrates samples (N, S, k) given truths (N, k), standardised."""
+#: Every split, coarsest first.
+SPLITS: tuple[Split, ...] = (Split(), Split(True), Split(False, True), Split(True, True))
+
+
+@dataclass(frozen=True)
+class Galaxies:
+    """What the fit needs of a set of galaxies, per parameter: ``ends`` (N, k, 2L, 2), the
+    sorted offsets (in sd from the median) on either side of the catalog's interval ends
+    at :data:`FIT_LEVELS`, and the ``fraction`` (2L,) of the way between them
+    (:func:`end_positions`); the truths ``t`` (N, k) in sd from the median; the widths
+    ``sd`` (N, k); and whether each galaxy is ``crowded`` and ``faint``."""
+
+    ends: np.ndarray
+    fraction: np.ndarray
+    t: np.ndarray
+    sd: np.ndarray
+    crowded: np.ndarray
+    faint: np.ndarray
+
+    @classmethod
+    def from_samples(
+        cls, samples: np.ndarray, truth: np.ndarray, crowded: np.ndarray, faint: np.ndarray
+    ) -> Galaxies:
+        """Samples (N, S, k) and truths (N, k), standardised as the map does it."""
+        samples = np.asarray(samples, dtype=np.float64)
+        centre = np.median(samples, axis=1)
+        sd = samples.std(axis=1)
+        sd = np.where(sd > 0, sd, 1.0)
+        ordered = np.sort((samples - centre[:, None]) / sd[:, None], axis=1)
+        low, high, fraction = end_positions(samples.shape[1], FIT_LEVELS)
+        ends = np.stack([ordered[:, low], ordered[:, high]], axis=-1).transpose(0, 2, 1, 3)
+        t = (np.asarray(truth, dtype=np.float64) - centre) / sd
+        return cls(ends, fraction, t, sd, np.asarray(crowded, bool), np.asarray(faint, bool))
+
+    def __len__(self) -> int:
+        """How many galaxies."""
+        return len(self.t)
+
+    def take(self, rows: np.ndarray) -> Galaxies:
+        """The galaxies at ``rows`` (repeats allowed: a bootstrap resample)."""
+        return replace(
+            self,
+            ends=self.ends[rows],
+            t=self.t[rows],
+            sd=self.sd[rows],
+            crowded=self.crowded[rows],
+            faint=self.faint[rows],
+        )
+
+    def class_sizes(self, split: Split) -> np.ndarray:
+        """How many galaxies fall in each class of ``split``."""
+        return np.bincount(split.classes(self.crowded, self.faint), minlength=split.n_classes)
+
+    def bend(self, j: int, knee: float) -> tuple[np.ndarray, np.ndarray]:
+        """Parameter ``j``'s interval ends (N, 2L) and their excess beyond ``knee``, both
+        interpolated as the catalog interpolates: with core factor ``a`` and tail factor
+        ``b`` the mapped ends are ``a (ends + (b - 1) excess)``, in units of the mapped
+        width, since the map is ``a (t + (b - 1) sign(t) max(|t| - knee, 0))``."""
+        ordered = self.ends[:, j]
+        excess = np.sign(ordered) * np.maximum(np.abs(ordered) - knee, 0.0)
+        return self._between(ordered), self._between(excess)
+
+    def _between(self, pairs: np.ndarray) -> np.ndarray:
+        """Values (N, 2L, 2) at the two order statistics around each end, interpolated."""
+        return (1 - self.fraction) * pairs[..., 0] + self.fraction * pairs[..., 1]
+
+
+@dataclass(frozen=True)
+class CalibrationFit:
+    """A fitted calibration: core factors ``core`` (classes, k) of the classes ``split``
+    tells apart, shared tails ``tail``, powers ``power`` and reference widths ``width_ref``
+    (k,), the brightness limit ``below`` (standardised; when split by brightness), the fit's
+    coverage loss per parameter before and after, the knees (k,; fixed, not fitted) and the
+    correlation ``shrink``."""
+
+    split: Split
+    core: np.ndarray
+    tail: np.ndarray
+    power: np.ndarray
+    width_ref: np.ndarray
+    below: float | None
+    loss_before: np.ndarray
+    loss_after: np.ndarray
+    knee: np.ndarray
+    shrink: float = 0.0
+
+    @property
+    def n_fitted(self) -> int:
+        """How many numbers were fitted: core factors, tails, powers, and the shrink when
+        there are parameters to correlate (the knee is fixed, ``width_ref`` a median)."""
+        k = self.core.shape[1]
+        return self.core.size + 2 * k + (k > 1)
+
+    def spread(self, index: int) -> SpreadMap:
+        """The map of class ``index``."""
+        return SpreadMap(
+            self.core[index], self.tail, self.knee, self.power, self.width_ref, self.shrink
+        )
+
+    def maps(self, param: int | None) -> Maps:
+        """The maps as :mod:`gampen.infer.spread` applies them; ``param`` is the index of
+        the brightness parameter (needed when split by brightness)."""
+        per_class = [self.spread(c) for c in range(self.split.n_classes)]
+        if self.split.brightness:
+            if param is None or self.below is None:
+                raise GampenValueError("a brightness split needs its parameter and limit")
+            per_class = [
+                BrightnessSplit(bright, faint, self.below, param)
+                for bright, faint in zip(per_class[::2], per_class[1::2], strict=True)
+            ]
+        if self.split.crowding:
+            return Recalibration(per_class[0], per_class[1], CROWDED)
+        return per_class[0]
+
+    def numbers(self, names: list[str]) -> dict:
+        """The fitted numbers by name: ``scale`` per class and parameter, ``tail`` and
+        ``power`` per parameter, ``shrink``."""
+
+        def by_name(values: np.ndarray) -> dict[str, float]:
+            """``{name: value}`` of one value per parameter."""
+            return dict(zip(names, map(float, values), strict=True))
+
+        return {
+            "scale": {
+                c: by_name(row) for c, row in zip(self.split.class_names, self.core, strict=True)
+            },
+            "tail": by_name(self.tail),
+            "power": by_name(self.power),
+            "shrink": float(self.shrink),
+        }
+
+
+def fit_calibration(
+    samples: np.ndarray,
+    truth: np.ndarray,
+    crowding: np.ndarray,
+    brightness_param: int | None,
+    *,
+    seed: int = 0,
+) -> tuple[CalibrationFit, dict]:
+    """The calibration of samples (N, S, k) given truths (N, k), both standardised, and
+    galaxies' crowding indices (N,): the class split the held-out folds choose
+    (:func:`choose_split`, its evidence returned too), its maps and the shrink."""
     samples, truth = np.asarray(samples, np.float64), np.asarray(truth, np.float64)
     if samples.ndim != 3 or truth.shape != (samples.shape[0], samples.shape[2]):
         raise GampenValueError(
@@ -155,34 +332,354 @@ def fit_spread(samples: np.ndarray, truth: np.ndarray) -> SpreadFit:
             value=samples.shape[0],
             allowed=f">= {MIN_GROUP}",
         )
-    centre = np.median(samples, axis=1)
-    sd = samples.std(axis=1)
-    sd = np.where(sd > 0, sd, 1.0)
-    fits = [
-        _fit_parameter(samples[:, :, j], truth[:, j], centre[:, j], sd[:, j])
-        for j in range(samples.shape[2])
-    ]
-    spread = SpreadMap(*(np.array(values) for values in zip(*(f[0] for f in fits), strict=True)))
-    if samples.shape[2] > 1:
-        spread = replace(spread, shrink=fit_shrink(spread.apply(samples), truth))
-    return SpreadFit(
-        spread,
-        loss_before=np.array([f[1] for f in fits]),
-        loss_after=np.array([f[2] for f in fits]),
+    below = None
+    faint = np.zeros(len(samples), dtype=bool)
+    if brightness_param is not None:
+        values = brightness(samples, brightness_param)
+        below = float(np.median(values))
+        faint = values < below
+    galaxies = Galaxies.from_samples(samples, truth, np.asarray(crowding) > CROWDED, faint)
+    width_ref = np.median(galaxies.sd, axis=0)
+    split, evidence = choose_split(galaxies, width_ref, seed)
+    fit = fit_marginals(galaxies, split, width_ref, below)
+    return with_shrink(fit, samples, truth, crowding, brightness_param), evidence
+
+
+def refit(
+    fit: CalibrationFit,
+    galaxies: Galaxies,
+    samples: np.ndarray,
+    truth: np.ndarray,
+    crowding: np.ndarray,
+    brightness_param: int | None,
+) -> CalibrationFit:
+    """``fit``'s calibration fitted again on other galaxies (a bootstrap resample): the
+    same split, brightness limit and reference widths, new numbers."""
+    again = fit_marginals(galaxies, fit.split, fit.width_ref, fit.below)
+    return with_shrink(again, samples, truth, crowding, brightness_param)
+
+
+def with_shrink(
+    fit: CalibrationFit,
+    samples: np.ndarray,
+    truth: np.ndarray,
+    crowding: np.ndarray,
+    brightness_param: int | None,
+) -> CalibrationFit:
+    """``fit`` with the correlation shrink that best calibrates the joint regions of the
+    samples its marginal maps calibrate (none for a single parameter)."""
+    if samples.shape[2] == 1:
+        return fit
+    maps = fit.maps(brightness_param)
+    calibrated = (
+        maps.apply(samples) if isinstance(maps, SpreadMap) else maps.apply(samples, crowding)
     )
+    return replace(fit, shrink=fit_shrink(calibrated, truth))
+
+
+def fit_marginals(
+    galaxies: Galaxies,
+    split: Split,
+    width_ref: np.ndarray,
+    below: float | None,
+    *,
+    tails: np.ndarray = TAIL_GRID,
+    powers: np.ndarray = POWER_GRID,
+    knee: float = KNEE,
+) -> CalibrationFit:
+    """The marginal maps (no shrink) that best calibrate ``galaxies``: a core factor per
+    class of ``split``, a tail and a power per parameter, searched over ``tails`` and
+    ``powers`` (then finer around the best) with the knee at ``knee``."""
+    classes = split.classes(galaxies.crowded, galaxies.faint)
+    fits = [
+        _fit_parameter(galaxies, j, classes, split.n_classes, width_ref[j], tails, powers, knee)
+        for j in range(galaxies.t.shape[1])
+    ]
+    core, tail, power, before, after = (np.array(v) for v in zip(*fits, strict=True))
+    knees = np.full(len(tail), float(knee))
+    return CalibrationFit(
+        split, core.T, tail, power, np.asarray(width_ref), below, before, after, knees
+    )
+
+
+def _fit_parameter(
+    galaxies: Galaxies,
+    j: int,
+    classes: np.ndarray,
+    n_classes: int,
+    width_ref: float,
+    tails: np.ndarray,
+    powers: np.ndarray,
+    knee: float,
+) -> tuple[np.ndarray, float, float, float, float]:
+    """One parameter's core factors (per class), tail and power, loss before and after."""
+    width = galaxies.sd[:, j] / width_ref
+    cells, cell_class = _cells(classes, width, n_classes)
+    quantiles, excess = galaxies.bend(j, knee)
+
+    def losses(ends: np.ndarray, power: float) -> np.ndarray:
+        """Loss per class (C,) and core factor of :data:`CORES`, for interval ends (N, 2L)."""
+        coverage = coverage_over_cores(ends, galaxies.t[:, j] / width**power, cells)
+        return _class_means(_coverage_loss(coverage), cell_class, n_classes)
+
+    def best(tail_grid: np.ndarray, power_grid: np.ndarray) -> tuple[float, float, float]:
+        """The (total loss, tail, power) of the grid with the least loss."""
+        scored = []
+        for b in tail_grid:
+            ends = quantiles + (b - 1) * excess  # one bend serves every power
+            scored += [(losses(ends, p).min(axis=1).mean(), b, p) for p in power_grid]
+        return min(scored, key=lambda item: item[0])
+
+    _, tail, power = best(tails, powers)
+    step_b = tails[1] / tails[0] if len(tails) > 1 else 1.0
+    step_p = powers[1] - powers[0] if len(powers) > 1 else 0.0
+    fine_b = tail * step_b ** np.linspace(-1, 1, 2 * FINE_STEPS + 1)
+    fine_p = power + step_p * np.linspace(-0.5, 0.5, FINE_POWERS)
+    after, tail, power = best(np.unique(fine_b), np.unique(fine_p))
+    core = CORES[np.argmin(losses(quantiles + (tail - 1) * excess, power), axis=1)]
+    before = float(losses(quantiles, 0.0)[:, ONE].mean())
+    return core, float(tail), float(power), before, float(after)
+
+
+def coverage_over_cores(ends: np.ndarray, v: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """Coverage (cells, L, len(CORES)) at :data:`FIT_LEVELS` of every core factor, per cell.
+
+    ``ends`` (N, 2L) are each galaxy's interval ends with core factor 1 (lower ends first)
+    and ``v`` (N,) its truth, both in units of its mapped width; ``cells`` (N,) number the
+    cells 0, 1, ...  With core factor ``a`` the interval is ``a * ends``: galaxy ``i`` holds
+    its truth at level ``c`` for the ``a`` of one range, so a count of range starts minus
+    range ends, summed along the grid, gives the coverage of every ``a`` at once.
+    """
+    n_levels = ends.shape[1] // 2
+    lower, upper = _core_range(ends[:, :n_levels], ends[:, n_levels:], v[:, None])
+    n_cells, width = int(cells.max()) + 1, len(CORES) + 1
+    base = (cells[:, None] * n_levels + np.arange(n_levels)) * width
+    size = n_cells * n_levels * width
+    steps = np.bincount((base + np.searchsorted(CORES, lower, side="left")).ravel(), minlength=size)
+    if upper is not None:
+        steps -= np.bincount(
+            (base + np.searchsorted(CORES, upper, side="right")).ravel(), minlength=size
+        )
+    inside = np.cumsum(steps.reshape(n_cells, n_levels, width), axis=2)[..., :-1]
+    return inside / np.bincount(cells, minlength=n_cells)[:, None, None]
+
+
+def _core_range(
+    low: np.ndarray, high: np.ndarray, v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The core factors ``a > 0`` with ``a low <= v <= a high``, as (lower, upper) bounds
+    (both infinite when there are none; upper ``None`` when no bound is finite)."""
+    if np.all((low < 0) & (high > 0)):
+        # Always so but for a handful of samples: every interval straddles the median,
+        # which no map moves, so a large enough core factor covers any truth.
+        return np.maximum(v / low, v / high), None
+    floor_1, ceiling_1 = _half_line(low, v)  # a low <= v
+    floor_2, ceiling_2 = _half_line(-high, -v)  # a high >= v
+    lower, upper = np.maximum(floor_1, floor_2), np.minimum(ceiling_1, ceiling_2)
+    empty = lower > upper
+    return np.where(empty, np.inf, lower), np.where(empty, np.inf, upper)
+
+
+def _half_line(h: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ``a > 0`` with ``a h <= v`` as (lower, upper) bounds; lower infinite when none."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = v / h
+    lower = np.where(h < 0, ratio, np.where((h == 0) & (v < 0), np.inf, 0.0))
+    return lower, np.where(h > 0, ratio, np.inf)
+
+
+def _cells(classes: np.ndarray, width: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cell numbers (N,): each class's galaxies cut into width groups; and each cell's
+    class.  A class has :data:`WIDTH_GROUPS` groups, fewer when it has few galaxies."""
+    cells = np.zeros(len(classes), dtype=np.intp)
+    cell_class: list[int] = []
+    for c in range(n_classes):
+        members = classes == c
+        n_groups = max(1, min(WIDTH_GROUPS, int(members.sum()) // MIN_GROUP))
+        cuts = np.quantile(width[members], np.arange(1, n_groups) / n_groups)
+        _, groups = np.unique(np.searchsorted(cuts, width[members]), return_inverse=True)
+        cells[members] = len(cell_class) + groups
+        cell_class += [c] * (int(groups.max(initial=-1)) + 1)
+    return cells, np.array(cell_class)
+
+
+def _coverage_loss(coverage: np.ndarray) -> np.ndarray:
+    """Weighted mean squared coverage error over :data:`FIT_LEVELS` (axis -2 of
+    ``coverage``)."""
+    return np.einsum("...la,l->...a", (coverage - FIT_LEVELS[:, None]) ** 2, FIT_WEIGHTS)
+
+
+def _class_means(values: np.ndarray, cell_class: np.ndarray, n_classes: int) -> np.ndarray:
+    """Mean over each class's cells of per-cell ``values`` (cells, ...)."""
+    return np.stack([values[cell_class == c].mean(axis=0) for c in range(n_classes)])
+
+
+def inside(fit: CalibrationFit, galaxies: Galaxies) -> np.ndarray:
+    """Whether each galaxy's interval at each of :data:`FIT_LEVELS` holds its truth under
+    ``fit``'s marginal maps: (N, k, L), as the catalog's intervals would say."""
+    core = fit.core[fit.split.classes(galaxies.crowded, galaxies.faint)]
+    n_levels = len(FIT_LEVELS)
+    out = []
+    for j in range(galaxies.t.shape[1]):
+        quantiles, excess = galaxies.bend(j, fit.knee[j])
+        ends = core[:, j, None] * (quantiles + (fit.tail[j] - 1) * excess)
+        v = (galaxies.t[:, j] / (galaxies.sd[:, j] / fit.width_ref[j]) ** fit.power[j])[:, None]
+        out.append((ends[:, :n_levels] <= v) & (v <= ends[:, n_levels:]))
+    return np.stack(out, axis=1)
+
+
+def choose_split(galaxies: Galaxies, width_ref: np.ndarray, seed: int) -> tuple[Split, dict]:
+    """The class split, and the evidence for it: one map for all, unless a split's
+    held-out coverage loss beats it by more than the bootstrap spread of that gain (and a
+    finer split must beat a coarser one so chosen the same way: :func:`_challenge`).
+
+    Held out: the galaxies are cut at random into two halves, every split fitted on each
+    and judged on the other, by coverage in each class of the finest split tried (summed
+    over parameters and both halves); the spread comes from resampling the judged halves.
+    A split is tried only when each of its classes has :data:`MIN_CLASS` galaxies."""
+    tried = [s for s in SPLITS if galaxies.class_sizes(s).min() >= MIN_CLASS]
+    if len(tried) == 1:
+        return Split(), {"chosen": Split().name, "steps": []}
+    judge = Split(any(s.crowding for s in tried), any(s.brightness for s in tried))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(galaxies))
+    halves = (order[: len(order) // 2], order[len(order) // 2 :])
+    losses = {s: np.zeros(JUDGE_RESAMPLES + 1) for s in tried}
+    for fitted, judged in (halves, halves[::-1]):
+        held = galaxies.take(judged)
+        weights = np.vstack([np.ones(len(judged)), _resample_weights(rng, len(judged))])
+        cells = judge.classes(held.crowded, held.faint)
+        for split in tried:
+            fit = fit_marginals(galaxies.take(fitted), split, width_ref, None)
+            losses[split] += _judged_loss(inside(fit, held), cells, weights)
+    return _challenge(tried, losses)
+
+
+def _resample_weights(rng: np.random.Generator, n: int) -> np.ndarray:
+    """How often each of ``n`` galaxies is drawn in each of :data:`JUDGE_RESAMPLES`
+    resamples with replacement (rows)."""
+    draws = rng.integers(0, n, size=(JUDGE_RESAMPLES, n))
+    return np.stack([np.bincount(row, minlength=n) for row in draws]).astype(np.float64)
+
+
+def _judged_loss(covered: np.ndarray, cells: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Coverage loss of ``covered`` (N, k, L), averaged over the ``cells`` (N,) and summed
+    over parameters, for each weighting of the galaxies (R, N)."""
+    total = np.zeros(len(weights))
+    cell_ids = np.unique(cells)
+    for cell in cell_ids:
+        w = weights[:, cells == cell]
+        coverage = (
+            np.einsum("rn,nkl->rkl", w, covered[cells == cell]) / w.sum(axis=1)[:, None, None]
+        )
+        total += ((coverage - FIT_LEVELS) ** 2 @ FIT_WEIGHTS).sum(axis=1)
+    return total / len(cell_ids)
+
+
+def _challenge(tried: list[Split], losses: dict[Split, np.ndarray]) -> tuple[Split, dict]:
+    """Starting from one map for all, let each split tried, coarser ones first, replace
+    the split chosen so far when its held-out loss (first entry of ``losses``; the rest
+    are resamples) is lower by more than the spread of the difference."""
+    chosen = Split()
+    steps = []
+    for split in sorted(tried[1:], key=lambda s: (s.n_classes, losses[s][0])):
+        gains = losses[split] - losses[chosen]
+        gain, spread = float(gains[0]), float(gains[1:].std(ddof=1))
+        kept = gain < -spread
+        steps.append(
+            {
+                "from": chosen.name,
+                "to": split.name,
+                "gain": round(gain, 6),
+                "spread": round(spread, 6),
+                "kept": kept,
+            }
+        )
+        chosen = split if kept else chosen
+    held_out = {s.name: round(float(losses[s][0]), 6) for s in tried}
+    return chosen, {"held_out_loss": held_out, "steps": steps, "chosen": chosen.name}
 
 
 def fit_shrink(calibrated: np.ndarray, truth: np.ndarray) -> float:
     """The correlation shrink of :data:`SHRINK_GRID` whose joint Mahalanobis regions best
-    match their levels for samples (N, S, k) already calibrated parameter by parameter."""
-    losses = [joint_loss(shrink_correlations(calibrated, a), truth) for a in SHRINK_GRID]
-    return float(SHRINK_GRID[int(np.argmin(losses))])
+    match their levels for samples (N, S, k) already calibrated parameter by parameter:
+    every :data:`SHRINK_STRIDE`-th candidate first, then those around the best of them."""
+    frame = JointFrame.of(calibrated)
+    losses: dict[int, float] = {}
+
+    def loss(index: int) -> float:
+        """The joint coverage loss of candidate ``index``, computed once."""
+        if index not in losses:
+            fraction = frame.fraction(truth, SHRINK_GRID[index])
+            losses[index] = _joint_error(coverage_below(fraction, FIT_LEVELS))
+        return losses[index]
+
+    coarse = min(range(0, len(SHRINK_GRID), SHRINK_STRIDE), key=loss)
+    near = range(max(coarse - SHRINK_STRIDE + 1, 0), min(coarse + SHRINK_STRIDE, len(SHRINK_GRID)))
+    return float(SHRINK_GRID[min(near, key=loss)])
 
 
-def joint_loss(samples: np.ndarray, truth: np.ndarray) -> float:
-    """Weighted mean squared error of the joint regions' coverage over :data:`FIT_LEVELS`."""
-    covered = joint_coverage(samples, truth, FIT_LEVELS)
-    return float(((covered - FIT_LEVELS) ** 2) @ FIT_WEIGHTS)
+@dataclass(frozen=True)
+class JointFrame:
+    """Samples (N, S, k) ready for their joint Mahalanobis regions after any correlation
+    shrink: each galaxy's ``centred`` samples (N, k, S), ``median``, scatter matrix
+    ``scatter`` and sorted squared Mahalanobis ``distances`` (N, S) of its samples.
+
+    A shrink maps a galaxy's centred samples linearly onto their target covariance, so
+    their distances under their new covariance are the old ones: only the truth's changes
+    (from the shrunk samples' mean, under the target), and one sort serves every shrink.
+    """
+
+    centred: np.ndarray
+    median: np.ndarray
+    scatter: np.ndarray
+    distances: np.ndarray
+
+    @classmethod
+    def of(cls, samples: np.ndarray) -> JointFrame:
+        """The frame of samples (N, S, k)."""
+        samples = np.swapaxes(np.asarray(samples, dtype=np.float64), 1, 2)
+        centred = np.ascontiguousarray(samples - samples.mean(axis=2, keepdims=True))
+        scatter = centred @ np.swapaxes(centred, 1, 2)
+        whitened = np.linalg.solve(np.linalg.cholesky(_steady(scatter)), centred)
+        distances = np.sort(np.sum(whitened**2, axis=1), axis=1)
+        return cls(centred, np.median(samples, axis=2), scatter, distances)
+
+    def fraction(self, truth: np.ndarray, amount: float) -> np.ndarray:
+        """Mid-rank fraction (N,) of each truth's distance among its samples' once their
+        correlations are shrunk by ``amount`` (:func:`gampen.infer.spread.shrink_correlations`):
+        the truth lies in the level-``c`` region when the fraction is below ``c``."""
+        eye = np.eye(self.scatter.shape[-1])
+        matrix, singular = shrink_matrix(self.scatter, amount)
+        kept = singular[:, None, None]  # shrink_correlations leaves these alone
+        moved = np.where(kept, eye, matrix) @ self.centred
+        # shrink_correlations keeps the medians: the shrunk samples' mean moves.
+        mean = self.median - np.median(moved, axis=2) + moved.mean(axis=2)
+        target = np.where(
+            kept, self.scatter, (1 - amount) * self.scatter + amount * self.scatter * eye
+        )
+        offset = (np.asarray(truth, dtype=np.float64) - mean)[:, :, None]
+        distance = np.sum(offset * np.linalg.solve(_steady(target), offset), axis=(1, 2))
+        below = np.sum(self.distances < distance[:, None], axis=1)
+        return (below + 0.5) / (self.distances.shape[1] + 1)
+
+
+def _steady(scatter: np.ndarray) -> np.ndarray:
+    """Scatter matrices (N, k, k) with a 1e-9 relative jitter on the diagonal, so a
+    singular one (a constant parameter) still gives finite distances."""
+    scale = np.trace(scatter, axis1=1, axis2=2) / scatter.shape[-1]
+    jitter = 1e-9 * np.where(scale > 0, scale, 1.0)
+    return scatter + jitter[:, None, None] * np.eye(scatter.shape[-1])
+
+
+def coverage_below(fraction: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Share of ``fraction`` (N,) below each level (L,): the joint regions' coverage."""
+    return np.searchsorted(np.sort(fraction), levels, side="left") / len(fraction)
+
+
+def _joint_error(coverage: np.ndarray) -> float:
+    """Weighted mean squared error of coverage at :data:`FIT_LEVELS`."""
+    return float(((coverage - FIT_LEVELS) ** 2) @ FIT_WEIGHTS)
 
 
 def joint_coverage(samples: np.ndarray, truth: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -190,92 +687,3 @@ def joint_coverage(samples: np.ndarray, truth: np.ndarray, levels: np.ndarray) -
     (N, S, k); ties are broken by a fixed random stream, so candidates compare alike."""
     fraction = mahalanobis_fraction(samples, truth, rng=np.random.default_rng(0))
     return curve_below(fraction, np.asarray(levels)).empirical
-
-
-def _fit_parameter(
-    z: np.ndarray, truth: np.ndarray, centre: np.ndarray, sd: np.ndarray
-) -> tuple[tuple[float, float, float, float, float], float, float]:
-    """One parameter's (core, tail, knee, power, width_ref), loss before and after."""
-    width_ref = float(np.median(sd))
-    width = sd / width_ref
-    n_groups = min(WIDTH_GROUPS, len(width) // MIN_GROUP)
-    cuts = np.quantile(width, np.arange(1, n_groups) / n_groups)
-    groups = np.searchsorted(cuts, width)
-    offsets = np.sort((z - centre[:, None]) / sd[:, None], axis=1)
-    t_truth = (truth - centre) / sd
-    one = np.ones(1)
-    before = float(_coverage_losses(offsets, t_truth, one, one, KNEE, groups)[0])
-    best = (np.inf, 1.0, 1.0, KNEE, 0.0)
-    for power in POWER_GRID:
-        for knee in KNEES:
-            a, b, loss = _grid_search(
-                offsets, t_truth / width**power, CORE_GRID, TAIL_GRID, knee, groups
-            )
-            if loss < best[0]:
-                best = (loss, a, b, knee, float(power))
-    _, a, b, knee, power = best
-    step_a, step_b = CORE_GRID[1] / CORE_GRID[0], TAIL_GRID[1] / TAIL_GRID[0]
-    step_p = POWER_GRID[1] - POWER_GRID[0]
-    fine = np.linspace(-1, 1, 2 * FINE_STEPS + 1)
-    for p in power + step_p * np.linspace(-0.5, 0.5, FINE_POWERS):
-        fa, fb, fine_loss = _grid_search(
-            offsets, t_truth / width**p, a * step_a**fine, b * step_b**fine, knee, groups
-        )
-        if fine_loss < best[0]:
-            best = (fine_loss, fa, fb, knee, float(p))
-    loss, a, b, knee, power = best
-    return (a, b, knee, power, width_ref), before, loss
-
-
-def inverse_stretch(
-    u: np.ndarray, core: np.ndarray, tail: np.ndarray, knee: float | np.ndarray = KNEE
-) -> np.ndarray:
-    """``g^-1(u)`` of the map with factors ``core``, ``tail`` and ``knee`` (broadcast)."""
-    size = np.abs(u) / core
-    return np.sign(u) * np.where(size <= knee, size, knee + (size - knee) / tail)
-
-
-def _grid_search(
-    offsets: np.ndarray,
-    t_truth: np.ndarray,
-    cores: np.ndarray,
-    tails: np.ndarray,
-    knee: float,
-    groups: np.ndarray,
-) -> tuple[float, float, float]:
-    """The (core, tail) pair of the grid with the smallest coverage loss, and that loss."""
-    a, b = (g.ravel() for g in np.meshgrid(cores, tails, indexing="ij"))
-    losses = _coverage_losses(offsets, t_truth, a, b, knee, groups)
-    best = int(np.argmin(losses))
-    return float(a[best]), float(b[best]), float(losses[best])
-
-
-def _coverage_losses(
-    offsets: np.ndarray,
-    t_truth: np.ndarray,
-    cores: np.ndarray,
-    tails: np.ndarray,
-    knee: float,
-    groups: np.ndarray,
-) -> np.ndarray:
-    """Weighted mean squared coverage error over :data:`FIT_LEVELS`, averaged over the
-    width ``groups`` (N,), per candidate map (G,).
-
-    ``offsets`` (N, S) are each galaxy's sorted standardised sample offsets; under a map
-    the truth's PIT is the mid-rank of ``g^-1(t_truth)`` among them (binary search).
-    """
-    n, s = offsets.shape
-    thresholds = inverse_stretch(t_truth[:, None], cores[None, :], tails[None, :], knee)
-    pits = np.empty((n, len(cores)))
-    for i in range(n):
-        left = np.searchsorted(offsets[i], thresholds[i], side="left")
-        right = np.searchsorted(offsets[i], thresholds[i], side="right")
-        pits[i] = 0.5 * (left + right) / s
-    losses = np.zeros(len(cores))
-    members = [groups == g for g in np.unique(groups)]
-    for member in members:
-        covered = np.stack(
-            [coverage_from_pit(pits[member, c], FIT_LEVELS) for c in range(len(cores))]
-        )
-        losses += ((covered - FIT_LEVELS[None, :]) ** 2) @ FIT_WEIGHTS
-    return losses / len(members)

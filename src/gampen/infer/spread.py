@@ -18,7 +18,8 @@ each posterior's ranks and correlation structure (its copula), and the samples i
 samples of a proper distribution, with a positive-definite covariance.  Pivoting on the
 median keeps every galaxy's median, the catalog's point estimate, exactly where it was:
 calibration changes how sure the posterior is, not where it sits.  ``gampen calibrate``
-fits ``a``, ``b``, the knee and ``p`` (:mod:`gampen.evaluation.recalibrate`).
+fits ``a``, ``b`` and ``p`` with the knee at :data:`KNEE`
+(:mod:`gampen.evaluation.recalibrate`); older bundles may hold other knees.
 
 A network can also be too sure of how its parameters' errors move together (r_e and flux
 of a galaxy are often predicted 0.95 correlated where the errors are 0.9): the joint
@@ -36,6 +37,9 @@ cutout (:func:`gampen.data.scalars.crowding_index`) above a threshold.  Within e
 those classes, faint galaxies' flux errors can also be heavier-tailed than bright ones' of
 the same predicted width, so a class may split once more (:class:`BrightnessSplit`) by the
 median of the galaxy's own samples of one parameter (the flux), which no map moves.
+``gampen calibrate`` now fits one tail and one power per parameter for all classes and
+keeps a class only where held-out galaxies show it helps, but writes every class's map in
+full, so this one format serves old and new bundles alike.
 """
 
 from __future__ import annotations
@@ -136,10 +140,10 @@ class _PerGalaxy(ABC):
         the map it picks (``None``: left as it is)."""
         out = np.array(samples, dtype=np.float64)
         values = [None] * len(out) if crowding is None else list(crowding)
-        for i, value in enumerate(values):
-            chosen = self.pick(value, out[i])
-            if chosen is not None:
-                out[i] = chosen.apply(out[i])
+        chosen = [self.pick(value, galaxy) for value, galaxy in zip(values, out, strict=True)]
+        for spread in {id(m): m for m in chosen if m is not None}.values():
+            rows = [i for i, m in enumerate(chosen) if m is spread]
+            out[rows] = spread.apply(out[rows])  # one map at a time: all its galaxies at once
         return out
 
 
@@ -255,8 +259,17 @@ def shrink_correlations(samples: np.ndarray, amount: float) -> np.ndarray:
     mean = samples.mean(axis=-2, keepdims=True)
     centred = samples - mean
     # The scatter matrix: the map below does not change when C is scaled.
-    cov = np.einsum("...si,...sj->...ij", centred, centred)
-    target = (1.0 - amount) * cov + amount * cov * np.eye(samples.shape[-1])
+    matrix, singular = shrink_matrix(np.einsum("...si,...sj->...ij", centred, centred), amount)
+    out = mean + centred @ np.swapaxes(matrix, -1, -2)
+    out += np.median(samples, axis=-2, keepdims=True) - np.median(out, axis=-2, keepdims=True)
+    return np.where(singular[..., None, None], samples, out)
+
+
+def shrink_matrix(cov: np.ndarray, amount: float) -> tuple[np.ndarray, np.ndarray]:
+    """The linear map (..., k, k) ``T^(1/2) C^(-1/2)`` that takes centred samples of
+    covariance ``C`` (..., k, k) to ones of ``T = (1 - amount) C + amount diag(C)`` (the
+    symmetric map, which moves them least), and which ``C`` are singular (...,)."""
+    target = (1.0 - amount) * cov + amount * cov * np.eye(cov.shape[-1])
     values, vectors = np.linalg.eigh(cov)
     singular = values.min(axis=-1) <= 1e-12 * np.abs(values).max(axis=-1, initial=0.0)
     values = np.where(singular[..., None], 1.0, values)
@@ -265,9 +278,7 @@ def shrink_correlations(samples: np.ndarray, amount: float) -> np.ndarray:
     root = (target_vectors * np.sqrt(np.clip(target_values, 0.0, None))[..., None, :]) @ (
         np.swapaxes(target_vectors, -1, -2)
     )
-    out = mean + centred @ np.swapaxes(root @ inverse_root, -1, -2)
-    out += np.median(samples, axis=-2, keepdims=True) - np.median(out, axis=-2, keepdims=True)
-    return np.where(singular[..., None, None], samples, out)
+    return root @ inverse_root, singular
 
 
 def _shrink(calibration: dict) -> float:
