@@ -3,8 +3,10 @@
 # network trained from scratch on the clean hsc preset, then fine-tuned on hsc-real (HSC
 # with the nuisances of real coadds, pure disks and pure bulges) with each cutout's border
 # background removed; then calibrate on hsc-real and evaluate on a fixed hsc-real test set.
-# Stage 1 takes ~100 minutes on a 2-core CPU, stage 2 ~45 (timings.txt has the minutes of
-# each step); a GPU, where there is one, is used by training automatically.
+# Training is the slow part: each step runs 8 dropout passes, and an epoch of 21,600
+# galaxies took ~20 minutes on 2 shared CPU cores (stage 2, measured) against ~15 s on one
+# GPU (stage 1 of the shipped model: 24 epochs in 344 s); a GPU, where there is one, is
+# used automatically.  timings.txt has the minutes of each step.
 #
 #   scripts/train_default.sh [WORK_DIR]          (default WORK_DIR: default-model)
 #
