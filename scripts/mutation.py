@@ -27,7 +27,8 @@ The score per module is killed / behaviour-changing mutants, where the mutants l
 under "Equivalent" in ``scripts/mutation-survivors.md`` (each with why) are not
 behaviour-changing.  Timeouts count as killed (the tests noticed the mutant).  Exit status
 1 if a module scores below ``--threshold``.  One run of all five modules takes about three
-minutes on two shared CPU cores.
+minutes on two shared CPU cores; ``evaluation/recalibrate.py`` alone takes about an hour
+(its tests fit calibrations to thousands of simulated galaxies).
 """
 
 from __future__ import annotations

@@ -13,13 +13,19 @@ from gampen.evaluation.recalibrate import (
     CORES,
     CROWDED,
     FIT_LEVELS,
+    FIT_WEIGHTS,
+    JUDGE_RESAMPLES,
     MIN_CLASS,
     ONE,
     CalibrationFit,
     Galaxies,
     JointFrame,
     Split,
+    _challenge,
+    _judged_loss,
+    _resample_weights,
     choose_split,
+    coverage_below,
     coverage_from_pit,
     coverage_over_cores,
     end_positions,
@@ -27,7 +33,10 @@ from gampen.evaluation.recalibrate import (
     fit_marginals,
     fit_shrink,
     inside,
+    is_faint,
+    joint_coverage,
     pit,
+    refit,
 )
 from gampen.infer.spread import BrightnessSplit, Recalibration, SpreadMap, shrink_correlations
 
@@ -41,7 +50,7 @@ def _weibull_inside(samples: np.ndarray, truth: np.ndarray, level: float) -> np.
     return (lo <= truth) & (truth <= hi)
 
 
-@pytest.mark.parametrize("n_samples", [3, 7, 60, 1000])
+@pytest.mark.parametrize("n_samples", [1, 3, 7, 60, 1000])
 def test_pit_decides_inside_exactly_as_the_catalogs_intervals(n_samples):
     rng = np.random.default_rng(n_samples)
     smooth = rng.normal(size=(2000, n_samples)), 1.5 * rng.normal(size=2000)  # outside too
@@ -50,6 +59,16 @@ def test_pit_decides_inside_exactly_as_the_catalogs_intervals(n_samples):
         got = np.abs(pit(samples, truth) - 0.5)
         for level in LEVELS:
             np.testing.assert_array_equal(got <= level / 2, _weibull_inside(samples, truth, level))
+
+
+def test_pit_works_in_double_precision():
+    rng = np.random.default_rng(4)
+    samples, truth = rng.normal(size=(300, 50)).astype(np.float32), rng.normal(size=300)
+    single = pit(samples, truth.astype(np.float32))
+    np.testing.assert_array_equal(
+        single, pit(samples.astype(np.float64), truth.astype(np.float32).astype(np.float64))
+    )
+    assert single.dtype == np.float64
 
 
 def test_the_old_mid_rank_pit_disagrees_with_the_catalog():
@@ -128,6 +147,43 @@ def test_inside_is_the_weibull_interval_of_the_mapped_samples():
             np.testing.assert_array_equal(covered[:, j, i], expected)
 
 
+def test_inside_counts_a_truth_on_an_interval_end_as_inside():
+    """Integer samples and truths under the identity map: truths sit exactly on interval
+    ends, which the catalog's closed intervals hold."""
+    rng = np.random.default_rng(6)
+    # Neighbouring distinct samples differ by 1, so an end is an integer only where it is
+    # an order statistic itself: then it is exact, whatever the arithmetic.
+    samples = rng.integers(-1, 2, size=(500, 30, 1)).astype(float)
+    truth = rng.integers(-2, 3, size=(500, 1)).astype(float)
+    galaxies = Galaxies.from_samples(samples, truth, np.zeros(500), np.zeros(500))
+    covered = inside(_fit(Split(), [[1.0]], [1.0], [0.0], [1.0], [1.0]), galaxies)
+    on_an_end = 0
+    for i, level in enumerate(FIT_LEVELS):
+        expected = _weibull_inside(samples[:, :, 0], truth[:, 0], level)
+        np.testing.assert_array_equal(covered[:, 0, i], expected)
+        ends = np.quantile(
+            samples[:, :, 0], [(1 - level) / 2, (1 + level) / 2], axis=1, method="weibull"
+        )
+        on_an_end += np.sum((ends == truth[:, 0]).any(axis=0))
+    assert on_an_end > 100  # the case this test is about does happen
+
+
+def test_coverage_over_cores_on_every_side_of_zero():
+    """Interval ends of any sign (a few samples bent far can put one on the wrong side of
+    the median) or 0, truths of any sign or 0: against ``a low <= v <= a high``."""
+    rng = np.random.default_rng(7)
+    n, half = 400, len(FIT_LEVELS)
+    low = rng.choice([-2.0, -0.5, 0.0, 0.5], size=(n, half)) * rng.uniform(0.5, 1.5, (n, half))
+    high = low + rng.choice([0.0, 0.7, 2.5], size=(n, half))
+    v = rng.choice([-1.0, 0.0, 0.3, 1.2], size=n)
+    cells = rng.integers(0, 2, n)
+    got = coverage_over_cores(np.concatenate([low, high], axis=1), v, cells)
+    a = CORES[:, None, None]
+    held = (a * low <= v[:, None]) & (v[:, None] <= a * high)  # (cores, n, L)
+    for cell in range(2):
+        np.testing.assert_allclose(got[cell], held[:, cells == cell].mean(axis=1).T)
+
+
 @pytest.mark.parametrize("integer", [False, True])
 def test_coverage_over_cores_is_the_coverage_of_each_core(integer):
     """Every core factor at once, against ``a * low <= v <= a * high`` galaxy by galaxy;
@@ -135,9 +191,9 @@ def test_coverage_over_cores_is_the_coverage_of_each_core(integer):
     rng = np.random.default_rng(3)
     n, s = 300, 9 if integer else 200
     samples = rng.normal(size=(n, s, 1))
-    if integer:
-        samples = np.round(samples)
     truth = rng.normal(size=(n, 1))
+    if integer:  # ties at the median, truths on it
+        samples, truth = np.round(samples), np.round(truth)
     galaxies = Galaxies.from_samples(samples, truth, np.zeros(n), np.zeros(n))
     quantiles, excess = galaxies.bend(0, 1.0)
     ends = quantiles + 0.7 * excess  # tail factor 1.7
@@ -176,7 +232,7 @@ def test_fit_recovers_known_miscalibration():
     true_sigma = np.ones(3)
     claimed = np.array([0.5, 1.0, 2.0])  # over-confident, right, under-confident
     samples, truth = _gaussian_posteriors(2000, true_sigma, claimed, seed=6, n_samples=200)
-    fit, evidence = fit_calibration(samples, truth, np.zeros(2000), None)
+    fit, evidence = fit_calibration(samples, truth, np.zeros(2000), None, seed=0)
     assert evidence == {"chosen": "none", "steps": []}  # one class: nothing to split
     # 2000 galaxies pin a width to ~1.6 %.  Gaussian posteriors need no tail correction: out
     # to 2.5 sd (beyond, few truths constrain it) the map is the plain rescaling.
@@ -193,7 +249,7 @@ def test_fit_recovers_known_miscalibration():
 def test_fitted_factors_make_held_out_coverage_nominal():
     claimed = np.array([0.6, 1.6])
     samples, truth = _gaussian_posteriors(4000, np.ones(2), claimed, seed=7)
-    fit, _ = fit_calibration(samples[:2000], truth[:2000], np.zeros(2000), None)
+    fit, _ = fit_calibration(samples[:2000], truth[:2000], np.zeros(2000), None, seed=0)
     held_out = fit.maps(None).apply(samples[2000:])
     levels = np.array([0.6827, 0.9545])
     for j in range(2):
@@ -210,7 +266,7 @@ def test_fit_recovers_heavy_tails():
     n = 3000
     truth = stats.t.rvs(3, size=(n, 1), random_state=rng) * np.sqrt(1 / 3)  # unit variance
     samples = rng.normal(size=(n, 500, 1))
-    fit, _ = fit_calibration(samples, truth, np.zeros(n), None)
+    fit, _ = fit_calibration(samples, truth, np.zeros(n), None, seed=0)
     assert fit.tail[0] > 1.2 and fit.core[0, 0] < 0.9  # narrower core, wider tails
     assert fit.n_fitted == 3 and fit.shrink == 0.0  # one parameter: nothing to correlate
     levels = np.array([0.6827, 0.9545, 0.9973])
@@ -231,7 +287,7 @@ def test_fit_recovers_a_width_power_and_calibrates_each_width_quarter():
     mu = rng.normal(size=(n, 1))
     truth = mu + w**1.5 * rng.normal(size=(n, 1))
     samples = mu[:, None] + w[:, None] * rng.normal(size=(n, 400, 1))
-    fit, _ = fit_calibration(samples[:3000], truth[:3000], np.zeros(3000), None)
+    fit, _ = fit_calibration(samples[:3000], truth[:3000], np.zeros(3000), None, seed=0)
     assert abs(fit.power[0] - 0.5) < 0.12
     w_ref = np.median(samples[:3000, :, 0].std(axis=1))
     assert fit.width_ref[0] == pytest.approx(w_ref)
@@ -248,18 +304,78 @@ def test_fit_recovers_a_width_power_and_calibrates_each_width_quarter():
         assert np.abs(single - levels)[0] > 0.08  # one scale for all fails each extreme
 
 
+def test_a_refit_on_the_same_galaxies_gives_the_same_numbers_and_keeps_the_frame():
+    """What the bootstrap relies on: refitting on the fitting galaxies reproduces the fit,
+    and refitting on others keeps its classes, brightness limit and reference widths."""
+    samples, truth, crowding = _crowded_set(1200, 1.6, seed=18)
+    rng = np.random.default_rng(19)  # a second parameter, the brightness: faint ones wider
+    light = rng.uniform(-2, 2, size=1200)
+    wider = np.where(light < 0, 1.6, 1.0)
+    samples = np.concatenate(
+        [samples, light[:, None, None] + rng.normal(size=(1200, 300, 1))], axis=2
+    )
+    truth = np.concatenate([truth, (light + wider * rng.normal(size=1200))[:, None]], axis=1)
+    fit, _ = fit_calibration(samples, truth, crowding, 1, seed=0)
+    assert fit.split == Split(True, True) and fit.below is not None
+    faint = np.median(samples[:, :, 1], axis=1) < fit.below
+    galaxies = Galaxies.from_samples(samples, truth, crowding > CROWDED, faint)
+    same = refit(fit, galaxies, samples, truth, crowding, 1)
+    for key in ("core", "tail", "power", "width_ref", "knee"):
+        np.testing.assert_array_equal(getattr(same, key), getattr(fit, key))
+    assert same.shrink == fit.shrink and same.split == fit.split
+    rows = np.random.default_rng(2).integers(0, 1200, 1200)
+    other = refit(fit, galaxies.take(rows), samples[rows], truth[rows], crowding[rows], 1)
+    assert other.split == fit.split and other.below == fit.below
+    np.testing.assert_array_equal(other.width_ref, fit.width_ref)
+    assert not np.array_equal(other.core, fit.core)  # new galaxies, new numbers
+    np.testing.assert_allclose(other.core, fit.core, rtol=0.15)
+
+
+def test_joint_coverage_counts_truths_inside_the_mahalanobis_regions():
+    """Against the mid-rank oracle: the two differ only for a galaxy whose rank cell
+    straddles a level, about one in S per level."""
+    samples, truth = _correlated_posteriors(400, claimed_rho=0.9, true_rho=0.5, seed=23)
+    levels = np.array([0.2, 0.5, 0.6827, 0.9545])
+    expected = [np.mean(_mahalanobis_rank(samples, truth) < c) for c in levels]
+    got = joint_coverage(samples, truth, levels)
+    np.testing.assert_allclose(got, expected, atol=3 / 400)
+    np.testing.assert_array_equal(joint_coverage(samples, truth, levels), got)  # ties: fixed
+
+
 def test_fit_refuses_bad_shapes_and_tiny_sets():
-    with pytest.raises(GampenValueError, match="galaxies, samples, params"):
-        fit_calibration(np.zeros((30, 10)), np.zeros((30, 1)), np.zeros(30), None)
-    with pytest.raises(GampenValueError, match="too few galaxies"):
-        fit_calibration(np.zeros((5, 10, 1)), np.zeros((5, 1)), np.zeros(5), None)
+    with pytest.raises(GampenValueError) as error:
+        fit_calibration(np.zeros((30, 10)), np.zeros((30, 1)), np.zeros(30), None, seed=0)
+    assert str(error.value) == (
+        "samples must be (galaxies, samples, params) and truth (galaxies, params); "
+        "got ((30, 10), (30, 1))"
+    )
+    with pytest.raises(GampenValueError) as error:
+        fit_calibration(np.zeros((19, 30, 1)), np.zeros((19, 1)), np.zeros(19), None, seed=0)
+    assert str(error.value) == "too few galaxies to fit a calibration; got 19; expected >= 20"
+    rng = np.random.default_rng(0)  # 20 galaxies are enough
+    samples, truth = rng.normal(size=(20, 30, 1)), rng.normal(size=(20, 1))
+    fit, _ = fit_calibration(samples, truth, np.zeros(20), None, seed=0)
+    assert fit.below is None and fit.split == Split()  # no brightness parameter: no limit
+
+
+def test_single_precision_samples_are_fitted_in_double_precision():
+    """calibrate hands over the network's float32 samples: the fit, brightness limit
+    included, is that of the same values in float64."""
+    samples, truth = _gaussian_posteriors(300, np.ones(2), np.array([0.7, 1.3]), seed=5)
+    single = samples.astype(np.float32)
+    fit, _ = fit_calibration(single, truth, np.zeros(300), 1, seed=0)
+    same, _ = fit_calibration(single.astype(np.float64), truth, np.zeros(300), 1, seed=0)
+    assert fit.below == same.below
+    np.testing.assert_array_equal(fit.core, same.core)
+    assert fit.shrink == same.shrink
 
 
 def _crowded_set(n: int, crowded_sigma: float, seed: int):
     """One parameter; 40 % of galaxies crowded, whose errors are ``crowded_sigma`` times
     wider than claimed (clean ones are right)."""
     rng = np.random.default_rng(seed)
-    crowding = np.where(rng.random(n) < 0.4, rng.uniform(0.2, 2.0, n), rng.uniform(0, 0.08, n))
+    # Clean galaxies sit exactly on the threshold, which is still clean ("above" is crowded).
+    crowding = np.where(rng.random(n) < 0.4, rng.uniform(0.2, 2.0, n), CROWDED)
     mu = rng.normal(size=(n, 1))
     wider = np.where(crowding > CROWDED, crowded_sigma, 1.0)[:, None]
     truth = mu + wider * rng.normal(size=(n, 1))
@@ -268,7 +384,7 @@ def _crowded_set(n: int, crowded_sigma: float, seed: int):
 
 def test_crowded_galaxies_get_a_core_of_their_own_when_held_out_halves_show_it_helps():
     samples, truth, crowding = _crowded_set(4000, 1.6, seed=15)
-    fit, evidence = fit_calibration(samples[:2000], truth[:2000], crowding[:2000], None)
+    fit, evidence = fit_calibration(samples[:2000], truth[:2000], crowding[:2000], None, seed=0)
     assert fit.split == Split(crowding=True) and evidence["chosen"] == "crowding"
     step = evidence["steps"][0]
     assert step["kept"] and step["gain"] < -step["spread"] < 0
@@ -283,12 +399,29 @@ def test_crowded_galaxies_get_a_core_of_their_own_when_held_out_halves_show_it_h
         np.testing.assert_allclose(got, [0.6827], atol=0.045)  # 4 binomial sd at n=800
 
 
+def test_the_held_out_halves_follow_the_seed():
+    samples, truth, crowding = _crowded_set(900, 1.3, seed=25)
+    first = fit_calibration(samples, truth, crowding, None, seed=3)[1]
+    assert fit_calibration(samples, truth, crowding, None, seed=3)[1] == first
+    assert fit_calibration(samples, truth, crowding, None, seed=4)[1] != first
+
+
+def test_is_faint_is_strictly_below_the_limit_as_the_maps_pick():
+    samples = np.zeros((5, 3, 2))
+    samples[:, :, 1] = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])[:, None]  # medians
+    np.testing.assert_array_equal(is_faint(samples, 1, 0.0), [True, True, False, False, False])
+    split = BrightnessSplit(SpreadMap(np.ones(2)), SpreadMap(np.full(2, 2.0)), 0.0, 1)
+    picked = [split.pick(None, galaxy) is split.faint for galaxy in samples]
+    np.testing.assert_array_equal(is_faint(samples, 1, 0.0), picked)
+    np.testing.assert_array_equal(is_faint(samples, None, None), [False] * 5)
+
+
 def test_a_class_split_that_does_not_help_is_not_kept():
     samples, truth, crowding = _crowded_set(2000, 1.0, seed=16)
-    fit, evidence = fit_calibration(samples, truth, crowding, None)
+    fit, evidence = fit_calibration(samples, truth, crowding, None, seed=0)
     assert fit.split == Split() and fit.core.shape == (1, 1)
     assert [s["kept"] for s in evidence["steps"]] == [False]
-    few = fit_calibration(samples[:300], truth[:300], np.full(300, 1.0), None)
+    few = fit_calibration(samples[:300], truth[:300], np.full(300, 1.0), None, seed=0)
     assert few[1]["steps"] == []  # no clean galaxies: no split tried
 
 
@@ -302,14 +435,17 @@ def test_faint_galaxies_get_a_core_of_their_own():
     widths = np.stack([np.ones(n), np.where(mu[:, 1] < 0, 1.5, 1.0)], 1)
     truth = mu + 0.1 * widths * rng.normal(size=(n, 2))
     samples = mu[:, None] + 0.1 * rng.normal(size=(n, 150, 2))
-    fit, _ = fit_calibration(samples, truth, np.zeros(n), 1)
+    fit, _ = fit_calibration(samples, truth, np.zeros(n), 1, seed=0)
     assert fit.split == Split(brightness=True)
-    assert abs(fit.below) < 0.2  # the median brightness (its sd: ~0.06)
+    assert fit.below == np.median(np.median(samples[:, :, 1], axis=1))  # of the medians
+    assert abs(fit.below) < 0.2  # near the true median, 0 (its sd: ~0.06)
     np.testing.assert_allclose(fit.core[:, 1], [1.0, 1.5], rtol=0.1)  # bright, faint
     np.testing.assert_allclose(fit.core[:, 0], [1.0, 1.0], rtol=0.08)
     maps = fit.maps(1)
     assert isinstance(maps, BrightnessSplit) and maps.param == 1 and maps.below == fit.below
-    with pytest.raises(GampenValueError, match="brightness split needs"):
+    with pytest.raises(
+        GampenValueError, match=r"^a brightness split needs its parameter and limit$"
+    ):
         fit.maps(None)
 
 
@@ -323,6 +459,19 @@ def test_choose_split_tries_only_classes_with_enough_galaxies():
     assert split == Split()  # noise only: nothing to gain
     assert [s["to"] for s in evidence["steps"]] == ["brightness"]
     assert set(evidence["held_out_loss"]) == {"none", "brightness"}
+    # The held-out loss of one map: fitted on each half, judged on the other, summed.
+    halves = np.array_split(np.random.default_rng(0).permutation(n), 2)
+    cells = Split(False, True).classes(galaxies.crowded, galaxies.faint)
+    total = 0.0
+    for fitted, judged in (halves, halves[::-1]):
+        fit = fit_marginals(galaxies.take(fitted), Split(), np.ones(1), None)
+        total += _judged_loss(
+            inside(fit, galaxies.take(judged)), cells[judged], np.ones((1, len(judged)))
+        )[0]
+    assert evidence["held_out_loss"]["none"] == round(total, 6)
+    crowded[MIN_CLASS - 1] = True  # exactly enough
+    galaxies = Galaxies.from_samples(samples, truth, crowded, np.arange(n) % 2 == 0)
+    assert "crowding" in choose_split(galaxies, np.ones(1), seed=0)[1]["held_out_loss"]
 
 
 def test_split_classes_and_names():
@@ -367,6 +516,103 @@ def test_numbers_are_named_by_class_and_parameter():
         "shrink": 0.0,
     }
     assert fit.n_fitted == 4 + 2 + 2 + 1
+
+
+def test_numbers_of_a_malformed_fit_are_refused():
+    fit = _fit(Split(True), [[0.9, 1.1], [1.3, 1.4]], [1.2, 0.8], [0.1, 0.0], [1, 1], [1, 1])
+    with pytest.raises(ValueError, match="zip"):
+        fit.numbers(["bt"])  # a name short
+    with pytest.raises(ValueError, match="zip"):
+        replace(fit, core=fit.core[:1]).numbers(["bt", "flux"])  # a class short
+
+
+def test_resample_weights_draw_every_galaxy_alike():
+    weights = _resample_weights(np.random.default_rng(3), 50)
+    assert weights.shape == (JUDGE_RESAMPLES, 50) and weights.dtype == np.float64
+    np.testing.assert_array_equal(weights.sum(axis=1), 50)
+    np.testing.assert_array_equal(weights, np.round(weights))
+    # Each galaxy is drawn once per resample on average: binomial sd sqrt(0.98 / 200).
+    np.testing.assert_allclose(weights.mean(axis=0), 1.0, atol=4 * np.sqrt(0.98 / 200))
+
+
+def test_judged_loss_by_a_loop():
+    """The loss of every weighting, cell by cell, against a plain loop."""
+    rng = np.random.default_rng(9)
+    covered = rng.random((60, 2, len(FIT_LEVELS))) < FIT_LEVELS
+    cells = rng.integers(0, 3, 60)
+    weights = rng.integers(0, 3, size=(4, 60)).astype(float) + 0.5
+    expected = []
+    for w in weights:
+        per_cell = []
+        for cell in range(3):
+            m = cells == cell
+            for j in range(2):
+                coverage = (w[m] @ covered[m, j]) / w[m].sum()
+                per_cell.append((cell, np.sum(FIT_WEIGHTS * (coverage - FIT_LEVELS) ** 2)))
+        expected.append(sum(loss for _, loss in per_cell) / 3)
+    np.testing.assert_allclose(_judged_loss(covered, cells, weights), expected, rtol=1e-12)
+
+
+def test_challenge_replaces_the_split_only_beyond_the_spread():
+    """Hand-made held-out losses (first entry) and resamples (the rest): splits are tried
+    coarse first, the cheaper of equally coarse ones first, each against the split chosen
+    so far; a gain exactly equal to minus its spread is not enough."""
+    none, crowd, light, both = Split(), Split(True), Split(False, True), Split(True, True)
+    losses = {
+        none: np.array([0.0040, 0.0040, 0.0040, 0.0040]),
+        crowd: np.array([0.0030, 0.0030, 0.0029, 0.0031]),  # gain -0.001, spread 0.0001
+        light: np.array([0.0035, 0.0035, 0.0035, 0.0035]),  # no better than crowding
+        both: np.array([0.0012345678, 0.0013, 0.0011, 0.00123456]),
+    }
+    chosen, evidence = _challenge([none, crowd, light, both], losses)
+    assert chosen == both
+    steps = evidence["steps"]
+    assert [(s["from"], s["to"], s["kept"]) for s in steps] == [
+        ("none", "crowding", True),
+        ("crowding", "brightness", False),
+        ("crowding", "crowding x brightness", True),
+    ]
+    assert set(steps[0]) == {"from", "to", "gain", "spread", "kept"}
+    assert steps[0]["gain"] == -0.001 and steps[0]["spread"] == 0.0001
+    assert steps[2]["gain"] == round(0.0012345678 - 0.003, 6)
+    spread = float(np.std([-0.0017, -0.0018, 0.00123456 - 0.0031], ddof=1))
+    assert steps[2]["spread"] == round(spread, 6) != round(spread, 7)
+    assert evidence["held_out_loss"] == {
+        "none": 0.004,
+        "crowding": 0.003,
+        "brightness": 0.0035,
+        "crowding x brightness": 0.001235,
+    }
+    assert evidence["chosen"] == "crowding x brightness"
+    # A gain of exactly minus its spread (sqrt 2 from resamples 0 and 2) is not kept.
+    edge = {none: np.array([0.0, 0.0, 0.0]), crowd: np.array([-np.sqrt(2.0), 0.0, 2.0])}
+    assert _challenge([none, crowd], edge)[0] == none
+    # Equally coarse splits go cheapest first: brightness, of lower held-out loss (its
+    # first resample is higher), is tried first.
+    order = {**losses, light: np.array([0.002, 0.0035, 0.002, 0.002])}
+    steps = _challenge([none, crowd, light, both], order)[1]["steps"]
+    assert [s["to"] for s in steps] == ["brightness", "crowding", "crowding x brightness"]
+
+
+def test_coverage_below_by_hand():
+    fraction = np.array([0.1, 0.5, 0.5, 0.9])
+    np.testing.assert_allclose(
+        coverage_below(fraction, np.array([0.1, 0.5, 0.6, 1.0])), [0, 0.25, 0.75, 1]
+    )
+
+
+def test_the_fine_pass_reaches_between_coarse_points():
+    """Right Gaussian posteriors need tail 1 and power 0.  Coarse grids that hold neither
+    (tails 0.5 and 2, powers -0.5 and 0.5) leave it to the fine pass: tail +-1 coarse step
+    in 6 steps each way (1 = 0.5 x 4 ** (3 / 6)), power +-1/2 step in 5 steps
+    (0 = -0.5 + 0.5)."""
+    samples, truth = _gaussian_posteriors(4000, np.ones(1), np.ones(1), seed=27, n_samples=200)
+    galaxies = Galaxies.from_samples(samples, truth, np.zeros(4000), np.zeros(4000))
+    width_ref = np.median(galaxies.sd, axis=0)
+    tails, powers = np.array([0.5, 2.0]), np.array([-0.5, 0.5])
+    fit = fit_marginals(galaxies, Split(), width_ref, None, tails=tails, powers=powers)
+    assert fit.tail[0] == 1.0 and fit.power[0] == 0.0
+    assert fit.core[0, 0] == pytest.approx(1.0, rel=0.03)
 
 
 def test_fit_marginals_with_a_fixed_tail_and_power():
@@ -415,9 +661,37 @@ def test_joint_frame_ranks_the_truth_among_the_shrunk_samples(amount):
     np.testing.assert_array_equal(JointFrame.of(samples).fraction(truth, amount), expected)
 
 
+def test_joint_frame_works_in_double_precision():
+    samples, _ = _correlated_posteriors(50, claimed_rho=0.9, true_rho=0.9, seed=26)
+    single = samples.astype(np.float32)
+    frame = JointFrame.of(single)
+    assert frame.distances.dtype == np.float64
+    np.testing.assert_array_equal(
+        frame.distances, JointFrame.of(single.astype(np.float64)).distances
+    )
+
+
+def test_joint_frame_leaves_out_galaxies_no_shrink_moves():
+    """Galaxies of singular covariance (a constant parameter) are left as they are by any
+    shrink, so the frame leaves them out; the others are ranked as before."""
+    rng = np.random.default_rng(19)
+    samples = rng.normal(size=(6, 200, 3)) @ np.array([[1, 0.8, 0], [0, 0.6, 0], [0, 0, 1.0]])
+    samples[1, :, 2] = 4.0  # one constant parameter
+    samples[4] = 2.0  # every parameter constant
+    truth = samples.mean(axis=1) + rng.normal(size=(6, 3))
+    frame = JointFrame.of(samples)
+    np.testing.assert_array_equal(frame.kept, [True, False, True, True, False, True])
+    keep = frame.kept
+    for amount in (0.0, 0.3):
+        expected = _mahalanobis_rank(shrink_correlations(samples[keep], amount), truth[keep])
+        np.testing.assert_array_equal(frame.fraction(truth, amount), expected)
+    constant = np.full((3, 100, 2), 1.0)
+    assert fit_shrink(constant, np.zeros((3, 2))) == 0.0  # nothing to shrink
+
+
 def test_fit_shrinks_over_confident_correlations_to_the_truths():
     samples, truth = _correlated_posteriors(3000, claimed_rho=0.95, true_rho=0.8, seed=21)
-    fit, _ = fit_calibration(samples[:1500], truth[:1500], np.zeros(1500), None)
+    fit, _ = fit_calibration(samples[:1500], truth[:1500], np.zeros(1500), None, seed=0)
     # (1 - shrink) 0.95 = 0.8 gives 0.158; the grid steps by 27 %.
     assert 0.12 <= fit.shrink <= 0.21
     held, t_held = samples[1500:], truth[1500:]

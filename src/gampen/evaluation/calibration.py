@@ -2,7 +2,10 @@
 
 The samples are drawn exactly as ``gampen predict`` draws them (same passes, samples and
 per-galaxy random streams for the same ``--seed``), without any calibration, in the
-network's standardised label space, where the truth is transformed the same way.
+network's standardised label space, where the truth is transformed the same way.  The
+fit (:mod:`gampen.evaluation.recalibrate`) is refitted on bootstrap resamples of the
+fitting part, and the spread of every number, and of the check part's coverage, is stored
+beside the numbers (``calibration.fit.numbers`` and ``.bootstrap``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from gampen.evaluation.recalibrate import (
     Galaxies,
     coverage_from_pit,
     fit_calibration,
+    is_faint,
     joint_coverage,
     pit,
     refit,
@@ -46,7 +50,7 @@ from gampen.infer.ood import OodModel
 from gampen.infer.options import PredictOptions
 from gampen.infer.predict import bundle_dataset
 from gampen.infer.sampling import galaxy_keys, posterior_samples
-from gampen.infer.spread import FIELDS, KNEE, Maps, Recalibration, SpreadMap, brightness
+from gampen.infer.spread import FIELDS, KNEE, Maps, Recalibration, SpreadMap
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
 
@@ -325,8 +329,8 @@ def _check_report(
         "joint_after": _joint_report(after_z, held.truth),
     }
     classes = {"after_by_crowding": (held.crowding > CROWDED, ("clean", "crowded"))}
-    if param is not None and below is not None:
-        classes["after_by_brightness"] = (brightness(held.z, param) < below, ("bright", "faint"))
+    if below is not None:
+        classes["after_by_brightness"] = (is_faint(held.z, param, below), ("bright", "faint"))
     for key, (mask, groups) in classes.items():
         if min(mask.sum(), (~mask).sum()) >= MIN_GROUP:
             check[key] = _split_report(after_z, held.truth, names, mask, groups)
@@ -345,9 +349,8 @@ def _bootstrap(
 ) -> dict[str, Any]:
     """The spread (sd) of every fitted number, and of the check part's coverage at the
     catalog's levels, over refits on resamples (with replacement) of the fitting part."""
-    galaxies = Galaxies.from_samples(
-        part.z, part.truth, part.crowding > CROWDED, _faint(fit, part, param)
-    )
+    faint = is_faint(part.z, param, fit.below)
+    galaxies = Galaxies.from_samples(part.z, part.truth, part.crowding > CROWDED, faint)
     rng = np.random.default_rng(seed)
     numbers, coverage = [], []
     bar = tqdm(range(resamples), unit="refit", desc="bootstrap", disable=not progress)
@@ -367,13 +370,6 @@ def _bootstrap(
             for name in names
         },
     }
-
-
-def _faint(fit: CalibrationFit, part: Part, param: int | None) -> np.ndarray:
-    """Which fitting galaxies are faint by ``fit``'s limit (none when it has no limit)."""
-    if param is None or fit.below is None:
-        return np.zeros(len(part.z), dtype=bool)
-    return brightness(part.z, param) < fit.below
 
 
 def _spread(values: list) -> Any:

@@ -7,17 +7,18 @@ each galaxy's samples about their median, in units of their own standard deviati
 ``(s / s_ref) ** p`` for a galaxy of width ``s`` (``s_ref``: the median width of the
 fitting galaxies, a reference, not a fitted number).
 
-**Few numbers.**  Refitted on other halves of a calibration set, per-class tails, knees and
-powers wandered far (tails 0.57-4), and four maps of 13 numbers each did no better on
-galaxies they were not fitted on than one map.  So the tail factor and the width power are
-one per parameter, shared by every galaxy; the knee is fixed (held-out data did not favour
-a free one: ``scripts/calibration_ablation.py``); only the core factor may differ between
-classes of galaxies, clean / crowded (crowding index above :data:`CROWDED`) and bright /
-faint (predicted :data:`BRIGHTNESS` below the fitting galaxies' median), and a class split
-is kept only when it calibrates galaxies it was not fitted on better, by more than the
-bootstrap spread of that gain (:func:`choose_split`).  A calibration of ``k`` parameters
-fits ``k`` core factors per class, ``k`` tails, ``k`` powers and a correlation shrink:
-10 numbers for one class of three parameters.
+**Few numbers.**  Refitted on resamples of a calibration set, per-class tails, knees and
+powers wandered far (tails 0.9-5, knees over their whole grid), and four maps of 13
+numbers each calibrated galaxies they were not fitted on no better than 19 numbers
+(``scripts/calibration_ablation.py``).  So the tail factor and the width power are one
+per parameter, shared by every galaxy; the knee is fixed (a free knee did not help on
+held-out galaxies); only the core factor may differ between classes of galaxies, clean /
+crowded (crowding index above :data:`CROWDED`) and bright / faint (predicted
+:data:`BRIGHTNESS` below the fitting galaxies' median), and a class split is kept only
+when it calibrates galaxies it was not fitted on better, by more than the bootstrap spread
+of that gain (:func:`choose_split`).  A calibration of ``k`` parameters fits ``k`` core
+factors per class, ``k`` tails, ``k`` powers and a correlation shrink: 10 numbers for one
+class of three parameters, 19 for four classes.
 
 **Coverage is the catalog's.**  The catalog's equal-tailed level-``c`` interval runs
 between its samples' quantiles ``(1 -+ c) / 2``, each interpolated between the order
@@ -41,8 +42,9 @@ calibrated on average but over-covers the easy ones and under-covers the hard.  
 search runs coarse over (power, tail), every core factor at once, then fine around the
 best cell.  Last, with the marginal maps in place, the correlation shrink
 (:mod:`gampen.infer.spread`) is chosen from a grid so that the joint Mahalanobis regions
-of all parameters hold the truth as often as they claim
-(:func:`gampen.evaluation.joint.mahalanobis_fraction`), over the same levels and weights.
+of all parameters (those :func:`gampen.evaluation.joint.mahalanobis_fraction` draws, which
+:class:`JointFrame` computes once for every shrink) hold the truth as often as they
+claim, over the same levels and weights.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from gampen.infer.spread import (
     Recalibration,
     SpreadMap,
     brightness,
+    is_singular,
     shrink_matrix,
 )
 
@@ -79,11 +82,10 @@ POWER_GRID: np.ndarray = np.linspace(-0.5, 1.5, 9)
 #: The fine pass: tail +-1 coarse step in 6 steps each way, power +-1/2 step in 5 steps.
 FINE_STEPS = 6
 FINE_POWERS = 5
-#: Candidate correlation shrinks: none, then 0.2 % to 50 % in even ratios (the joint
-#: regions of highly correlated posteriors react to a few per cent).
-SHRINK_GRID: np.ndarray = np.concatenate([[0.0], np.geomspace(0.002, 0.5, 24)])
-#: The shrink search tries every 4th candidate, then the 6 around the best of them.
-SHRINK_STRIDE = 4
+#: Candidate correlation shrinks: none, then 0.2 % to 50 %, 65 % apart (the joint regions
+#: of highly correlated posteriors react to a few per cent; refits of a calibration set
+#: of 6,000 galaxies move the shrink by about as much as a step).
+SHRINK_GRID: np.ndarray = np.concatenate([[0.0], np.geomspace(0.002, 0.5, 12)])
 #: Each class's galaxies are ranked by predicted width and cut into this many equal groups
 #: (fewer, of at least ``MIN_GROUP`` galaxies each, for small sets).
 WIDTH_GROUPS = 4
@@ -111,17 +113,16 @@ def pit(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
     ``[m, n] / (S + 1)`` nearest 1/2: some interval end is that value exactly when the
     interval reaches into it, so the tie counts as inside then.
     """
-    ordered = np.sort(np.asarray(samples, dtype=np.float64), axis=1)
-    value = np.asarray(truth, dtype=np.float64)[:, None]
+    ordered = np.sort(np.asarray(samples, dtype=np.float64))
+    value = np.asarray(truth)
     n, s = ordered.shape
-    below = np.sum(ordered < value, axis=1)
-    upto = np.sum(ordered <= value, axis=1)
-    low = ordered[np.arange(n), np.clip(below - 1, 0, s - 1)]
+    below = np.sum(ordered < value[:, None], axis=1)
+    upto = np.sum(ordered <= value[:, None], axis=1)
+    low = ordered[np.arange(n), np.maximum(below - 1, 0)]
     high = ordered[np.arange(n), np.minimum(below, s - 1)]
-    gap = high - low
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inside = (below + np.where(gap > 0, (value[:, 0] - low) / gap, 0.0)) / (s + 1)
-    untied = np.where(below == 0, 0.0, np.where(below == s, 1.0, inside))
+    # Below every sample low == high, so the fraction is 0 and so is the PIT.
+    fraction = np.divide(value - low, high - low, out=np.zeros(n), where=high > low)
+    untied = np.where(below == s, 1.0, (below + fraction) / (s + 1))
     nearest = np.clip(0.5, (below + 1) / (s + 1), upto / (s + 1))
     return np.where(upto > below, nearest, untied)
 
@@ -240,8 +241,10 @@ class Galaxies:
         return self._between(ordered), self._between(excess)
 
     def _between(self, pairs: np.ndarray) -> np.ndarray:
-        """Values (N, 2L, 2) at the two order statistics around each end, interpolated."""
-        return (1 - self.fraction) * pairs[..., 0] + self.fraction * pairs[..., 1]
+        """Values (N, 2L, 2) at the two order statistics around each end, interpolated as
+        numpy interpolates (exact when the two are equal)."""
+        low = pairs[..., 0]
+        return low + self.fraction * (pairs[..., 1] - low)
 
 
 @dataclass(frozen=True)
@@ -284,8 +287,8 @@ class CalibrationFit:
             if param is None or self.below is None:
                 raise GampenValueError("a brightness split needs its parameter and limit")
             per_class = [
-                BrightnessSplit(bright, faint, self.below, param)
-                for bright, faint in zip(per_class[::2], per_class[1::2], strict=True)
+                BrightnessSplit(per_class[c], per_class[c + 1], self.below, param)
+                for c in range(0, len(per_class), 2)
             ]
         if self.split.crowding:
             return Recalibration(per_class[0], per_class[1], CROWDED)
@@ -315,12 +318,12 @@ def fit_calibration(
     crowding: np.ndarray,
     brightness_param: int | None,
     *,
-    seed: int = 0,
+    seed: int,
 ) -> tuple[CalibrationFit, dict]:
     """The calibration of samples (N, S, k) given truths (N, k), both standardised, and
     galaxies' crowding indices (N,): the class split the held-out folds choose
     (:func:`choose_split`, its evidence returned too), its maps and the shrink."""
-    samples, truth = np.asarray(samples, np.float64), np.asarray(truth, np.float64)
+    samples, truth = np.asarray(samples, np.float64), np.asarray(truth)
     if samples.ndim != 3 or truth.shape != (samples.shape[0], samples.shape[2]):
         raise GampenValueError(
             "samples must be (galaxies, samples, params) and truth (galaxies, params)",
@@ -333,16 +336,23 @@ def fit_calibration(
             allowed=f">= {MIN_GROUP}",
         )
     below = None
-    faint = np.zeros(len(samples), dtype=bool)
     if brightness_param is not None:
-        values = brightness(samples, brightness_param)
-        below = float(np.median(values))
-        faint = values < below
+        below = float(np.median(brightness(samples, brightness_param)))
+    faint = is_faint(samples, brightness_param, below)
     galaxies = Galaxies.from_samples(samples, truth, np.asarray(crowding) > CROWDED, faint)
     width_ref = np.median(galaxies.sd, axis=0)
     split, evidence = choose_split(galaxies, width_ref, seed)
     fit = fit_marginals(galaxies, split, width_ref, below)
     return with_shrink(fit, samples, truth, crowding, brightness_param), evidence
+
+
+def is_faint(samples: np.ndarray, param: int | None, below: float | None) -> np.ndarray:
+    """Which galaxies (samples (N, S, k)) are faint: their median sample of ``param`` is
+    below ``below``, as :class:`gampen.infer.spread.BrightnessSplit` picks (none without a
+    limit, which there is without a brightness parameter)."""
+    if below is None:
+        return np.full(len(samples), False)
+    return brightness(samples, param) < below
 
 
 def refit(
@@ -395,7 +405,7 @@ def fit_marginals(
         _fit_parameter(galaxies, j, classes, split.n_classes, width_ref[j], tails, powers, knee)
         for j in range(galaxies.t.shape[1])
     ]
-    core, tail, power, before, after = (np.array(v) for v in zip(*fits, strict=True))
+    core, tail, power, before, after = (np.array([f[i] for f in fits]) for i in range(5))
     knees = np.full(len(tail), float(knee))
     return CalibrationFit(
         split, core.T, tail, power, np.asarray(width_ref), below, before, after, knees
@@ -481,9 +491,10 @@ def _core_range(
 
 
 def _half_line(h: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The ``a > 0`` with ``a h <= v`` as (lower, upper) bounds; lower infinite when none."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = v / h
+    """The ``a > 0`` with ``a h <= v`` as (lower, upper) bounds: ``a >= v / h`` for
+    ``h < 0``, ``a <= v / h`` for ``h > 0``, every ``a`` or none for ``h = 0``."""
+    v = np.broadcast_to(v, h.shape)
+    ratio = np.divide(v, h, out=np.zeros(h.shape), where=h != 0)
     lower = np.where(h < 0, ratio, np.where((h == 0) & (v < 0), np.inf, 0.0))
     return lower, np.where(h > 0, ratio, np.inf)
 
@@ -542,8 +553,7 @@ def choose_split(galaxies: Galaxies, width_ref: np.ndarray, seed: int) -> tuple[
         return Split(), {"chosen": Split().name, "steps": []}
     judge = Split(any(s.crowding for s in tried), any(s.brightness for s in tried))
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(galaxies))
-    halves = (order[: len(order) // 2], order[len(order) // 2 :])
+    halves = np.array_split(rng.permutation(len(galaxies)), 2)
     losses = {s: np.zeros(JUDGE_RESAMPLES + 1) for s in tried}
     for fitted, judged in (halves, halves[::-1]):
         held = galaxies.take(judged)
@@ -602,34 +612,31 @@ def _challenge(tried: list[Split], losses: dict[Split, np.ndarray]) -> tuple[Spl
 
 def fit_shrink(calibrated: np.ndarray, truth: np.ndarray) -> float:
     """The correlation shrink of :data:`SHRINK_GRID` whose joint Mahalanobis regions best
-    match their levels for samples (N, S, k) already calibrated parameter by parameter:
-    every :data:`SHRINK_STRIDE`-th candidate first, then those around the best of them."""
+    match their levels for samples (N, S, k) already calibrated parameter by parameter.
+    Galaxies of singular covariance, which no shrink moves, play no part."""
     frame = JointFrame.of(calibrated)
-    losses: dict[int, float] = {}
-
-    def loss(index: int) -> float:
-        """The joint coverage loss of candidate ``index``, computed once."""
-        if index not in losses:
-            fraction = frame.fraction(truth, SHRINK_GRID[index])
-            losses[index] = _joint_error(coverage_below(fraction, FIT_LEVELS))
-        return losses[index]
-
-    coarse = min(range(0, len(SHRINK_GRID), SHRINK_STRIDE), key=loss)
-    near = range(max(coarse - SHRINK_STRIDE + 1, 0), min(coarse + SHRINK_STRIDE, len(SHRINK_GRID)))
-    return float(SHRINK_GRID[min(near, key=loss)])
+    if not frame.kept.any():
+        return 0.0
+    losses = [
+        _joint_error(coverage_below(frame.fraction(truth, amount), FIT_LEVELS))
+        for amount in SHRINK_GRID
+    ]
+    return float(SHRINK_GRID[int(np.argmin(losses))])
 
 
 @dataclass(frozen=True)
 class JointFrame:
     """Samples (N, S, k) ready for their joint Mahalanobis regions after any correlation
-    shrink: each galaxy's ``centred`` samples (N, k, S), ``median``, scatter matrix
-    ``scatter`` and sorted squared Mahalanobis ``distances`` (N, S) of its samples.
+    shrink: which galaxies are ``kept`` (those of non-singular covariance), and of those
+    the ``centred`` samples (n, k, S), ``median``, scatter matrix ``scatter`` and sorted
+    squared Mahalanobis ``distances`` (n, S) of their samples.
 
     A shrink maps a galaxy's centred samples linearly onto their target covariance, so
     their distances under their new covariance are the old ones: only the truth's changes
     (from the shrunk samples' mean, under the target), and one sort serves every shrink.
     """
 
+    kept: np.ndarray
     centred: np.ndarray
     median: np.ndarray
     scatter: np.ndarray
@@ -639,42 +646,34 @@ class JointFrame:
     def of(cls, samples: np.ndarray) -> JointFrame:
         """The frame of samples (N, S, k)."""
         samples = np.swapaxes(np.asarray(samples, dtype=np.float64), 1, 2)
-        centred = np.ascontiguousarray(samples - samples.mean(axis=2, keepdims=True))
+        centred = samples - samples.mean(axis=2, keepdims=True)
         scatter = centred @ np.swapaxes(centred, 1, 2)
-        whitened = np.linalg.solve(np.linalg.cholesky(_steady(scatter)), centred)
-        distances = np.sort(np.sum(whitened**2, axis=1), axis=1)
-        return cls(centred, np.median(samples, axis=2), scatter, distances)
+        kept = ~is_singular(np.linalg.eigvalsh(scatter))
+        centred, scatter = centred[kept], scatter[kept]
+        whitened = np.linalg.solve(np.linalg.cholesky(scatter), centred)
+        distances = np.sort(np.sum(whitened**2, axis=1))
+        return cls(kept, centred, np.median(samples[kept], axis=2), scatter, distances)
 
     def fraction(self, truth: np.ndarray, amount: float) -> np.ndarray:
-        """Mid-rank fraction (N,) of each truth's distance among its samples' once their
-        correlations are shrunk by ``amount`` (:func:`gampen.infer.spread.shrink_correlations`):
-        the truth lies in the level-``c`` region when the fraction is below ``c``."""
-        eye = np.eye(self.scatter.shape[-1])
-        matrix, singular = shrink_matrix(self.scatter, amount)
-        kept = singular[:, None, None]  # shrink_correlations leaves these alone
-        moved = np.where(kept, eye, matrix) @ self.centred
-        # shrink_correlations keeps the medians: the shrunk samples' mean moves.
-        mean = self.median - np.median(moved, axis=2) + moved.mean(axis=2)
-        target = np.where(
-            kept, self.scatter, (1 - amount) * self.scatter + amount * self.scatter * eye
-        )
-        offset = (np.asarray(truth, dtype=np.float64) - mean)[:, :, None]
-        distance = np.sum(offset * np.linalg.solve(_steady(target), offset), axis=(1, 2))
+        """Mid-rank fraction (n,) of each kept galaxy's truth (of all ``truth``, (N, k))
+        among its samples' distances once their correlations are shrunk by ``amount``
+        (:func:`gampen.infer.spread.shrink_correlations`): the truth lies in the
+        level-``c`` region when the fraction is below ``c``."""
+        matrix, _ = shrink_matrix(self.scatter, amount)
+        moved = matrix @ self.centred
+        # shrink_correlations keeps the medians, so the shrunk samples' mean moves; their
+        # own mean is 0 (they are centred samples mapped linearly).
+        offset = (truth[self.kept] - self.median + np.median(moved, axis=2))[:, :, None]
+        eye = np.eye(self.median.shape[1])
+        target = (1 - amount) * self.scatter + amount * self.scatter * eye
+        distance = np.sum(offset * np.linalg.solve(target, offset), axis=(1, 2))
         below = np.sum(self.distances < distance[:, None], axis=1)
         return (below + 0.5) / (self.distances.shape[1] + 1)
 
 
-def _steady(scatter: np.ndarray) -> np.ndarray:
-    """Scatter matrices (N, k, k) with a 1e-9 relative jitter on the diagonal, so a
-    singular one (a constant parameter) still gives finite distances."""
-    scale = np.trace(scatter, axis1=1, axis2=2) / scatter.shape[-1]
-    jitter = 1e-9 * np.where(scale > 0, scale, 1.0)
-    return scatter + jitter[:, None, None] * np.eye(scatter.shape[-1])
-
-
 def coverage_below(fraction: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Share of ``fraction`` (N,) below each level (L,): the joint regions' coverage."""
-    return np.searchsorted(np.sort(fraction), levels, side="left") / len(fraction)
+    return np.searchsorted(np.sort(fraction), levels) / len(fraction)
 
 
 def _joint_error(coverage: np.ndarray) -> float:

@@ -271,7 +271,7 @@ def shrink_matrix(cov: np.ndarray, amount: float) -> tuple[np.ndarray, np.ndarra
     symmetric map, which moves them least), and which ``C`` are singular (...,)."""
     target = (1.0 - amount) * cov + amount * cov * np.eye(cov.shape[-1])
     values, vectors = np.linalg.eigh(cov)
-    singular = values.min(axis=-1) <= 1e-12 * np.abs(values).max(axis=-1, initial=0.0)
+    singular = is_singular(values)
     values = np.where(singular[..., None], 1.0, values)
     inverse_root = (vectors / np.sqrt(values)[..., None, :]) @ np.swapaxes(vectors, -1, -2)
     target_values, target_vectors = np.linalg.eigh(target)
@@ -279,6 +279,12 @@ def shrink_matrix(cov: np.ndarray, amount: float) -> tuple[np.ndarray, np.ndarra
         np.swapaxes(target_vectors, -1, -2)
     )
     return root @ inverse_root, singular
+
+
+def is_singular(values: np.ndarray) -> np.ndarray:
+    """Whether covariances of eigenvalues ``values`` (..., k) are singular: their least
+    eigenvalue at most 1e-12 of their largest (a constant parameter, a single sample)."""
+    return values.min(axis=-1) <= 1e-12 * np.abs(values).max(axis=-1, initial=0.0)
 
 
 def _shrink(calibration: dict) -> float:
