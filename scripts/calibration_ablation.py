@@ -13,7 +13,7 @@
 
    * ``old 4-map``: the fitting code of commit ``OLD_COMMIT`` (read from git): a map of 13
      numbers for each of clean / crowded x bright / faint galaxies;
-   * ``lean``: ``gampen calibrate``'s fit (:mod:`gampen.evaluation.recalibrate`), classes
+   * ``lean``: ``gampen calibrate``'s fit (:mod:`gampen.calibration.fit`), classes
      chosen on held-out halves of the fitting half;
    * lean variants, each changing one choice: every class split forced, a free knee
      (0.5 / 1 / 1.5 / 2 sd per parameter, the best on the fitting half), the tail fixed at
@@ -52,15 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from gampen.data.catalog import read_catalog
-from gampen.evaluation.calibration import (
-    Part,
-    fit_and_check,
-    map_fields,
-    split_rows,
-    standardised_samples,
-)
-from gampen.evaluation.recalibrate import (
+from gampen.calibration.fit import (
     BRIGHTNESS,
     CROWDED,
     FIT_LEVELS,
@@ -72,14 +64,30 @@ from gampen.evaluation.recalibrate import (
     fit_marginals,
     with_shrink,
 )
+from gampen.calibration.maps import BrightnessSplit, Maps, Recalibration, SpreadMap, brightness
+from gampen.calibration.workflow import (
+    Part,
+    fit_and_check,
+    map_fields,
+    split_rows,
+    standardised_samples,
+)
+from gampen.data.catalog import read_catalog
 from gampen.infer.options import PredictOptions
-from gampen.infer.spread import BrightnessSplit, Maps, Recalibration, SpreadMap, brightness
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The last commit whose calibration fitted four maps of 13 numbers each.
 OLD_COMMIT = "9b9409d"
+#: The old fit's imports, as they read at :data:`OLD_COMMIT`, and where those names live now.
+OLD_IMPORTS = {
+    "from gampen.infer.spread import": "from gampen.calibration.maps import",
+    "from gampen.evaluation.joint import curve_below, mahalanobis_fraction": (
+        "from gampen.calibration.ranks import mahalanobis_fraction\n"
+        "from gampen.evaluation.joint import curve_below"
+    ),
+}
 KNEES = (0.5, 1.0, 1.5, 2.0)
 NAMES = ("bt", "r_e", "flux")
 
@@ -150,7 +158,8 @@ def cached_samples(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np
 
 
 def old_module() -> ModuleType:
-    """The fitting module of :data:`OLD_COMMIT`, read from git."""
+    """The fitting module of :data:`OLD_COMMIT`, read from git, its imports pointed at
+    where their names live now (:data:`OLD_IMPORTS`)."""
     source = subprocess.run(
         ["git", "show", f"{OLD_COMMIT}:src/gampen/evaluation/recalibrate.py"],
         cwd=ROOT,
@@ -158,6 +167,10 @@ def old_module() -> ModuleType:
         text=True,
         check=True,
     ).stdout
+    for old, new in OLD_IMPORTS.items():
+        if old not in source:
+            raise RuntimeError(f"{OLD_COMMIT}'s fit no longer reads {old!r}")
+        source = source.replace(old, new)
     path = Path(tempfile.mkdtemp()) / "old_recalibrate.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("old_recalibrate", path)
@@ -228,7 +241,7 @@ def free_knee(part: Part, param: int, split: Split) -> tuple[Maps, int]:
 
 def _galaxies(part: Part, param: int) -> tuple[Galaxies, float, np.ndarray]:
     """The fit's view of a part, its brightness limit and reference widths, as
-    :func:`gampen.evaluation.recalibrate.fit_calibration` makes them."""
+    :func:`gampen.calibration.fit.fit_calibration` makes them."""
     values = brightness(part.z, param)
     below = float(np.median(values))
     galaxies = Galaxies.from_samples(part.z, part.truth, part.crowding > CROWDED, values < below)

@@ -12,8 +12,8 @@ tests among these that call the mutated function):
 * ``infer/summary.py``    tests/infer/test_summary_known_answer.py, tests/infer/test_sampling.py
 * ``data/labels.py``      tests/data/test_transforms.py, tests/infer/test_summary_known_answer.py
 * ``model/loss.py``       tests/model/test_gaussian_nll.py
-* ``infer/spread.py``     tests/infer/test_spread.py, tests/infer/test_sampling.py
-* ``evaluation/recalibrate.py``  tests/evaluation/test_recalibrate.py
+* ``calibration/maps.py``  tests/calibration/test_maps.py, tests/infer/test_sampling.py
+* ``calibration/fit.py``   tests/calibration/test_fit.py
 * ``data/scalars.py``     tests/data/test_scalars.py
 * ``data/contract.py``    tests/data/test_contract.py
 * ``data/provenance.py``  tests/data/test_provenance.py
@@ -27,7 +27,7 @@ The score per module is killed / behaviour-changing mutants, where the mutants l
 under "Equivalent" in ``scripts/mutation-survivors.md`` (each with why) are not
 behaviour-changing.  Timeouts count as killed (the tests noticed the mutant).  Exit status
 1 if a module scores below ``--threshold``.  One run of all five modules takes about three
-minutes on two shared CPU cores; ``evaluation/recalibrate.py`` alone takes about an hour
+minutes on two shared CPU cores; ``calibration/fit.py`` alone takes about an hour
 (its tests fit calibrations to thousands of simulated galaxies).
 """
 
@@ -55,8 +55,8 @@ MODULES: dict[str, list[str]] = {
         "tests/infer/test_summary_known_answer.py",
     ],
     "model/loss.py": ["tests/model/test_gaussian_nll.py"],
-    "infer/spread.py": ["tests/infer/test_spread.py", "tests/infer/test_sampling.py"],
-    "evaluation/recalibrate.py": ["tests/evaluation/test_recalibrate.py"],
+    "calibration/maps.py": ["tests/calibration/test_maps.py", "tests/infer/test_sampling.py"],
+    "calibration/fit.py": ["tests/calibration/test_fit.py"],
     "data/scalars.py": ["tests/data/test_scalars.py"],
     "data/contract.py": ["tests/data/test_contract.py"],
     "data/provenance.py": ["tests/data/test_provenance.py"],

@@ -227,10 +227,10 @@ def test_any_mutated_bundle_loads_or_is_refused(tmp_path, bundle, data):
 
 def _prediction_parts(loaded) -> None:
     """Everything predict builds from a bundle before its first image."""
+    from gampen.calibration.maps import Recalibration
     from gampen.data.labels import LabelTransform
     from gampen.data.normalize import ArcsinhStretch
     from gampen.data.scalars import ScalarInputs
-    from gampen.infer.spread import Recalibration
 
     LabelTransform.from_dict(loaded.preprocessing["labels"]).inverse(np.zeros((1, 2, 3)))
     ArcsinhStretch.from_dict(loaded.preprocessing["stretch"])

@@ -3,8 +3,8 @@
 The main calls are plain functions (:mod:`gampen.api`): ``gampen.predict``,
 ``gampen.simulate``, ``gampen.train``, ``gampen.calibrate``, ``gampen.evaluate`` and
 ``gampen.load_model``.  The subpackages have names of their own: ``gampen.simulation``,
-``gampen.training``, ``gampen.evaluation``, ``gampen.infer``, ``gampen.model``,
-``gampen.data``.
+``gampen.training``, ``gampen.calibration``, ``gampen.evaluation``, ``gampen.infer``,
+``gampen.model``, ``gampen.data``.
 """
 
 __version__ = "0.1.0"

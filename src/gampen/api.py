@@ -124,23 +124,31 @@ def calibrate(
     check_fraction: float = 0.5,
     force: bool = False,
     overwrite: bool = False,
+    allow_training_galaxies: bool = False,
     **options: Any,
 ) -> Path:
     """Recalibrate ``model`` on ``catalog`` (held-out galaxies with true labels) and write
     the calibrated bundle ``out``; returns its path.  ``options`` are the sampling fields
     of :class:`gampen.infer.options.PredictOptions` (``n_passes``, ``n_samples``,
     ``seed`` ...).  A calibration worse than none on the check part is refused unless
-    ``force``."""
+    ``force``; a catalog holding the model's training galaxies unless
+    ``allow_training_galaxies``."""
+    from gampen.calibration.workflow import calibrate as run
+    from gampen.calibration.workflow import write_calibrated
     from gampen.checks import refuse_existing, refuse_inputs_as_outputs
-    from gampen.evaluation.calibration import calibrate as run
-    from gampen.evaluation.calibration import write_calibrated
 
     unknown = sorted(set(options) - set(CALIBRATE_OPTIONS))
     if unknown:
         raise ConfigError("unknown calibrate option(s)", value=unknown, allowed=CALIBRATE_OPTIONS)
     refuse_inputs_as_outputs([out], [catalog, model])
     refuse_existing([out], overwrite=overwrite)
-    result = run(model, catalog, options=PredictOptions(**options), check_fraction=check_fraction)
+    result = run(
+        model,
+        catalog,
+        options=PredictOptions(**options),
+        check_fraction=check_fraction,
+        allow_training_galaxies=allow_training_galaxies,
+    )
     return write_calibrated(result, out, force=force)
 
 

@@ -30,7 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "gampen.model.command",
     "gampen.infer.command",
     "gampen.infer.crop_command",
-    "gampen.evaluation.calibrate_command",
+    "gampen.calibration.command",
     "gampen.evaluation.command",
     "gampen.demo",
 )

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from astropy.table import Table
 
 from gampen.data.catalog import label_array, object_ids
 from gampen.data.provenance import training_marks
 
 from ..synthetic import tiny_bundle, write_labelled_set
+from ..threads import one_torch_thread
 
 
 @dataclass
@@ -30,13 +30,7 @@ class ModelInputs:
     bundle: Path
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny networks on one thread: much faster on a shared 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+_one_torch_thread = pytest.fixture(autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="session")

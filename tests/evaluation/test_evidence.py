@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gampen.calibration.ranks import mahalanobis_fraction
 from gampen.evaluation import evidence as ev
 from gampen.evaluation.inputs import load_inputs
-from gampen.evaluation.joint import mahalanobis_fraction, to_unbounded
+from gampen.evaluation.joint import to_unbounded
 
 from .posteriors import gaussian_population, write_inputs
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gampen.calibration.ranks import mahalanobis_fraction
 from gampen.evaluation.joint import (
     TarpFrame,
     curve_below,
-    mahalanobis_fraction,
     reported,
     tarp_fraction,
     to_unbounded,

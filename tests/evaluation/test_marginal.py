@@ -7,6 +7,7 @@ import pytest
 from astropy.table import Table
 from scipy import stats
 
+from gampen.calibration.ranks import randomised_pit
 from gampen.errors import CatalogError
 from gampen.evaluation.marginal import (
     LEVEL_GRID,
@@ -18,7 +19,6 @@ from gampen.evaluation.marginal import (
     interval_coverage,
     interval_hits,
     pit_histogram,
-    randomised_pit,
 )
 
 from .posteriors import TABLE_LEVELS, expected_marginal, gaussian_population

@@ -15,6 +15,7 @@ import pytest
 import torch
 from scipy import stats
 
+from gampen.calibration.maps import BrightnessSplit, Recalibration, SpreadMap
 from gampen.errors import GampenValueError
 from gampen.infer.sampling import (
     _draw,
@@ -23,7 +24,6 @@ from gampen.infer.sampling import (
     naive_samples,
     posterior_samples,
 )
-from gampen.infer.spread import BrightnessSplit, Recalibration, SpreadMap
 from gampen.model.config import NetworkConfig
 from gampen.model.network import GampenNet
 

@@ -1,2 +1,2 @@
-"""Judging posteriors against the truth (``gampen evaluate``) and fitting their
-recalibration (``gampen calibrate``)."""
+"""Judging posteriors against the truth (``gampen evaluate``).  Fitting their
+recalibration (``gampen calibrate``) is :mod:`gampen.calibration`."""

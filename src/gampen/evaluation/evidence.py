@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from gampen.calibration import ranks
 from gampen.data.labels import LOGIT_EPS
 from gampen.evaluation import joint, marginal
 from gampen.evaluation.inputs import Matched, sample_blocks
@@ -83,11 +84,11 @@ def collect(
     frame = joint.TarpFrame.draw(unbounded_truth, rng=rng)
     bar = tqdm(total=n, unit="gal", desc="calibration", disable=not progress)
     for rows, samples in sample_blocks(matched, block=block):
-        evidence.pit[rows] = marginal.randomised_pit(samples, truth[rows], rng=rng)
+        evidence.pit[rows] = ranks.randomised_pit(samples, truth[rows], rng=rng)
         if samples.shape[1] >= MIN_JOINT_SAMPLES:
             x = joint.to_unbounded(samples, matched.params, eps=eps)
             t = unbounded_truth[rows]
-            evidence.mahalanobis[rows] = joint.mahalanobis_fraction(x, t, rng=rng)
+            evidence.mahalanobis[rows] = ranks.mahalanobis_fraction(x, t, rng=rng)
             evidence.tarp[rows] = joint.tarp_fraction(x, t, frame.rows(rows), rng=rng)
         bar.update(len(samples))
     bar.close()

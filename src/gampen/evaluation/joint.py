@@ -7,10 +7,11 @@ known; log of r_e and flux; :data:`gampen.data.labels.DEFAULT_TRANSFORMS`) and b
 a galaxy to one number ``f`` in [0, 1], uniform when the posterior is calibrated:
 
 * **Mahalanobis regions.** ``f`` is the rank of the truth's Mahalanobis distance (under
-  the galaxy's sample mean and covariance) among the samples' own distances.  The truth
-  lies in the ``a`` region (the smallest ellipsoids holding a fraction ``a`` of the
-  samples) exactly when ``f < a``; too-wide posteriors over-cover, too-narrow ones
-  under-cover.
+  the galaxy's sample mean and covariance) among the samples' own distances
+  (:func:`gampen.calibration.ranks.mahalanobis_fraction`, which ``gampen calibrate``'s
+  check uses too).  The truth lies in the ``a`` region (the smallest ellipsoids holding a
+  fraction ``a`` of the samples) exactly when ``f < a``; too-wide posteriors over-cover,
+  too-narrow ones under-cover.
 * **TARP** (Lemos et al. 2023, ICML, "Sampling-based accuracy testing of posterior
   estimators").  Each galaxy gets a random reference point (uniform over the box the truths
   span, in coordinates standardised by the truths); ``f`` is the fraction of samples closer
@@ -28,13 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gampen.calibration.ranks import randomised_pit, share_below
 from gampen.data.labels import DEFAULT_TRANSFORMS, LOGIT_EPS
-from gampen.evaluation.marginal import LEVEL_GRID, CoverageCurve, binomial_band, randomised_pit
+from gampen.evaluation.marginal import LEVEL_GRID, CoverageCurve, binomial_band
 
 #: The joint region levels reported by name.
 REPORTED_LEVELS: dict[str, float] = {"68": 0.68, "95": 0.95}
-#: Diagonal jitter of each sample covariance, relative to its mean variance.
-_JITTER = 1e-9
 
 
 @dataclass
@@ -79,28 +79,6 @@ def to_unbounded(
     return out
 
 
-def mahalanobis_fraction(
-    samples: np.ndarray, truth: np.ndarray, *, rng: np.random.Generator
-) -> np.ndarray:
-    """Rank fraction (b,) of each truth's Mahalanobis distance among its samples' (b, S, k)."""
-    _, s, k = samples.shape
-    bad = np.isnan(samples).any(axis=(1, 2)) | np.isnan(truth).any(axis=1)
-    x = np.where(bad[:, None, None], 0.0, samples)
-    t = np.where(bad[:, None], 0.0, truth)
-    mean = x.mean(axis=1)
-    centred = x - mean[:, None, :]
-    cov = np.einsum("bsi,bsj->bij", centred, centred) / max(s - 1, 1)
-    scale = np.trace(cov, axis1=1, axis2=2) / k
-    cov += (_JITTER * np.where(scale > 0, scale, 1.0))[:, None, None] * np.eye(k)
-    chol = np.linalg.cholesky(cov)
-    z_samples = np.linalg.solve(chol, centred.transpose(0, 2, 1))
-    z_truth = np.linalg.solve(chol, (t - mean)[:, :, None])
-    d_samples = np.sum(z_samples**2, axis=1)
-    d_truth = np.sum(z_truth**2, axis=1)
-    f = randomised_pit(d_samples[:, :, None], d_truth, rng=rng)[:, 0]
-    return np.where(bad, np.nan, f)
-
-
 def tarp_fraction(
     samples: np.ndarray,
     truth: np.ndarray,
@@ -121,11 +99,9 @@ def tarp_fraction(
 
 def curve_below(fraction: np.ndarray, levels: np.ndarray = LEVEL_GRID) -> CoverageCurve:
     """Coverage ``mean(f < a)`` at each level ``a``, with the binomial band."""
-    f = np.sort(np.asarray(fraction, dtype=float)[np.isfinite(fraction)])
-    n = int(f.size)
-    empirical = np.searchsorted(f, levels, side="left") / n if n else np.full(len(levels), np.nan)
+    n = int(np.isfinite(fraction).sum())
     lo, hi = binomial_band(levels, n)
-    return CoverageCurve(np.asarray(levels), empirical, n, lo, hi)
+    return CoverageCurve(np.asarray(levels), share_below(fraction, levels), n, lo, hi)
 
 
 def reported(curve: CoverageCurve) -> dict[str, float]:

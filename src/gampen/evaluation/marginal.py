@@ -4,7 +4,8 @@ Two sources, one meaning.  With samples, the probability integral transform (PIT
 fraction of a galaxy's samples below its truth) gives the coverage of the equal-tailed
 interval at any level: the truth lies inside the central ``a`` interval exactly when
 ``|PIT - 1/2| < a/2``.  The PIT is randomised over ties (bt samples and truths can sit
-exactly at 0 or 1), so it is uniform for a calibrated posterior even with point masses.
+exactly at 0 or 1), so it is uniform for a calibrated posterior even with point masses
+(:func:`gampen.calibration.ranks.randomised_pit`).
 Without samples, only the table's 68.27/95.45/99.73 % intervals can be judged.
 
 For a calibrated posterior the empirical coverage equals the nominal level up to
@@ -67,23 +68,6 @@ class CoverageCurve:
             "band_lo": self.band_lo.tolist(),
             "band_hi": self.band_hi.tolist(),
         }
-
-
-def randomised_pit(
-    samples: np.ndarray, truth: np.ndarray, *, rng: np.random.Generator
-) -> np.ndarray:
-    """PIT (n, k) of truths (n, k) under samples (n, S, k), uniform on [0, 1] if calibrated.
-
-    The truth's rank among the samples is drawn uniformly among the tied positions, then
-    spread uniformly over its rank cell, so ties (point masses) keep the PIT uniform.
-    NaN samples or truths give NaN.
-    """
-    below = np.sum(samples < truth[:, None, :], axis=1)
-    tied = np.sum(samples == truth[:, None, :], axis=1)
-    rank = below + np.floor(rng.random(below.shape) * (tied + 1))
-    pit = (rank + rng.random(below.shape)) / (samples.shape[1] + 1)
-    bad = np.isnan(truth) | np.isnan(samples).any(axis=1)
-    return np.where(bad, np.nan, pit)
 
 
 def coverage_from_pit(pit: np.ndarray, levels: np.ndarray = LEVEL_GRID) -> np.ndarray:

@@ -20,11 +20,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from gampen.calibration.maps import Recalibration
 from gampen.data.labels import LabelTransform
 from gampen.evaluation.conditional import relative
 from gampen.evaluation.inputs import Matched
 from gampen.infer.sampling import galaxy_keys, posterior_samples
-from gampen.infer.spread import Recalibration
 from gampen.infer.summary import kde_mode
 from gampen.model.bundle import Bundle
 

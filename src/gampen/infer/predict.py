@@ -25,6 +25,7 @@ from astropy.table import Table
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
+from gampen.calibration.maps import Recalibration
 from gampen.checks import refuse_existing, refuse_inputs_as_outputs
 from gampen.data.background import BorderBackground
 from gampen.data.catalog import (
@@ -41,7 +42,6 @@ from gampen.data.normalize import ArcsinhStretch
 from gampen.data.scalars import ScalarInputs
 from gampen.errors import CatalogError
 from gampen.flags import Flag, is_fatal, summarise
-from gampen.infer.ood import OodModel
 from gampen.infer.options import PredictOptions
 from gampen.infer.output import (
     file_metadata,
@@ -52,10 +52,10 @@ from gampen.infer.output import (
 )
 from gampen.infer.parts import PartStore, add_counts
 from gampen.infer.sampling import galaxy_keys, posterior_samples
-from gampen.infer.spread import Recalibration
 from gampen.infer.summary import LEVELS, min_samples
 from gampen.infer.summary import summarise as summarise_samples
 from gampen.model.bundle import Bundle, load_bundle
+from gampen.model.ood import OodModel
 from gampen.models import default_model_path
 from gampen.quiet import quiet_lightning
 

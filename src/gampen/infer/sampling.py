@@ -10,7 +10,7 @@ dropout) runs once per galaxy, batched over galaxies; only the stochastic suffix
 ``n_passes`` times, on the galaxy's features replicated inside one batch.  The numbers are
 those of full passes (tested against :func:`naive_samples`).
 
-Calibration: ``spread`` (the maps of :mod:`gampen.infer.spread`, fitted by ``gampen
+Calibration: ``spread`` (the maps of :mod:`gampen.calibration.maps`, fitted by ``gampen
 calibrate``) reshapes each galaxy's full predictive distribution — the mixture over
 passes — per parameter about the median of its draws, keeping its ranks.
 
@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from gampen.infer.spread import Maps
+from gampen.calibration.maps import Maps
 from gampen.model.network import Features, GampenNet, dropout_layers, enable_mc_dropout
 from gampen.seeding import derive_seed
 
@@ -60,13 +60,13 @@ def posterior_samples(
 
     ``scalars`` (B, n_scalars) are the per-galaxy numbers of networks that take them.
     When ``embeddings`` is a list, the galaxies' deterministic head input (B, d), dropout
-    off, is appended to it (the features :mod:`gampen.infer.ood` scores), at the cost of
+    off, is appended to it (the features :mod:`gampen.model.ood` scores), at the cost of
     one pass of the suffix.
 
     ``spread`` recalibrates each galaxy's predictive mixture; ``None`` leaves it as the
-    network gives it.  A :class:`~gampen.infer.spread.Recalibration` picks each galaxy's map
-    by its ``crowding`` index (B,), a :class:`~gampen.infer.spread.BrightnessSplit` by the
-    median of its draws.
+    network gives it.  A :class:`~gampen.calibration.maps.Recalibration` picks each
+    galaxy's map by its ``crowding`` index (B,), a
+    :class:`~gampen.calibration.maps.BrightnessSplit` by the median of its draws.
 
     The suffix runs galaxy by galaxy on exactly ``n_passes`` rows: a matrix product's
     rounding can depend on its row count, and a galaxy's samples must not depend on which

@@ -8,6 +8,8 @@
   dropout, and :func:`enable_mc_dropout`.
 * :mod:`gampen.model.loss` — full-covariance Gaussian NLL, diagonal NLL, MSE, ``get_loss``.
 * :mod:`gampen.model.bundle` — ``save_bundle`` / ``load_bundle`` (safetensors + JSON).
+* :mod:`gampen.model.ood` — :class:`OodModel`, the Gaussian model of the network's
+  features that scores how far a galaxy lies from those the model knows.
 * :mod:`gampen.model.command` — ``gampen info``.
 
 Nothing is imported here, so ``gampen --help`` does not load torch.

@@ -21,12 +21,13 @@ field                content
 ``calibration``      dict; ``scale`` (and optionally ``tail``, ``knee``, ``power``,
                      ``width_ref``) give every parameter the factors of the map
                      ``gampen predict`` applies to the posterior
-                     (:mod:`gampen.infer.spread`), ``shrink`` its correlation shrink,
+                     (:mod:`gampen.calibration.maps`), ``shrink`` its correlation shrink,
                      ``crowded`` (``above`` and the same keys) a second map for
                      crowded galaxies, and ``faint`` in either (``param``, ``below``
                      and the same keys) a map for the class's faint galaxies; by
                      default the identity;
-                     ``gampen calibrate`` adds ``method``, ``fit``, ``check``
+                     ``gampen calibrate`` adds ``method``, ``ood``
+                     (:mod:`gampen.model.ood`), ``fit``, ``check``
 ``provenance``       dict; ``created`` (UTC, ISO 8601) is added when missing
 ``metrics``          dict of validation metrics
 ``contract``         (format 2) what the model expects of its inputs beyond pixel scale, zero
@@ -68,13 +69,13 @@ from safetensors.torch import save as save_safetensors
 
 from gampen import __version__
 from gampen.atomic import atomic_path
+from gampen.calibration.maps import Recalibration
 from gampen.checks import is_finite_number
 from gampen.data.contract import InputContract
 from gampen.errors import BundleError, ConfigError, GampenError
-from gampen.infer.ood import OodModel
-from gampen.infer.spread import Recalibration
 from gampen.model.config import NetworkConfig
 from gampen.model.network import GampenNet
+from gampen.model.ood import OodModel
 
 FORMAT_VERSION = 2
 WEIGHTS_NAME = "model.safetensors"

@@ -11,6 +11,10 @@ score is its Mahalanobis distance under that model over the distance that
 ``OUT_OF_DISTRIBUTION`` flag) marks ~0.5 % of galaxies like the calibration set, and
 images the network has never seen the like of (a residual sky, a PSF of another shape,
 artefacts) score high even where the network's own spread does not grow.
+
+The model is numpy only: the bundle (:mod:`gampen.model.bundle`) reads and checks the one
+stored in its ``calibration.ood``, ``gampen calibrate`` fits it and ``gampen predict``
+scores the features :func:`gampen.infer.sampling.posterior_samples` returns.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The calibration catalog (with true ``bt``, ``r_e``, ``flux``) is split at random, by
 ``--seed``, into a fitting part and a checking part.  The spread factors
-(:mod:`gampen.evaluation.recalibrate`) are fitted on the first, refitted on ``--bootstrap``
+(:mod:`gampen.calibration.fit`) are fitted on the first, refitted on ``--bootstrap``
 resamples of it for the spread of every number, coverage before and after is measured on
 the second, printed, and stored with the factors and their spreads in the new bundle's
 ``calibration`` field, which ``gampen predict`` applies.  The bundle's own calibration,
@@ -18,7 +18,7 @@ from gampen.checks import refuse_existing, refuse_inputs_as_outputs
 
 #: Bootstrap refits by default: 20 measure a spread to +-16 % (1 / sqrt(2 x 19)), enough to
 #: tell a number pinned to a few per cent from one that is not, for 20 refits' time (about
-#: 10 s each for 6,000 galaxies on two CPU cores).  Here, not in the calibration module, so
+#: 10 s each for 6,000 galaxies on two CPU cores).  Here, not in the workflow module, so
 #: that ``gampen --help`` imports nothing heavy.
 BOOTSTRAP = 20
 
@@ -61,6 +61,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="refit on N resamples of the fitting part and report the spread of every "
         f"fitted number and of the checked coverage (default {BOOTSTRAP}; 0: skip)",
     )
+    p.add_argument(
+        "--allow-training-galaxies",
+        action="store_true",
+        help="calibrate even on a CATALOG holding the model's training galaxies (refused "
+        "otherwise; the overlap is recorded in the bundle's calibration.fit)",
+    )
     p.add_argument("--image-dir", help="folder file_name is relative to")
     p.add_argument("--hdu", help="FITS HDU holding the image (name or index)")
     p.add_argument("--n-passes", type=int, default=100, help="MC passes (default 100)")
@@ -74,7 +80,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Sample the catalog, fit, check, and write the calibrated bundle."""
-    from gampen.evaluation.calibration import calibrate, write_calibrated
+    from gampen.calibration.workflow import calibrate, write_calibrated
     from gampen.infer.options import PredictOptions
 
     out = Path(args.out)
@@ -90,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         options=options,
         check_fraction=args.check_fraction,
         bootstrap=args.bootstrap,
+        allow_training_galaxies=args.allow_training_galaxies,
     )
     print(result.table())
     write_calibrated(result, out, force=args.force)

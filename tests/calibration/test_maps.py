@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from gampen.infer.spread import (
+from gampen.calibration.maps import (
     BrightnessSplit,
     Recalibration,
     SpreadMap,

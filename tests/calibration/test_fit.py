@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gampen.errors import GampenValueError
-from gampen.evaluation.recalibrate import (
+from gampen.calibration.fit import (
     CORES,
     CROWDED,
     FIT_LEVELS,
@@ -38,7 +37,8 @@ from gampen.evaluation.recalibrate import (
     pit,
     refit,
 )
-from gampen.infer.spread import BrightnessSplit, Recalibration, SpreadMap, shrink_correlations
+from gampen.calibration.maps import BrightnessSplit, Recalibration, SpreadMap, shrink_correlations
+from gampen.errors import GampenValueError
 
 LEVELS = np.concatenate([FIT_LEVELS, [0.001, 0.5, 0.9999]])
 
@@ -129,7 +129,7 @@ def _fit(split: Split, core, tail, power, width_ref, knee) -> CalibrationFit:
 
 def test_inside_is_the_weibull_interval_of_the_mapped_samples():
     """The fit's interval ends, per class, against the maps applied by
-    :mod:`gampen.infer.spread` and numpy's quantiles of the result."""
+    :mod:`gampen.calibration.maps` and numpy's quantiles of the result."""
     rng = np.random.default_rng(1)
     n = 400
     samples = rng.standard_t(4, size=(n, 301, 2)) * rng.uniform(0.5, 2, size=(n, 1, 2))

@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import mahalanobis
 
-from gampen.infer.ood import QUANTILE, OodModel
+from gampen.model.ood import QUANTILE, OodModel
 
 
 def _ppca_sample(n: int, seed: int, *, d: int = 40, k: int = 5) -> np.ndarray:

@@ -1,11 +1,11 @@
 """Fit the recalibration of the full predictive distribution (``gampen calibrate``).
 
 The posterior ``gampen predict`` reports is the mixture over MC-dropout passes.  Its
-recalibration is the map of :mod:`gampen.infer.spread`: per parameter, a core factor ``a``
-and, beyond a knee at :data:`~gampen.infer.spread.KNEE` sd, a tail factor ``b`` stretch
-each galaxy's samples about their median, in units of their own standard deviation, times
-``(s / s_ref) ** p`` for a galaxy of width ``s`` (``s_ref``: the median width of the
-fitting galaxies, a reference, not a fitted number).
+recalibration is the map of :mod:`gampen.calibration.maps`: per parameter, a core factor
+``a`` and, beyond a knee at :data:`~gampen.calibration.maps.KNEE` sd, a tail factor ``b``
+stretch each galaxy's samples about their median, in units of their own standard
+deviation, times ``(s / s_ref) ** p`` for a galaxy of width ``s`` (``s_ref``: the median
+width of the fitting galaxies, a reference, not a fitted number).
 
 **Few numbers.**  Refitted on resamples of a calibration set, per-class tails, knees and
 powers wandered far (tails 0.9-5, knees over their whole grid), and four maps of 13
@@ -41,10 +41,10 @@ quarters and then over the classes.  Matching coverage per width quarter pins th
 calibrated on average but over-covers the easy ones and under-covers the hard.  The grid
 search runs coarse over (power, tail), every core factor at once, then fine around the
 best cell.  Last, with the marginal maps in place, the correlation shrink
-(:mod:`gampen.infer.spread`) is chosen from a grid so that the joint Mahalanobis regions
-of all parameters (those :func:`gampen.evaluation.joint.mahalanobis_fraction` draws, which
-:class:`JointFrame` computes once for every shrink) hold the truth as often as they
-claim, over the same levels and weights.
+(:mod:`gampen.calibration.maps`) is chosen from a grid so that the joint Mahalanobis
+regions of all parameters (those :func:`gampen.calibration.ranks.mahalanobis_fraction`
+draws, which :class:`JointFrame` computes once for every shrink) hold the truth as often
+as they claim, over the same levels and weights.
 """
 
 from __future__ import annotations
@@ -53,9 +53,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from gampen.errors import GampenValueError
-from gampen.evaluation.joint import curve_below, mahalanobis_fraction
-from gampen.infer.spread import (
+from gampen.calibration.maps import (
     KNEE,
     BrightnessSplit,
     Maps,
@@ -65,6 +63,8 @@ from gampen.infer.spread import (
     is_singular,
     shrink_matrix,
 )
+from gampen.calibration.ranks import mahalanobis_fraction, share_below
+from gampen.errors import GampenValueError
 
 #: Nominal levels the fit matches: 2 %, 4 %, ..., 98 %, 99 %, then the catalog's 1, 2 and
 #: 3 sigma intervals (68.27, 95.45, 99.73 %).
@@ -280,7 +280,7 @@ class CalibrationFit:
         )
 
     def maps(self, param: int | None) -> Maps:
-        """The maps as :mod:`gampen.infer.spread` applies them; ``param`` is the index of
+        """The maps as :mod:`gampen.calibration.maps` applies them; ``param`` is the index of
         the brightness parameter (needed when split by brightness)."""
         per_class = [self.spread(c) for c in range(self.split.n_classes)]
         if self.split.brightness:
@@ -348,7 +348,7 @@ def fit_calibration(
 
 def is_faint(samples: np.ndarray, param: int | None, below: float | None) -> np.ndarray:
     """Which galaxies (samples (N, S, k)) are faint: their median sample of ``param`` is
-    below ``below``, as :class:`gampen.infer.spread.BrightnessSplit` picks (none without a
+    below ``below``, as :class:`gampen.calibration.maps.BrightnessSplit` picks (none without a
     limit, which there is without a brightness parameter)."""
     if below is None:
         return np.full(len(samples), False)
@@ -657,7 +657,7 @@ class JointFrame:
     def fraction(self, truth: np.ndarray, amount: float) -> np.ndarray:
         """Mid-rank fraction (n,) of each kept galaxy's truth (of all ``truth``, (N, k))
         among its samples' distances once their correlations are shrunk by ``amount``
-        (:func:`gampen.infer.spread.shrink_correlations`): the truth lies in the
+        (:func:`gampen.calibration.maps.shrink_correlations`): the truth lies in the
         level-``c`` region when the fraction is below ``c``."""
         matrix, _ = shrink_matrix(self.scatter, amount)
         moved = matrix @ self.centred
@@ -685,4 +685,4 @@ def joint_coverage(samples: np.ndarray, truth: np.ndarray, levels: np.ndarray) -
     """Share of truths inside the joint Mahalanobis region of each level (L,) of samples
     (N, S, k); ties are broken by a fixed random stream, so candidates compare alike."""
     fraction = mahalanobis_fraction(samples, truth, rng=np.random.default_rng(0))
-    return curve_below(fraction, np.asarray(levels)).empirical
+    return share_below(fraction, np.asarray(levels))

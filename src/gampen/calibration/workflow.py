@@ -3,9 +3,12 @@
 The samples are drawn exactly as ``gampen predict`` draws them (same passes, samples and
 per-galaxy random streams for the same ``--seed``), without any calibration, in the
 network's standardised label space, where the truth is transformed the same way.  The
-fit (:mod:`gampen.evaluation.recalibrate`) is refitted on bootstrap resamples of the
-fitting part, and the spread of every number, and of the check part's coverage, is stored
-beside the numbers (``calibration.fit.numbers`` and ``.bootstrap``).
+fit (:mod:`gampen.calibration.fit`) is refitted on bootstrap resamples of the fitting
+part, and the spread of every number, and of the check part's coverage, is stored beside
+the numbers (``calibration.fit.numbers`` and ``.bootstrap``).
+
+This module draws samples through the network (:mod:`gampen.infer`), so it sits above
+inference, with the command line, while the maps and their fit sit below the model.
 """
 
 from __future__ import annotations
@@ -22,15 +25,8 @@ from astropy.table import Table
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from gampen.checks import check_float, check_int
-from gampen.checksum import file_sha256
-from gampen.data.catalog import label_array, object_ids, read_catalog
-from gampen.data.dataset import CutoutDataset
-from gampen.data.labels import LabelTransform
-from gampen.data.provenance import training_overlap
-from gampen.errors import CatalogError, ConfigError
-from gampen.evaluation.calibrate_command import BOOTSTRAP
-from gampen.evaluation.recalibrate import (
+from gampen.calibration.command import BOOTSTRAP
+from gampen.calibration.fit import (
     BRIGHTNESS,
     CROWDED,
     FIT_LEVELS,
@@ -45,14 +41,21 @@ from gampen.evaluation.recalibrate import (
     pit,
     refit,
 )
+from gampen.calibration.maps import FIELDS, KNEE, Maps, Recalibration, SpreadMap
+from gampen.checks import check_float, check_int
+from gampen.checksum import file_sha256
+from gampen.data.catalog import label_array, object_ids, read_catalog
+from gampen.data.dataset import CutoutDataset
+from gampen.data.labels import LabelTransform
+from gampen.data.provenance import training_overlap
+from gampen.errors import CatalogError, ConfigError
 from gampen.flags import is_fatal
-from gampen.infer.ood import OodModel
 from gampen.infer.options import PredictOptions
 from gampen.infer.predict import bundle_dataset
 from gampen.infer.sampling import galaxy_keys, posterior_samples
-from gampen.infer.spread import FIELDS, KNEE, Maps, Recalibration, SpreadMap
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
+from gampen.model.ood import OodModel
 
 log = logging.getLogger(__name__)
 WHERE = "calibration option"
@@ -244,11 +247,15 @@ def calibrate(
     options: PredictOptions | None = None,
     check_fraction: float = 0.5,
     bootstrap: int = BOOTSTRAP,
+    allow_training_galaxies: bool = False,
 ) -> CalibrationResult:
     """Fit the map on part of ``catalog`` and check it on the rest; refit it on
     ``bootstrap`` resamples of the fitting part (0: none) for the spread of every number.
 
     ``options`` say how to sample, as for ``gampen predict`` (its ``seed`` also splits).
+    A catalog holding the model's training galaxies is refused unless
+    ``allow_training_galaxies``; then the reason is recorded as
+    ``calibration.fit.training_overlap``.
     """
     options = options or PredictOptions()
     check_float(
@@ -260,7 +267,9 @@ def calibrate(
     bundle = load_bundle(bundle_path)
     table = read_catalog(catalog)  # a missing or unreadable catalog fails clearly here
     catalog_sha256 = file_sha256(catalog)
-    refuse_training_catalog(catalog, catalog_sha256, bundle, table)
+    overlap = refuse_training_catalog(
+        catalog, catalog_sha256, bundle, table, allow=allow_training_galaxies
+    )
     z, truth, crowding, features = standardised_samples(bundle, table, catalog, options)
     fit_rows, check_rows = split_rows(len(z), check_fraction, options.seed)
     warn_if_small(len(fit_rows), len(check_rows))
@@ -279,6 +288,7 @@ def calibrate(
     record = {
         "catalog": Path(catalog).name,
         "catalog_sha256": catalog_sha256,
+        **({"training_overlap": overlap} if overlap else {}),
         "n": len(fit_rows),
         "seed": options.seed,
         "n_passes": options.n_passes,
@@ -523,27 +533,44 @@ def _by_name(names: list[str], values: np.ndarray) -> dict[str, float]:
 
 
 def refuse_training_catalog(
-    catalog: str | Path, catalog_sha256: str, bundle: Bundle, table: Table
-) -> None:
+    catalog: str | Path, catalog_sha256: str, bundle: Bundle, table: Table, *, allow: bool = False
+) -> str:
     """Refuse to calibrate on galaxies the model was trained on: the same file, the same
     simulation run, or rows sharing the training galaxies' exact labels or object ids
-    (:mod:`gampen.data.provenance`), whatever file or format they come in."""
-    allowed = "a separate simulated or labelled set (e.g. gampen simulate --seed N)"
-    if catalog_sha256 == bundle.provenance.get("data_sha256"):
+    (:mod:`gampen.data.provenance`), whatever file or format they come in.  With
+    ``allow``, warn instead; returns why the catalog holds training galaxies ('' when
+    nothing shows it)."""
+    same_file = catalog_sha256 == bundle.provenance.get("data_sha256")
+    if same_file:
+        why = "it is the catalog the model was trained on"
+    else:
+        names = bundle.param_names
+        labels = label_array(table, names) if set(names) <= set(table.colnames) else None
+        why = training_overlap(bundle.provenance, table, labels, object_ids(table), catalog)
+    if not why:
+        return ""
+    if allow:
+        log.warning(
+            "calibrating on galaxies the model was trained on (%s): the fit and the check "
+            "describe galaxies it has seen, and may be too narrow for new ones",
+            why,
+        )
+        return why
+    allowed = (
+        "a separate simulated or labelled set (e.g. gampen simulate --seed N), "
+        "or --allow-training-galaxies to calibrate on it anyway"
+    )
+    if same_file:
         raise CatalogError(
             f"{catalog} is the catalog the model was trained on; calibration needs galaxies "
             "the model never saw",
             allowed=allowed,
         )
-    names = bundle.param_names
-    labels = label_array(table, names) if set(names) <= set(table.colnames) else None
-    why = training_overlap(bundle.provenance, table, labels, object_ids(table), catalog)
-    if why:
-        raise CatalogError(
-            f"{catalog} holds galaxies the model was trained on ({why}); calibration needs "
-            "galaxies the model never saw",
-            allowed=allowed,
-        )
+    raise CatalogError(
+        f"{catalog} holds galaxies the model was trained on ({why}); calibration needs "
+        "galaxies the model never saw",
+        allowed=allowed,
+    )
 
 
 def warn_if_small(n_fit: int, n_check: int) -> None:

@@ -19,7 +19,7 @@ samples of a proper distribution, with a positive-definite covariance.  Pivoting
 median keeps every galaxy's median, the catalog's point estimate, exactly where it was:
 calibration changes how sure the posterior is, not where it sits.  ``gampen calibrate``
 fits ``a``, ``b`` and ``p`` with the knee at :data:`KNEE`
-(:mod:`gampen.evaluation.recalibrate`); older bundles may hold other knees.
+(:mod:`gampen.calibration.fit`); older bundles may hold other knees.
 
 A network can also be too sure of how its parameters' errors move together (r_e and flux
 of a galaxy are often predicted 0.95 correlated where the errors are 0.9): the joint

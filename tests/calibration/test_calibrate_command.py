@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 import gampen
-from gampen.cli import main
-from gampen.data.labels import LabelTransform
-from gampen.errors import BundleError
-from gampen.evaluation.calibration import (
+from gampen.calibration.fit import CalibrationFit, Split
+from gampen.calibration.maps import BrightnessSplit, Recalibration, SpreadMap
+from gampen.calibration.workflow import (
     CalibrationResult,
     Part,
     fit_and_check,
@@ -24,9 +23,10 @@ from gampen.evaluation.calibration import (
     map_fields,
     stored_factors,
 )
-from gampen.evaluation.recalibrate import CalibrationFit, Split
+from gampen.cli import main
+from gampen.data.labels import LabelTransform
+from gampen.errors import BundleError
 from gampen.infer.predict import PredictOptions, predict
-from gampen.infer.spread import BrightnessSplit, Recalibration, SpreadMap
 from gampen.model.bundle import load_bundle, read_metadata
 
 from ..synthetic import tiny_bundle, write_labelled_set
@@ -374,10 +374,56 @@ def test_refuses_training_galaxies_in_any_file_and_the_training_simulation(
         (catalog.parent / "simulate.json").unlink()
 
 
+def test_training_galaxies_are_calibrated_on_only_when_allowed(tmp_path, calibrated, capsys):
+    """A catalog sharing the training galaxies' labels is refused; with
+    --allow-training-galaxies the bundle is written, the overlap recorded in its
+    calibration.fit; a bundle calibrated on new galaxies records nothing."""
+    catalog, bundle, out = calibrated
+    trained = _trained_on(bundle, tmp_path, catalog)
+    args = ["calibrate", str(trained), "--catalog", str(catalog), *FAST, "--bootstrap", "0"]
+    refused = tmp_path / "refused"
+    assert main([*args, "--out", str(refused)]) == 2
+    err = capsys.readouterr().err
+    assert "holds galaxies the model was trained on" in err and "labels of training" in err
+    assert "--allow-training-galaxies" in err and not refused.exists()
+    allowed = tmp_path / "allowed"
+    assert main([*args, "--out", str(allowed), "--force", "--allow-training-galaxies"]) == 0
+    fit = read_metadata(allowed)["calibration"]["fit"]
+    assert (
+        "of its sampled rows have exactly the labels of training galaxies"
+        in (fit["training_overlap"])
+    )
+    assert "training_overlap" not in read_metadata(out)["calibration"]["fit"]
+
+
+def test_the_training_file_itself_is_refused_or_recorded(tmp_path, calibrated, caplog):
+    import logging
+
+    from gampen.calibration.workflow import calibrate
+    from gampen.checksum import file_sha256
+    from gampen.errors import CatalogError
+
+    catalog, bundle, _ = calibrated
+    same = _with_calibration(bundle, tmp_path, "same")
+    meta = json.loads((same / "gampen.json").read_text())
+    meta["provenance"]["data_sha256"] = file_sha256(catalog)
+    (same / "gampen.json").write_text(json.dumps(meta))
+    options = PredictOptions(n_passes=4, n_samples=60, num_workers=0, progress=False)
+    with pytest.raises(CatalogError, match="is the catalog the model was trained on"):
+        calibrate(same, catalog, options=options, bootstrap=0)
+    with caplog.at_level(logging.WARNING, logger="gampen"):
+        result = calibrate(
+            same, catalog, options=options, bootstrap=0, allow_training_galaxies=True
+        )
+    why = "it is the catalog the model was trained on"
+    assert result.calibration["fit"]["training_overlap"] == why
+    assert f"calibrating on galaxies the model was trained on ({why})" in caplog.text
+
+
 def test_a_small_set_warns_with_the_size_it_needs(tmp_path, calibrated, caplog):
     import logging
 
-    from gampen.evaluation.calibration import calibrate
+    from gampen.calibration.workflow import calibrate
 
     catalog, bundle, _ = calibrated
     options = PredictOptions(n_passes=4, n_samples=60, num_workers=0, progress=False)
@@ -391,8 +437,8 @@ def test_a_small_set_warns_with_the_size_it_needs(tmp_path, calibrated, caplog):
 def test_a_calibration_worse_than_none_is_not_written_unless_forced(tmp_path, calibrated):
     import copy
 
+    from gampen.calibration.workflow import write_calibrated
     from gampen.errors import CatalogError
-    from gampen.evaluation.calibration import write_calibrated
 
     _, bundle, out = calibrated
     calibration = copy.deepcopy(read_metadata(out)["calibration"])
