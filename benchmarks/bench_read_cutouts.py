@@ -21,6 +21,7 @@ from astropy.io import fits
 from astropy.table import Table
 from torch.utils.data import DataLoader
 
+from gampen.data.catalog import load_catalog
 from gampen.data.dataset import CutoutDataset, PackedDataset
 from gampen.data.packfile import write_pack
 
@@ -78,15 +79,15 @@ def main() -> None:
         start = time.perf_counter()
         table = make_cutouts(folder / "cutouts", args.n)
         print(f"prepared {args.n} cutouts in {time.perf_counter() - start:.1f} s")
-        data = CutoutDataset(table, image_dir=folder / "cutouts", input_size=SIZE)
+        catalog = load_catalog(table, image_dir=folder / "cutouts", keep_columns="all")
+        data = CutoutDataset(catalog, input_size=SIZE)
         for workers in args.workers:
             print(f"FITS stream, {workers} worker(s): {rate(data, workers):8.0f} cutouts/s")
         start = time.perf_counter()
-        write_pack(
-            table, folder / "pack.h5", image_dir=folder / "cutouts", input_size=SIZE, progress=False
-        )
+        write_pack(catalog, folder / "pack.h5", input_size=SIZE, progress=False)
         print(f"pack written:             {args.n / (time.perf_counter() - start):8.0f} cutouts/s")
-        packed = PackedDataset(folder / "pack.h5")
+        pack = load_catalog(folder / "pack.h5", images=False)
+        packed = PackedDataset(folder / "pack.h5", pack)
         for workers in args.workers:
             print(f"pack stream, {workers} worker(s): {rate(packed, workers):8.0f} cutouts/s")
         print(f"peak RSS (main process): {peak_rss_mib():.0f} MiB")

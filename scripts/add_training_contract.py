@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from gampen.checksum import file_sha256
-from gampen.data.catalog import label_array, object_ids, read_catalog
+from gampen.data.catalog import load_catalog
 from gampen.data.contract import DEFAULT_CONDITION_UNITS, InputContract, training_ranges
 from gampen.data.provenance import training_marks
 from gampen.model.bundle import FORMAT_VERSION, METADATA_NAME, load_bundle
@@ -32,14 +32,17 @@ def main() -> None:
     expected = bundle.provenance.get("data_sha256")
     if expected and file_sha256(args.catalog) != expected:
         raise SystemExit(f"{args.catalog} is not the catalog {args.bundle} was trained on")
-    table = read_catalog(args.catalog)
-    labels = label_array(table, bundle.param_names)
     conditions = bundle.preprocessing.get("scalars", {}).get("conditions", [])
+    catalog = load_catalog(args.catalog, images=False, targets=[*bundle.param_names, *conditions])
+    if catalog.labels is None:
+        raise SystemExit(f"{args.catalog} lacks a column of {bundle.param_names + conditions}")
+    k = len(bundle.param_names)
+    labels = catalog.labels[:, :k]
     ranges = training_ranges(
         bundle.param_names,
         labels,
         bundle.zero_point,
-        {name: label_array(table, [name])[:, 0] for name in conditions},
+        {name: catalog.labels[:, k + j] for j, name in enumerate(conditions)},
     )
     contract = InputContract(
         pixel_scale=bundle.pixel_scale,
@@ -52,7 +55,7 @@ def main() -> None:
     metadata = json.loads(path.read_text())
     metadata["format_version"] = FORMAT_VERSION
     metadata["contract"] = contract.to_dict()
-    metadata["provenance"].update(training_marks(table, labels, object_ids(table), args.catalog))
+    metadata["provenance"].update(training_marks(labels, catalog.given_ids, args.catalog))
     path.write_text(json.dumps(metadata, indent=2, allow_nan=False) + "\n")
     upgraded = load_bundle(args.bundle)  # validates the result
     print(f"{args.bundle}: format {upgraded.format_version}, trained on", contract.ranges)

@@ -74,6 +74,7 @@ from gampen.calibration.workflow import (
 )
 from gampen.data.catalog import read_catalog
 from gampen.infer.options import PredictOptions
+from gampen.infer.predict import bundle_catalog
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import load_bundle
 
@@ -150,9 +151,9 @@ def cached_samples(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np
     options = PredictOptions(
         n_passes=args.n_passes, n_samples=args.n_samples, seed=args.seed, num_workers=0
     )
-    z, truth, crowding, _ = standardised_samples(
-        load_bundle(args.bundle), table, args.catalog, options
-    )
+    bundle = load_bundle(args.bundle)
+    catalog = bundle_catalog(bundle, table, targets=bundle.param_names)
+    z, truth, crowding, _ = standardised_samples(bundle, catalog, options)
     np.savez(args.cache, z=z, truth=truth, crowding=crowding)
     return z, truth, crowding
 

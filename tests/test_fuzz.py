@@ -21,12 +21,12 @@ from astropy.table import MaskedColumn, Table
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gampen.data.catalog import object_ids, read_catalog, table_digest, write_table
+from gampen.data.catalog import write_table
 from gampen.data.cutouts import read_cutout
 from gampen.errors import GampenError
 from gampen.flags import Flag
 from gampen.infer.output import kept_columns
-from gampen.infer.predict import bundle_dataset
+from gampen.infer.predict import bundle_catalog, bundle_dataset
 from gampen.model.bundle import load_bundle
 
 from .synthetic import tiny_bundle
@@ -76,11 +76,10 @@ def _through_the_catalog_checks(path: Path, bundle_path: Path) -> None:
     """What predict does with a catalog before any image is read."""
     from gampen.model.bundle import load_bundle as load
 
-    table = read_catalog(path)
-    object_ids(table)
-    table_digest(table)
-    kept_columns(table, "all", ["bt", "r_e", "flux"], path)
-    bundle_dataset(load(bundle_path), table, path)
+    bundle = load(bundle_path)
+    catalog = bundle_catalog(bundle, path, keep_columns="all")
+    kept_columns(catalog, "all", ["bt", "r_e", "flux"])
+    bundle_dataset(bundle, catalog)
 
 
 @FUZZ

@@ -321,15 +321,11 @@ def test_bundle_refuses_a_broken_calibration(tmp_path, calibrated, calibration, 
 
 def _trained_on(bundle, folder, catalog):
     """A copy of ``bundle`` whose provenance marks ``catalog`` as its training set."""
-    from astropy.table import Table
-
-    from gampen.data.catalog import label_array, object_ids
+    from gampen.data.catalog import load_catalog
     from gampen.data.provenance import training_marks
 
-    table = Table.read(catalog)
-    marks = training_marks(
-        table, label_array(table, ["bt", "r_e", "flux"]), object_ids(table), catalog
-    )
+    loaded = load_catalog(catalog, images=False, targets=("bt", "r_e", "flux"))
+    marks = training_marks(loaded.labels, loaded.given_ids, catalog)
     copy = folder / "trained-model"
     shutil.copytree(bundle, copy)
     meta = json.loads((copy / "gampen.json").read_text())

@@ -8,6 +8,7 @@ import torch
 from astropy.table import Table
 from torch.utils.data import DataLoader
 
+from gampen.data.catalog import load_catalog
 from gampen.data.dataset import CutoutDataset, PackedDataset
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
@@ -42,15 +43,21 @@ def catalog(tmp_path) -> Table:
     )
 
 
+TARGETS = ("bt", "r_e", "flux")
+
+
 def _labels(table: Table) -> LabelTransform:
-    return LabelTransform.fit(
-        ["bt", "r_e", "flux"], np.stack([table[c] for c in ("bt", "r_e", "flux")], 1)
-    )
+    return LabelTransform.fit(TARGETS, np.stack([table[c] for c in TARGETS], 1))
+
+
+def _loaded(table: Table, folder, **options):
+    """The catalog as the commands load it, its files in ``folder``."""
+    return load_catalog(table, image_dir=folder, targets=TARGETS, **options)
 
 
 def test_items_and_flags(tmp_path, catalog):
     data = CutoutDataset(
-        catalog, image_dir=tmp_path, input_size=SIZE, label_transform=_labels(catalog)
+        _loaded(catalog, tmp_path), input_size=SIZE, label_transform=_labels(catalog)
     )
     assert len(data) == 6
     item = data[0]
@@ -69,20 +76,20 @@ def test_items_and_flags(tmp_path, catalog):
 
 def test_construction_reads_no_image(tmp_path):
     table = Table({"file_name": [f"never{i}.fits" for i in range(100_000)]})
-    data = CutoutDataset(table, image_dir=tmp_path, input_size=SIZE)
+    data = CutoutDataset(load_catalog(table, image_dir=tmp_path), input_size=SIZE)
     assert len(data) == 100_000  # nothing was opened: every file is missing
     assert data[99_999]["flags"] == Flag.UNREADABLE
 
 
 def test_cache_serves_memory_copy(tmp_path, catalog):
-    data = CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE, cache=True)
+    data = CutoutDataset(_loaded(catalog, tmp_path), input_size=SIZE, cache=True)
     first = data[0]["image"].clone()
     (tmp_path / "g0.fits").unlink()
     assert torch.equal(data[0]["image"], first)
 
 
 def test_batch_with_bad_rows_proceeds(tmp_path, catalog):
-    data = CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE)
+    data = CutoutDataset(_loaded(catalog, tmp_path), input_size=SIZE)
     batches = list(DataLoader(data, batch_size=4))
     flags = torch.cat([b["flags"] for b in batches])
     assert flags.tolist() == [
@@ -98,25 +105,21 @@ def test_batch_with_bad_rows_proceeds(tmp_path, catalog):
 def test_training_labels_checked(tmp_path, catalog):
     catalog["r_e"][2] = np.inf
     with pytest.raises(CatalogError, match=r"'r_e' has 1 missing or non-finite.*obj2"):
-        CutoutDataset(
-            catalog,
-            image_dir=tmp_path,
-            input_size=SIZE,
-            label_transform=LabelTransform(names=("r_e",)),
-        )
+        _loaded(catalog, tmp_path)
+    unlabelled = load_catalog(catalog, image_dir=tmp_path)
+    with pytest.raises(CatalogError, match=r"label columns were not read.*\['r_e'\]"):
+        CutoutDataset(unlabelled, input_size=SIZE, label_transform=LabelTransform(names=("r_e",)))
 
 
 def test_pack_gives_identical_tensors(tmp_path, catalog):
     labels = _labels(catalog)
     stretch = ArcsinhStretch(softening=(0.7,))
-    counts = write_pack(
-        catalog, tmp_path / "train.h5", image_dir=tmp_path, input_size=SIZE, progress=False
-    )
+    loaded = _loaded(catalog, tmp_path, keep_columns="all")
+    counts = write_pack(loaded, tmp_path / "train.h5", input_size=SIZE, progress=False)
     assert counts == {"UNREADABLE": 1, "NONFINITE": 1, "CROPPED": 1, "EMPTY": 1, "MASKED_CORE": 1}
-    fits_data = CutoutDataset(
-        catalog, image_dir=tmp_path, input_size=SIZE, stretch=stretch, label_transform=labels
-    )
-    pack_data = PackedDataset(tmp_path / "train.h5", stretch=stretch, label_transform=labels)
+    fits_data = CutoutDataset(loaded, input_size=SIZE, stretch=stretch, label_transform=labels)
+    pack = load_catalog(tmp_path / "train.h5", images=False, targets=TARGETS)
+    pack_data = PackedDataset(tmp_path / "train.h5", pack, stretch=stretch, label_transform=labels)
     assert len(pack_data) == len(fits_data)
     for i in range(len(catalog)):
         a, b = fits_data[i], pack_data[i]
@@ -138,19 +141,18 @@ def test_pack_multiband_with_workers(tmp_path):
             "file_name_r": [f"{i}_r.fits" for i in range(6)],
         }
     )
-    write_pack(
-        table,
-        tmp_path / "p.h5",
-        image_dir=tmp_path,
-        input_size=SIZE,
-        bands=["g", "r"],
-        progress=False,
-    )
-    data = PackedDataset(tmp_path / "p.h5")
+    loaded = load_catalog(table, image_dir=tmp_path, bands=["g", "r"], keep_columns="all")
+    write_pack(loaded, tmp_path / "p.h5", input_size=SIZE, bands=["g", "r"], progress=False)
+    data = PackedDataset(tmp_path / "p.h5", load_catalog(tmp_path / "p.h5", images=False))
     loader = DataLoader(data, batch_size=3, num_workers=2, multiprocessing_context="fork")
     images = torch.cat([b["image"] for b in loader])
     np.testing.assert_allclose(images.numpy(), np.arcsinh(np.stack(cubes)), rtol=1e-6)
     assert PackReader(tmp_path / "p.h5").bands == ("g", "r")
+
+
+def test_a_pack_needs_every_column(tmp_path, catalog):
+    with pytest.raises(CatalogError, match="a pack needs every column"):
+        write_pack(_loaded(catalog, tmp_path), tmp_path / "p.h5", input_size=SIZE)
 
 
 def test_pack_errors(tmp_path):

@@ -30,7 +30,7 @@ def test_a_subset_in_another_format_is_recognised_and_fresh_galaxies_are_not(tmp
     ids = 10**15 + 7 * np.arange(4000)  # survey ids, not row numbers
     table = Table({"object_id": ids, "bt": labels[:, 0], "r_e": labels[:, 1]})
     table["flux"] = labels[:, 2]
-    marks = training_marks(table, labels, np.asarray(table["object_id"]), None)
+    marks = training_marks(labels, np.asarray(table["object_id"]), None)
     rows = marks["training_rows"]
     # about one in SAMPLE_EVERY rows, 4 bytes each, base64
     assert 0.5 < len(rows["labels"]) * 3 / 4 / 4 / (4000 / SAMPLE_EVERY) < 1.5
@@ -38,11 +38,10 @@ def test_a_subset_in_another_format_is_recognised_and_fresh_galaxies_are_not(tmp
     subset.write(tmp_path / "subset.parquet")
     back = Table.read(tmp_path / "subset.parquet")
     back_labels = np.stack([np.asarray(back[c], dtype=float) for c in ("bt", "r_e", "flux")], 1)
-    why = training_overlap(marks, back, back_labels, np.asarray(back["object_id"]), None)
+    why = training_overlap(marks, back_labels, np.asarray(back["object_id"]), None)
     assert "labels of training galaxies" in why and "object_ids" in why
     fresh = _labels(1, 3000)
-    fresh_table = Table({"object_id": np.arange(10_000, 13_000)})
-    assert training_overlap(marks, fresh_table, fresh, np.arange(10_000, 13_000), None) == ""
+    assert training_overlap(marks, fresh, np.arange(10_000, 13_000), None) == ""
     # the probability that 40 training galaxies escape the sample is (7/8)^40 < 0.5 %
     caught = sum(
         shared(rows["labels"], row_hashes(labels[i : i + 40])) > 0 for i in range(0, 4000, 40)
@@ -52,11 +51,11 @@ def test_a_subset_in_another_format_is_recognised_and_fresh_galaxies_are_not(tmp
 
 def test_row_numbers_are_not_taken_for_galaxy_ids():
     labels = _labels(0, 800)
-    table = Table({"object_id": np.arange(5, 805)})
-    marks = training_marks(table, labels, np.arange(5, 805), None)
+    marks = training_marks(labels, np.arange(5, 805), None)
     assert "object_ids" not in marks["training_rows"]
+    assert "object_ids" not in training_marks(labels, None, None)["training_rows"]  # no column
     other = _labels(2, 800)  # another set numbered the same way is not the training set
-    assert training_overlap(marks, table, other, np.arange(5, 805), None) == ""
+    assert training_overlap(marks, other, np.arange(5, 805), None) == ""
 
 
 def test_shared_counts_the_sampled_hashes_exactly():
@@ -71,10 +70,10 @@ def test_a_simulation_with_the_training_seed_and_config_is_recognised(tmp_path):
     for name, seed in (("train", 3), ("same", 3), ("other", 4)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "simulate.json").write_text(json.dumps({"seed": seed, "config": config}))
-    marks = training_marks(Table(), np.zeros((0, 3)), np.array([]), tmp_path / "train" / "info.csv")
+    marks = training_marks(np.zeros((0, 3)), None, tmp_path / "train" / "info.csv")
     assert marks["simulation"]["seed"] == 3 and marks["simulation"]["preset"] == "hsc"
     assert "object_ids" not in marks["training_rows"]
-    empty = (Table(), None, np.array([]))
+    empty = (None, None)
     assert "training set's seed (3)" in training_overlap(marks, *empty, tmp_path / "same" / "x.csv")
     assert training_overlap(marks, *empty, tmp_path / "other" / "x.csv") == ""
     assert simulation_of(tmp_path / "nowhere" / "info.csv") is None
@@ -107,7 +106,7 @@ def test_the_marks_are_pinned_to_their_definitions(tmp_path):
         "preset": "",
         "config_sha256": hashlib.sha256(canonical).hexdigest(),
     }
-    marks = training_marks(Table({"object_id": [10, 30]}), row, np.array([10, 30]), None)
+    marks = training_marks(row, np.array([10, 30]), None)
     assert (
         marks["training_rows"]["every"] == SAMPLE_EVERY and "object_ids" in marks["training_rows"]
     )
@@ -124,15 +123,15 @@ def test_row_numbers_need_consecutive_integers():
 def test_overlap_needs_both_runs_and_reports_both_reasons():
     labels = _labels(3, 400)
     ids = 10**12 + np.arange(0, 800, 2)
-    marks = training_marks(Table({"object_id": ids}), labels, ids, None)
-    why = training_overlap(marks, Table({"object_id": ids}), labels, ids, None)
+    marks = training_marks(labels, ids, None)
+    why = training_overlap(marks, labels, ids, None)
     assert why.count("; ") == 1 and why.startswith(
         f"{shared(marks['training_rows']['labels'], row_hashes(labels))} of"
     )
-    assert training_overlap(marks, Table({"object_id": ids}), None, ids, None).endswith(
-        "training galaxies'"
-    )
-    assert training_overlap({}, Table(), labels, ids, None) == ""
+    assert training_overlap(marks, None, ids, None).endswith("training galaxies'")
+    assert training_overlap({}, labels, ids, None) == ""
+    # must fail to match by id: a catalog without an object_id column has none
+    assert training_overlap(marks, None, None, None) == ""
 
 
 def test_earlier_marks_keep_every_stage_and_nothing_else():
@@ -158,41 +157,39 @@ def test_earlier_marks_keep_every_stage_and_nothing_else():
     ]
 
 
-def _stage(seed: int, n: int = 800) -> tuple[Table, np.ndarray, np.ndarray, dict]:
-    """A labelled catalog with survey ids (not row numbers) and its training marks."""
+def _stage(seed: int, n: int = 800) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A labelled catalog's labels and survey ids (not row numbers), and its training marks."""
     labels = _labels(seed, n)
     ids = 10**14 + seed * 10**6 + 3 * np.arange(n)
-    table = Table({"object_id": ids})
-    return table, labels, ids, training_marks(table, labels, ids, None)
+    return labels, ids, training_marks(labels, ids, None)
 
 
 def test_overlap_is_found_in_every_earlier_stage(tmp_path):
     """A model fine-tuned twice refuses the galaxies of each stage; dropping ``earlier``
     (what the provenance held before) lets the first stages' galaxies through."""
-    _, labels1, ids1, marks1 = _stage(11)
-    table2, labels2, ids2, marks2 = _stage(12)
-    _, _, _, marks3 = _stage(13)
+    labels1, ids1, marks1 = _stage(11)
+    labels2, ids2, marks2 = _stage(12)
+    _, _, marks3 = _stage(13)
     second = {**marks2, "earlier": earlier_marks(marks1)}
     third = {**marks3, "earlier": earlier_marks(second)}
     part = slice(100, 300)  # a subset of the first stage's galaxies, in another table
-    subset = Table({"object_id": ids1[part]})
     for model in (second, third):
-        why = training_overlap(model, subset, labels1[part], ids1[part], None)
+        why = training_overlap(model, labels1[part], ids1[part], None)
         expected = shared(marks1["training_rows"]["labels"], row_hashes(labels1[part]))
         assert expected > 0 and why.startswith(f"{expected} of its sampled rows")
-    assert training_overlap(third, table2, labels2, ids2, None) != ""
+    assert training_overlap(third, labels2, ids2, None) != ""
     # must fail: without ``earlier`` only the last stage is seen
     last_only = {key: value for key, value in third.items() if key != "earlier"}
-    assert training_overlap(last_only, subset, labels1[part], ids1[part], None) == ""
-    fresh_table, fresh_labels, fresh_ids, _ = _stage(14)
-    assert training_overlap(third, fresh_table, fresh_labels, fresh_ids, None) == ""
+    assert training_overlap(last_only, labels1[part], ids1[part], None) == ""
+    fresh_labels, fresh_ids, _ = _stage(14)
+    assert training_overlap(third, fresh_labels, fresh_ids, None) == ""
     # an earlier stage's simulation run is recognised too
     config = {"name": "hsc", "survey": {"pixel_scale": 0.168}}
     for name, seed in (("train", 3), ("again", 3)):
         (tmp_path / name).mkdir()
         (tmp_path / name / "simulate.json").write_text(json.dumps({"seed": seed, "config": config}))
-    simulated = training_marks(Table(), np.zeros((0, 3)), np.array([]), tmp_path / "train")
+    simulated = training_marks(np.zeros((0, 3)), None, tmp_path / "train")
     tuned = {**marks2, "earlier": earlier_marks(simulated)}
-    empty = (Table(), None, np.array([]))
+    empty = (None, None)
     assert "training set's seed (3)" in training_overlap(tuned, *empty, tmp_path / "again")
     assert training_overlap(marks2, *empty, tmp_path / "again") == ""

@@ -8,6 +8,7 @@ import torch
 from astropy.io import fits
 from astropy.table import Table
 
+from gampen.data.catalog import load_catalog
 from gampen.data.dataset import CutoutDataset
 from gampen.data.scalars import (
     APERTURE_EDGES,
@@ -99,10 +100,17 @@ def catalog(tmp_path) -> Table:
     )
 
 
+def _dataset(table: Table, folder, inputs: ScalarInputs | None = None) -> CutoutDataset:
+    """The dataset of ``table`` (files in ``folder``) with the scalar ``inputs``."""
+    inputs = inputs or ScalarInputs()
+    loaded = load_catalog(table, image_dir=folder, conditions=inputs.conditions)
+    return CutoutDataset(loaded, input_size=SIZE, scalars=inputs)
+
+
 def test_dataset_items_carry_photometry_then_conditions_and_flag_bad_ones(tmp_path, catalog):
     catalog["psf_fwhm"].mask[2] = True  # a masked value, as a FITS null reads
     inputs = ScalarInputs(photometry=True, conditions=("psf_fwhm",))
-    data = CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
+    data = _dataset(catalog, tmp_path, inputs)
     first = data[0]
     assert first["scalars"].shape == (2 * N_ANNULI + 1,)
     assert first["scalars"].dtype == torch.float32
@@ -120,20 +128,20 @@ def test_dataset_items_carry_photometry_then_conditions_and_flag_bad_ones(tmp_pa
 def test_a_condition_neither_in_the_catalog_nor_the_headers_is_a_clear_error(tmp_path, catalog):
     inputs = ScalarInputs(conditions=("psf_fwhm", "seeing"))
     with pytest.raises(CatalogError, match=r"needs the condition\(s\) \['seeing'\].*SEEING"):
-        CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
+        _dataset(catalog, tmp_path, inputs)
     with pytest.raises(CatalogError, match=r"condition column\(s\) \['seeing'\].*columns among"):
-        inputs.condition_array(catalog, "cat.fits")  # no headers to fall back on
-    later = ScalarInputs(conditions=("seeing", "psf_fwhm"))  # a header-sourced one first
-    values = later.condition_array(catalog, "cat.fits", from_headers=True)
+        load_catalog(catalog, images=False, conditions=inputs.conditions)  # no headers
+    later = ("seeing", "psf_fwhm")  # a header-sourced one first
+    values = load_catalog(catalog, image_dir=tmp_path, conditions=later).conditions
     assert np.isnan(values[:, 0]).all() and values[0, 1] == pytest.approx(0.6)
     assert values.dtype == np.float32
     catalog["seeing"] = ["good", "bad", "ugly"]
     with pytest.raises(CatalogError, match=r"'seeing' is not numeric.*<U4"):
-        CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
+        _dataset(catalog, tmp_path, inputs)
 
 
 def test_image_only_items_have_an_empty_scalar_vector(tmp_path, catalog):
-    data = CutoutDataset(catalog, image_dir=tmp_path, input_size=SIZE)
+    data = _dataset(catalog, tmp_path)
     assert data[1]["scalars"].shape == (0,) and data[1]["flags"] == 0
 
 
@@ -143,12 +151,12 @@ def test_conditions_missing_from_the_catalog_come_from_the_cutout_headers(tmp_pa
         write_fits(tmp_path / f"h{i}.fits", galaxy(SIZE, seed=i), header=header)
     table = Table({"object_id": [1, 2, 3], "file_name": [f"h{i}.fits" for i in range(3)]})
     inputs = ScalarInputs(conditions=("psf_fwhm",))
-    data = CutoutDataset(table, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
+    data = _dataset(table, tmp_path, inputs)
     assert data[0]["scalars"].item() == pytest.approx(0.55)
     assert data[1]["scalars"].item() == pytest.approx(0.75) and data[1]["flags"] == 0
     assert data[2]["flags"] & Flag.BAD_CONDITION  # this one's header lacks the keyword
     table["psf_fwhm"] = [0.9, 0.9, 0.9]  # a catalog column wins over the headers
-    data = CutoutDataset(table, image_dir=tmp_path, input_size=SIZE, scalars=inputs)
+    data = _dataset(table, tmp_path, inputs)
     assert data[0]["scalars"].item() == pytest.approx(0.9) and data[2]["flags"] == 0
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from astropy.table import Table
 
-from gampen.data.catalog import label_array, object_ids
+from gampen.data.catalog import load_catalog
 from gampen.data.provenance import training_marks
 
 from ..synthetic import tiny_bundle, write_labelled_set
@@ -66,9 +66,8 @@ def trained_on() -> Callable[[Path, Path, Path], Path]:
     marks ``catalog`` as its training set (as ``gampen train`` would)."""
 
     def make(bundle: Path, folder: Path, catalog: Path) -> Path:
-        table = Table.read(catalog)
-        labels = label_array(table, ["bt", "r_e", "flux"])
-        marks = training_marks(table, labels, object_ids(table), catalog)
+        loaded = load_catalog(catalog, images=False, targets=("bt", "r_e", "flux"))
+        marks = training_marks(loaded.labels, loaded.given_ids, catalog)
         copy = folder / "trained-model"
         shutil.copytree(bundle, copy)
         meta = json.loads((copy / "gampen.json").read_text())

@@ -8,7 +8,7 @@ from astropy.table import Table
 
 from gampen.evaluation.accuracy import accuracy, binned_accuracy, error_metrics, errors
 from gampen.evaluation.conditional import Subset
-from gampen.evaluation.inputs import match
+from gampen.evaluation.inputs import load_inputs
 
 LEVELS = [f"ci{n}_{end}" for n in (68, 95, 99) for end in ("lo", "hi")]
 
@@ -29,7 +29,7 @@ def matched():
             predictions[f"{p}_{c}"] = predictions[f"{p}_median"]
     truth = Table({"object_id": np.arange(6), "bt": true_bt, "r_e": true_re})
     truth["n_neighbours"] = [0, 0, 0, 1, 2, 1]
-    return match(predictions, truth)
+    return load_inputs(predictions, truth)
 
 
 def test_overall_metrics_equal_the_hand_computed_values(matched):

@@ -8,7 +8,7 @@ import pytest
 from astropy.table import Table
 
 from gampen.errors import CatalogError
-from gampen.evaluation.inputs import load_inputs, match, sample_blocks, samples_of
+from gampen.evaluation.inputs import load_inputs, sample_blocks, samples_of
 
 LEVEL_COLUMNS = [f"ci{n}_{end}" for n in (68, 95, 99) for end in ("lo", "hi")]
 
@@ -46,7 +46,7 @@ def test_rows_match_by_id_and_samples_follow_in_matched_order(tmp_path, tables):
     predictions, truth = tables
     order = [3, 9, 0, 1, 2, 8, 4, 5, 6, 7]
     path = _samples_file(tmp_path / "s.h5", order, names=("flux", "r_e", "bt"))
-    m = match(predictions, truth, samples=path)
+    m = load_inputs(predictions, truth, samples=path)
     assert m.params == ["r_e", "bt"]  # sampled and true; flux has no truth, mag is derived
     assert m.sample_columns == [1, 2]
     np.testing.assert_array_equal(m.truth["object_id"], m.predictions["object_id"])
@@ -69,7 +69,7 @@ def test_unusable_rows_are_left_out_and_counted_by_reason(tmp_path, tables):
     path = _samples_file(
         tmp_path / "s.h5", [i for i in range(10) if i != predictions["object_id"][5]]
     )
-    m = match(predictions, truth, samples=path)
+    m = load_inputs(predictions, truth, samples=path)
     assert m.dropped == {
         "not_in_truth": 1,
         "fatal_flag": 1,
@@ -83,23 +83,26 @@ def test_unusable_rows_are_left_out_and_counted_by_reason(tmp_path, tables):
 def test_string_and_integer_ids_match(tables):
     predictions, truth = tables
     truth["object_id"] = np.array([f" {i}" for i in range(10)])
-    assert len(match(predictions, truth)) == 10
+    assert len(load_inputs(predictions, truth)) == 10
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path, tables):
     predictions, truth = tables
     with pytest.raises(CatalogError, match="no 'object_id' column"):
-        match(predictions[["flags", "r_e_median"]], truth)
+        load_inputs(predictions[["flags", "r_e_median"]], truth)
     duplicated = truth.copy()
     duplicated["object_id"][1] = 0
     with pytest.raises(CatalogError, match="duplicate"):
-        match(predictions, duplicated)
+        load_inputs(predictions, duplicated)
+    spaced = Table({"object_id": ["7", " 7"], "bt": [0.1, 0.2], "r_e": [1.0, 2.0]})
+    with pytest.raises(CatalogError, match=r"given astropy Table: column 'object_id' has 1 dup"):
+        load_inputs(predictions, spaced)  # equal once compared as text
     with pytest.raises(CatalogError, match="share no parameter"):
-        match(predictions, truth[["object_id"]])
+        load_inputs(predictions, truth[["object_id"]])
     with pytest.raises(CatalogError, match="no galaxy is left"):
-        match(predictions, Table({"object_id": [100], "bt": [0.1], "r_e": [1.0]}))
+        load_inputs(predictions, Table({"object_id": [100], "bt": [0.1], "r_e": [1.0]}))
     with pytest.raises(CatalogError, match="samples file not found"):
-        match(predictions, truth, samples=tmp_path / "missing.h5")
+        load_inputs(predictions, truth, samples=tmp_path / "missing.h5")
 
 
 def test_bad_samples_files_are_refused(tmp_path, tables):
@@ -107,17 +110,17 @@ def test_bad_samples_files_are_refused(tmp_path, tables):
     with h5py.File(tmp_path / "a.h5", "w") as h5:
         h5["samples"] = np.zeros((10, 4, 2))
     with pytest.raises(CatalogError, match=r"lacks dataset\(s\) \['object_id', 'param_names'\]"):
-        match(predictions, truth, samples=tmp_path / "a.h5")
+        load_inputs(predictions, truth, samples=tmp_path / "a.h5")
     path = _samples_file(tmp_path / "b.h5", np.arange(10))
     with h5py.File(path, "a") as h5:
         del h5["param_names"]
         h5.create_dataset("param_names", data=["bt", "r_e", "flux"], dtype=h5py.string_dtype())
     with pytest.raises(CatalogError, match="wrong shape"):
-        match(predictions, truth, samples=path)
+        load_inputs(predictions, truth, samples=path)
     (tmp_path / "c.h5").write_text("not hdf5")
     with pytest.raises(CatalogError, match="cannot be read as HDF5"):
-        match(predictions, truth, samples=tmp_path / "c.h5")
-    plain = match(predictions, truth)
+        load_inputs(predictions, truth, samples=tmp_path / "c.h5")
+    plain = load_inputs(predictions, truth)
     with pytest.raises(CatalogError, match="no samples file"):
         next(sample_blocks(plain))
 
@@ -129,3 +132,5 @@ def test_load_inputs_reads_files_in_any_table_format(tmp_path, tables):
     m = load_inputs(tmp_path / "p.fits", tmp_path / "t.ecsv")
     assert len(m) == 10 and m.samples_path is None
     np.testing.assert_array_equal(m.true_values()[:, 0], 1.0)
+    assert m.truth_source == str(tmp_path / "t.ecsv")
+    np.testing.assert_array_equal(m.truth_ids, m.predictions["object_id"])

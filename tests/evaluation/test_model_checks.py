@@ -17,7 +17,7 @@ def setup(model_inputs):
     m = model_inputs
     matched = load_inputs(m.predictions, m.truth, samples=m.samples)
     bundle = load_bundle(m.bundle)
-    return matched, bundle, cutout_dataset(matched, bundle, truth_path=m.truth, image_dir=None)
+    return matched, bundle, cutout_dataset(matched, bundle, image_dir=None)
 
 
 def test_show_galaxies_writes_one_figure_each_and_the_grid(tmp_path, setup):
@@ -41,7 +41,7 @@ def test_shown_galaxies_without_a_samples_file_are_sampled_by_the_model(
 ):
     _, bundle, _ = setup
     matched = load_inputs(model_inputs.predictions, model_inputs.truth)
-    dataset = cutout_dataset(matched, bundle, truth_path=model_inputs.truth, image_dir=None)
+    dataset = cutout_dataset(matched, bundle, image_dir=None)
     written = show_galaxies(
         matched,
         bundle,

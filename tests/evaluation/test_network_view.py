@@ -9,7 +9,7 @@ from astropy.table import Table
 from matplotlib.colors import to_rgba
 
 from gampen.evaluation.figure_base import new_figure
-from gampen.evaluation.inputs import match
+from gampen.evaluation.inputs import load_inputs
 from gampen.evaluation.network_view import (
     choose,
     corner,
@@ -65,7 +65,7 @@ def _matched(n_isolated: int, n_crowded: int) -> object:
         predictions[f"bt_{c}"] = np.full(n, 0.5)
     truth = Table({"object_id": np.arange(n), "bt": np.full(n, 0.5)})
     truth["n_neighbours"] = [0] * n_isolated + [2] * n_crowded
-    return match(predictions, truth)
+    return load_inputs(predictions, truth)
 
 
 def test_choose_balances_isolated_and_crowded_galaxies():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from astropy.table import Table
 
-from gampen.evaluation.inputs import match
+from gampen.evaluation.inputs import load_inputs
 from gampen.evaluation.rotation import (
     bundle_sampler,
     group_spread,
@@ -108,9 +108,9 @@ def test_rendered_rotation_groups_from_the_table():
         for c in LEVELS:
             predictions[f"{p}_{c}"] = predictions[f"{p}_mode"]
     truth = Table({"object_id": np.arange(6), "r_e": np.ones(6), "bt": np.ones(6) / 2})
-    assert group_spread(match(predictions, truth)) is None
+    assert group_spread(load_inputs(predictions, truth)) is None
     truth["rotation_group"] = ["a", "a", "a", "b", "b", "c"]  # c has one member: no spread
-    summary, spreads = group_spread(match(predictions, truth))
+    summary, spreads = group_spread(load_inputs(predictions, truth))
     assert spreads.shape == (2, 2)
     np.testing.assert_allclose(spreads[:, 0], [0.2, 0.0])  # std 0.2 about mean 1; none
     np.testing.assert_allclose(spreads[:, 1], [0.0, np.std([0.2, 0.4], ddof=1)], atol=1e-12)

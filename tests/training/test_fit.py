@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 import gampen
-from gampen.data.catalog import read_catalog
+from gampen.data.catalog import load_catalog, read_catalog
 from gampen.data.packfile import write_pack
 from gampen.errors import CatalogError, ConfigError
 from gampen.infer.predict import PredictOptions, predict
@@ -202,7 +202,7 @@ def test_photometry_and_conditions_train_from_a_pack_and_predict_needs_the_colum
 ):
     table = read_catalog(labelled)
     pack = tmp_path / "train.h5"
-    write_pack(table, pack, image_dir=labelled.parent / "cutouts", input_size=32, progress=False)
+    write_pack(_all_columns(labelled), pack, input_size=32, progress=False)
     config = _config(tmp_path, pack, epochs=1, photometry=True, conditions=["psf_fwhm"])
     path = train(config)
     bundle = load_bundle(path)
@@ -226,10 +226,29 @@ def test_photometry_and_conditions_train_from_a_pack_and_predict_needs_the_colum
         train(_config(tmp_path / "b", labelled, epochs=1, init_from=str(path)))
 
 
-def test_train_from_pack(tmp_path, labelled):
+def _all_columns(catalog):
+    """The catalog with every column, as ``gampen pack`` reads it."""
+    return load_catalog(catalog, keep_columns="all")
+
+
+def test_training_data_reads_the_catalog_once_and_names_missing_labels(tmp_path, labelled):
+    from gampen.data.labels import LabelTransform
+    from gampen.training.data import TrainingData
+
+    data = TrainingData(_config(tmp_path, labelled, split_column=None))
     table = read_catalog(labelled)
+    written = np.stack([table[name] for name in ("bt", "r_e", "flux")], 1)
+    np.testing.assert_array_equal(data.label_values, written)
+    assert data.catalog.source == str(labelled) and len(data.catalog) == 96
+    with pytest.raises(CatalogError, match=r"info\.csv: label column\(s\) \['mass'\] not found"):
+        TrainingData(_config(tmp_path, labelled, targets=["bt", "mass"]))
+    with pytest.raises(ConfigError, match="--init-from: the bundle predicts other parameters"):
+        TrainingData(_config(tmp_path, labelled), labels=LabelTransform(names=("bt",)))
+
+
+def test_train_from_pack(tmp_path, labelled):
     pack = tmp_path / "train.h5"
-    write_pack(table, pack, image_dir=labelled.parent / "cutouts", input_size=32, progress=False)
+    write_pack(_all_columns(labelled), pack, input_size=32, progress=False)
     bundle = load_bundle(train(_config(tmp_path, pack, epochs=1)))
     assert bundle.pixel_scale == 0.2 and bundle.metrics["n_val"] > 0
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 from astropy.table import Table
 
+from gampen.data.catalog import load_catalog
 from gampen.errors import CatalogError, ConfigError
 from gampen.training.augment import Augment
 from gampen.training.checkpoint_io import SafeCheckpointIO
@@ -78,10 +79,14 @@ def test_stratified_splits_match_distribution():
 
 def test_column_splits():
     table = Table({"split": ["Train", "validation", "test", "train"]})
-    assert column_splits(table, "split").tolist() == ["train", "val", "test", "train"]
+    catalog = load_catalog(table, images=False, keep_columns=("split",))
+    assert column_splits(catalog, "split").tolist() == ["train", "val", "test", "train"]
     table["split"][1] = "holdout"
+    catalog = load_catalog(table, images=False, keep_columns=("split",))
     with pytest.raises(CatalogError, match=r"unknown value.*holdout"):
-        column_splits(table, "split")
+        column_splits(catalog, "split")
+    with pytest.raises(CatalogError, match=r"split column 'fold' not found.*\['split'\]"):
+        column_splits(catalog, "fold")
 
 
 @pytest.fixture

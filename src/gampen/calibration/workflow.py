@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from astropy.table import Table
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -44,14 +43,14 @@ from gampen.calibration.fit import (
 from gampen.calibration.maps import FIELDS, KNEE, Maps, Recalibration, SpreadMap
 from gampen.checks import check_float, check_int
 from gampen.checksum import file_sha256
-from gampen.data.catalog import label_array, object_ids, read_catalog
+from gampen.data.catalog import Catalog, table_format
 from gampen.data.dataset import CutoutDataset
 from gampen.data.labels import LabelTransform
 from gampen.data.provenance import training_overlap
 from gampen.errors import CatalogError, ConfigError
 from gampen.flags import is_fatal
 from gampen.infer.options import PredictOptions
-from gampen.infer.predict import bundle_dataset
+from gampen.infer.predict import bundle_catalog, bundle_dataset
 from gampen.infer.sampling import galaxy_keys, posterior_samples
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
@@ -265,12 +264,16 @@ def calibrate(
     if bootstrap == 1:
         raise ConfigError(f"{WHERE} field 'bootstrap' is invalid", value=1, allowed="0, or >= 2")
     bundle = load_bundle(bundle_path)
-    table = read_catalog(catalog)  # a missing or unreadable catalog fails clearly here
+    table_format(catalog)  # a catalog file (not a folder or a pack)
+    # A missing or unreadable catalog fails clearly here.
+    loaded = bundle_catalog(
+        bundle, catalog, image_dir=options.image_dir, targets=bundle.param_names
+    )
     catalog_sha256 = file_sha256(catalog)
     overlap = refuse_training_catalog(
-        catalog, catalog_sha256, bundle, table, allow=allow_training_galaxies
+        catalog, catalog_sha256, bundle, loaded, allow=allow_training_galaxies
     )
-    z, truth, crowding, features = standardised_samples(bundle, table, catalog, options)
+    z, truth, crowding, features = standardised_samples(bundle, loaded, options)
     fit_rows, check_rows = split_rows(len(z), check_fraction, options.seed)
     warn_if_small(len(fit_rows), len(check_rows))
     fields = fit_and_check(
@@ -444,21 +447,19 @@ def _apply(maps: Maps, z: np.ndarray, crowding: np.ndarray) -> np.ndarray:
 
 
 def standardised_samples(
-    bundle: Bundle, table: Table, catalog: str | Path, options: PredictOptions
+    bundle: Bundle, catalog: Catalog, options: PredictOptions
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Uncalibrated samples (N, S, k), truths (N, k), crowding indices (N,) and head
-    inputs (N, d, for the OOD model) of the usable galaxies, standardised."""
+    inputs (N, d, for the OOD model) of the usable galaxies, standardised (``catalog``:
+    :func:`~gampen.infer.predict.bundle_catalog` with the bundle's parameters as targets)."""
     labels = LabelTransform.from_dict(bundle.preprocessing["labels"])
-    missing = [n for n in labels.names if n not in table.colnames]
-    if missing:
+    if catalog.labels is None:
         raise CatalogError(
-            f"{catalog} lacks the true value column(s) needed for calibration",
-            value=missing,
+            f"{catalog.source} lacks the true value column(s) needed for calibration",
+            value=[n for n in labels.names if n not in catalog.column_names],
             allowed=list(labels.names),
         )
-    dataset = bundle_dataset(
-        bundle, table, catalog, image_dir=options.image_dir, hdu=options.hdu, label_transform=labels
-    )
+    dataset = bundle_dataset(bundle, catalog, hdu=options.hdu, label_transform=labels)
     return _sample_all(bundle, dataset, options)
 
 
@@ -533,20 +534,23 @@ def _by_name(names: list[str], values: np.ndarray) -> dict[str, float]:
 
 
 def refuse_training_catalog(
-    catalog: str | Path, catalog_sha256: str, bundle: Bundle, table: Table, *, allow: bool = False
+    catalog: str | Path,
+    catalog_sha256: str,
+    bundle: Bundle,
+    loaded: Catalog,
+    *,
+    allow: bool = False,
 ) -> str:
-    """Refuse to calibrate on galaxies the model was trained on: the same file, the same
-    simulation run, or rows sharing the training galaxies' exact labels or object ids
-    (:mod:`gampen.data.provenance`), whatever file or format they come in.  With
-    ``allow``, warn instead; returns why the catalog holds training galaxies ('' when
-    nothing shows it)."""
+    """Refuse to calibrate on galaxies the model was trained on (``loaded``: the rows of
+    the file ``catalog``): the same file, the same simulation run, or rows sharing the
+    training galaxies' exact labels or object ids (:mod:`gampen.data.provenance`),
+    whatever file or format they come in.  With ``allow``, warn instead; returns why the
+    catalog holds training galaxies ('' when nothing shows it)."""
     same_file = catalog_sha256 == bundle.provenance.get("data_sha256")
     if same_file:
         why = "it is the catalog the model was trained on"
     else:
-        names = bundle.param_names
-        labels = label_array(table, names) if set(names) <= set(table.colnames) else None
-        why = training_overlap(bundle.provenance, table, labels, object_ids(table), catalog)
+        why = training_overlap(bundle.provenance, loaded.labels, loaded.given_ids, catalog)
     if not why:
         return ""
     if allow:

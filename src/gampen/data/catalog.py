@@ -1,7 +1,9 @@
 """Catalog reading, checking and writing through astropy Table (DESIGN §4.1).
 
-Formats are chosen by extension only: an unknown extension is an error, never a silent
-fallback to CSV.  Writes are atomic.
+:func:`load_catalog` reads a catalog once into a :class:`Catalog`: ids, image files,
+conditions, labels and pass-through columns, every check done there, so the commands and
+their datasets never go back to the raw table.  Formats are chosen by extension only: an
+unknown extension is an error, never a silent fallback to CSV.  Writes are atomic.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +20,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from gampen.atomic import atomic_path
+from gampen.data.contract import InputContract
 from gampen.errors import CatalogError
 
 #: astropy format name for each supported table extension (lower case).
@@ -96,9 +100,139 @@ def _fits_with_descriptions(table: Table) -> fits.HDUList:
     return fits.HDUList([fits.PrimaryHDU(), hdu])
 
 
-def table_digest(table: Table) -> str:
-    """SHA-256 of a table's column names and values (not its metadata): a resumed run
-    checks that its catalog was not edited in between."""
+#: What :attr:`Catalog.source` says of an astropy Table that was not read from a file.
+IN_MEMORY = "the given astropy Table"
+#: Sky positions, which travel with the rows (as ``file_name`` does) whenever the catalog
+#: has them, in any case.
+POSITIONS: tuple[str, ...] = ("ra", "dec")
+
+
+@dataclass(frozen=True, eq=False)
+class Catalog:
+    """A catalog read and checked once: what predict, train, calibrate, evaluate and their
+    datasets take, so none of them goes back to the raw table.  Built by
+    :func:`load_catalog`; its arrays are read-only."""
+
+    #: Where the rows came from (the path as given; for a table, the file it was read
+    #: from, else :data:`IN_MEMORY`): named in messages and in run records.
+    source: str
+    #: Every column the source has, in order (for messages saying what is there).
+    column_names: tuple[str, ...]
+    #: (n,) unique ids in native byte order; row numbers when there is no object_id column.
+    object_ids: np.ndarray
+    #: The folder ``files`` are relative to (None without image files).
+    image_dir: Path | None
+    #: (n, m) each row's image file(s), one per band column, as UTF-8 bytes: compact, and
+    #: shared copy-on-write with loader workers (None without image files).
+    files: np.ndarray | None
+    #: (n, c) float32 conditions in the contract's units; NaN where a value is missing or
+    #: is read from each cutout's header (``header_keys``).
+    conditions: np.ndarray
+    #: Position in ``conditions`` -> FITS keyword, for the conditions the catalog has no
+    #: column for: each cutout's header gives them.
+    header_keys: dict[int, str]
+    #: Where each condition comes from, in words (recorded in prediction files).
+    condition_sources: dict[str, str]
+    #: (n, k) float64 values of the target columns, in their order; None when one is absent.
+    labels: np.ndarray | None
+    #: The columns carried through to outputs, row for row: those asked for, and
+    #: ``file_name``, RA and Dec whenever present.
+    kept: Table
+    #: SHA-256 of every column's name and values: a resumed run checks its catalog is
+    #: the one it started with.
+    digest: str
+
+    def __len__(self) -> int:
+        return len(self.object_ids)
+
+    @property
+    def given_ids(self) -> np.ndarray | None:
+        """The ``object_id`` values; None when the catalog has no such column (its ids
+        are then row numbers, which say nothing about which galaxy a row is)."""
+        return self.object_ids if "object_id" in self.column_names else None
+
+    def paths(self, row: int) -> list[Path]:
+        """The image file(s) of ``row``, one per band column."""
+        if self.files is None or self.image_dir is None:
+            raise CatalogError(f"{self.source}: no image files were read for its rows")
+        return [self.image_dir / name.decode() for name in self.files[row]]
+
+
+def load_catalog(
+    source: str | os.PathLike[str] | Table,
+    *,
+    image_dir: str | os.PathLike[str] | None = None,
+    bands: Sequence[str] | None = None,
+    images: bool = True,
+    conditions: Sequence[str] = (),
+    condition_columns: Mapping[str, str] | None = None,
+    contract: InputContract | None = None,
+    targets: Sequence[str] = (),
+    keep_columns: Sequence[str] | str = (),
+) -> Catalog:
+    """Read and check a catalog once: a catalog file, a folder of FITS images, an astropy
+    Table, or (with ``images=False``) a ``gampen pack``.
+
+    ``images``: the rows must name cutout files (``file_name``, or ``file_name_<band>``
+    for each of ``bands``), relative to ``image_dir``, else to the catalog's folder or its
+    ``cutouts/`` sub-folder.  ``conditions``: the condition values to read, in order, each
+    from the column ``condition_columns`` maps it to (default: its own name), put into the
+    ``contract``'s units when the column has a unit; where there is no such column they
+    come from each cutout's header keyword of that name, upper-cased (an error when the
+    rows name no cutout files).  ``targets``: the label columns, read when all are
+    present.  ``keep_columns``: names (those the catalog lacks are skipped) or ``"all"``.
+    Every problem with the table itself is a :class:`CatalogError` naming the file, the
+    column and the value.
+    """
+    table, name = _read(source, images)
+    ids = _object_ids(table, name)
+    folder = _image_dir(table, name, image_dir) if images else None
+    values, keys, sources = _conditions(
+        table, name, tuple(conditions), dict(condition_columns or {}), contract, images
+    )
+    files = None
+    if images:
+        columns = _band_columns(table, bands, name)
+        files = np.stack([np.char.encode(np.asarray(table[c], dtype=str)) for c in columns], 1)
+    labels = None
+    if targets and all(t in table.colnames for t in targets):
+        labels = _labels(table, targets, ids, name)
+    for array in (ids, files, values, labels):
+        if array is not None:
+            array.flags.writeable = False
+    return Catalog(
+        source=name,
+        column_names=tuple(table.colnames),
+        object_ids=ids,
+        image_dir=folder,
+        files=files,
+        conditions=values,
+        header_keys=keys,
+        condition_sources=sources,
+        labels=labels,
+        kept=_kept(table, keep_columns),
+        digest=_digest(table),
+    )
+
+
+def _read(source: str | os.PathLike[str] | Table, images: bool) -> tuple[Table, str]:
+    """The table and the name of where it came from."""
+    if isinstance(source, Table):
+        origin = source.meta.get("gampen_source")
+        return source, str(origin) if origin else IN_MEMORY
+    path = Path(source)
+    if path.is_dir():
+        return _directory_table(path), str(source)
+    if not images:
+        from gampen.data.packfile import PackReader, is_pack  # packfile needs h5py
+
+        if is_pack(path):
+            return PackReader(path).table(), str(source)
+    return read_catalog(source), str(source)
+
+
+def _digest(table: Table) -> str:
+    """SHA-256 of a table's column names and values (not its metadata)."""
     digest = hashlib.sha256()
     for name in table.colnames:
         column = table[name]
@@ -112,9 +246,8 @@ def table_digest(table: Table) -> str:
     return digest.hexdigest()
 
 
-def catalog_from_directory(directory: str | os.PathLike[str]) -> Table:
-    """A catalog of every FITS image in ``directory`` (sorted); object_id is the file stem."""
-    folder = Path(directory)
+def _directory_table(folder: Path) -> Table:
+    """A catalog of every FITS image in ``folder`` (sorted); object_id is the file stem."""
     names = sorted(p.name for p in folder.iterdir() if p.name.lower().endswith(FITS_IMAGE_SUFFIXES))
     if not names:
         raise CatalogError(
@@ -126,7 +259,7 @@ def catalog_from_directory(directory: str | os.PathLike[str]) -> Table:
     return table
 
 
-def band_columns(table: Table, bands: Sequence[str] | None) -> list[str]:
+def _band_columns(table: Table, bands: Sequence[str] | None, source: str) -> list[str]:
     """The file-name column(s) to read: ``file_name`` or one ``file_name_<band>`` per band."""
     if bands and all(f"file_name_{b}" in table.colnames for b in bands):
         return [f"file_name_{b}" for b in bands]
@@ -137,74 +270,126 @@ def band_columns(table: Table, bands: Sequence[str] | None) -> list[str]:
     expects = f"the bands {list(bands)}" if bands else "one band"
     has = f"; the catalog has image columns for the bands {found}" if found else ""
     raise CatalogError(
-        f"{source_name(table)}: no image column for {expects}{has}",
+        f"{source}: no image column for {expects}{has}",
         value=table.colnames,
         allowed="a 'file_name' column" + (f" or columns {wanted}" if wanted else ""),
     )
 
 
-def object_ids(table: Table) -> np.ndarray:
+def _object_ids(table: Table, source: str) -> np.ndarray:
     """The ``object_id`` column (or row numbers when absent), checked to be unique."""
     if "object_id" not in table.colnames:
         return np.arange(len(table), dtype=np.int64)
-    ids = np.asarray(table["object_id"])
+    ids = np.array(table["object_id"])  # a copy: the catalog does not change with the table
     if ids.dtype.byteorder not in "=|":  # FITS columns are big-endian; Arrow refuses those
         ids = ids.astype(ids.dtype.newbyteorder("="))
     if np.ma.is_masked(table["object_id"]):
-        raise CatalogError(f"{source_name(table)}: column 'object_id' has empty values")
+        raise CatalogError(f"{source}: column 'object_id' has empty values")
     unique, counts = np.unique(ids, return_counts=True)
     if len(unique) != len(ids):
         dup = unique[counts > 1][:5].tolist()
         raise CatalogError(
-            f"{source_name(table)}: column 'object_id' has {len(ids) - len(unique)} duplicate "
+            f"{source}: column 'object_id' has {len(ids) - len(unique)} duplicate "
             f"value(s), e.g. {dup}",
             allowed="unique object_id values",
         )
     return ids
 
 
-def label_array(table: Table, names: Sequence[str]) -> np.ndarray:
-    """The label columns as a float64 (n, k) array; error on a missing or non-finite value."""
-    missing = [n for n in names if n not in table.colnames]
-    if missing:
-        raise CatalogError(
-            f"{source_name(table)}: label column(s) {missing} not found",
-            allowed=f"columns among {table.colnames}",
-        )
+def _labels(table: Table, names: Sequence[str], ids: np.ndarray, source: str) -> np.ndarray:
+    """The label columns as a float64 (n, k) array; error on a non-finite value."""
     out = np.empty((len(table), len(names)), dtype=np.float64)
     for j, name in enumerate(names):
-        column = table[name]
-        values = np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
+        values = np.ma.filled(np.ma.asarray(table[name], dtype=np.float64), np.nan)
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            ids = object_ids(table)[bad[:5]].tolist()
             raise CatalogError(
-                f"{source_name(table)}: label column '{name}' has {bad.size} missing or "
-                f"non-finite value(s), e.g. at object_id {ids}",
+                f"{source}: label column '{name}' has {bad.size} missing or "
+                f"non-finite value(s), e.g. at object_id {ids[bad[:5]].tolist()}",
                 allowed="finite numbers",
             )
         out[:, j] = values
     return out
 
 
-def resolve_image_dir(
+def _conditions(
     table: Table,
-    catalog_path: str | os.PathLike[str] | None,
-    image_dir: str | os.PathLike[str] | None = None,
-) -> Path:
+    source: str,
+    names: tuple[str, ...],
+    columns: dict[str, str],
+    contract: InputContract | None,
+    from_headers: bool,
+) -> tuple[np.ndarray, dict[int, str], dict[str, str]]:
+    """The condition values (n, c) float32 in the contract's units, the header keyword of
+    each condition without a column, and where each comes from in words."""
+    unknown = sorted(set(columns) - set(names))
+    if unknown:
+        raise CatalogError(
+            f"{source}: --conditions names condition(s) the model does not take",
+            value=unknown,
+            allowed=f"conditions among {list(names)}",
+        )
+    where = [columns.get(name, name) for name in names]
+    missing = [c for c in where if c not in table.colnames]
+    if missing and not from_headers:
+        raise CatalogError(
+            f"{source}: the model needs the condition column(s) {missing} "
+            "(it was trained with them as inputs)",
+            allowed=f"columns among {table.colnames}",
+        )
+    values = np.empty((len(table), len(names)), dtype=np.float32)
+    for j, column in enumerate(where):
+        if column in missing:
+            values[:, j] = np.nan
+            continue
+        try:
+            data = np.ma.asarray(table[column], dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise CatalogError(
+                f"{source}: condition column '{column}' is not numeric",
+                value=str(table[column].dtype),
+            ) from exc
+        values[:, j] = np.ma.filled(data, np.nan)
+    keys = {j: column.upper() for j, column in enumerate(where) if column in missing}
+    sources = {}
+    for j, (name, column) in enumerate(zip(names, where, strict=True)):
+        wanted = contract.condition_units.get(name, "") if contract else ""
+        if j in keys:
+            sources[name] = f"header keyword {keys[j]}" + (f", {wanted} assumed" if wanted else "")
+            continue
+        unit = table[column].unit
+        if contract is not None and unit is not None:
+            values[:, j] = contract.condition_in_unit(
+                name, values[:, j].astype(np.float64), unit, f"{source}: column '{column}'"
+            )
+        given = f" [{unit}] converted to {wanted}" if unit is not None and wanted else ""
+        assumed = f", no unit: {wanted} assumed" if unit is None and wanted else ""
+        sources[name] = f"catalog column {column}{given}{assumed}"
+    return values, keys, sources
+
+
+def _kept(table: Table, keep: Sequence[str] | str) -> Table:
+    """The pass-through columns (no copy), in catalog order."""
+    wanted = set(table.colnames) if keep == "all" else set(keep)
+    names = [c for c in table.colnames if c in wanted or c == "file_name" or c.lower() in POSITIONS]
+    return Table([table[c] for c in names], names=names, copy=False)
+
+
+def _image_dir(table: Table, source: str, image_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where ``file_name`` paths are relative to (DESIGN §4.1).
 
-    An explicit ``image_dir`` wins; otherwise the catalog's folder, or its ``cutouts/``
-    sub-folder when the first file is found there and not beside the catalog.
+    An explicit ``image_dir`` wins; otherwise the catalog's folder (a folder of FITS files:
+    that folder), or its ``cutouts/`` sub-folder when the first file is found there and
+    not beside the catalog.
     """
     if image_dir is not None:
         folder = Path(image_dir)
         if not folder.is_dir():
             raise CatalogError(f"image directory not found: {folder}")
         return folder
-    base = Path(catalog_path).parent if catalog_path is not None else Path.cwd()
-    if Path(catalog_path or "").is_dir():
-        return Path(catalog_path)  # a directory of FITS files used as the catalog
+    if Path(source).is_dir():
+        return Path(source)
+    base = Path(source).parent
     if len(table) == 0:
         return base
     columns = [c for c in table.colnames if c == "file_name" or c.startswith("file_name_")]

@@ -41,16 +41,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _pack(args: argparse.Namespace) -> int:
-    from gampen.data.catalog import read_catalog, resolve_image_dir
+    from gampen.data.catalog import load_catalog
     from gampen.data.packfile import write_pack
 
-    table = read_catalog(args.catalog)
-    image_dir = resolve_image_dir(table, args.catalog, args.image_dir)
     bands = args.bands.split(",") if args.bands else None
-    counts = write_pack(
-        table, args.out, image_dir=image_dir, input_size=args.size, bands=bands, hdu=args.hdu
-    )
-    print(f"wrote {len(table)} galaxies to {args.out}; flags: {counts or 'none'}")
+    catalog = load_catalog(args.catalog, image_dir=args.image_dir, bands=bands, keep_columns="all")
+    counts = write_pack(catalog, args.out, input_size=args.size, bands=bands, hdu=args.hdu)
+    print(f"wrote {len(catalog)} galaxies to {args.out}; flags: {counts or 'none'}")
     return 0
 
 

@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from astropy.table import Table
 from torch.utils.data import Dataset
 
 from gampen.data.background import BorderBackground
-from gampen.data.catalog import band_columns, label_array, object_ids, source_name
+from gampen.data.catalog import Catalog
 from gampen.data.contract import InputContract
 from gampen.data.cutouts import Cutout, read_cutout
 from gampen.data.labels import LabelTransform
@@ -173,60 +171,55 @@ class GalaxyDataset(Dataset):
 
 
 class CutoutDataset(GalaxyDataset):
-    """Galaxies read one by one from FITS files named in a catalog (DESIGN §4.1, §4.2).
+    """Galaxies read one by one from the FITS files a :class:`Catalog` names (DESIGN §4.1,
+    §4.2), with its conditions (the cutouts' headers giving those it has no column for).
 
-    ``contract`` (a model's) is checked per galaxy; ``condition_columns`` maps a condition
-    the model takes to the catalog column (or, when the catalog lacks it, the upper-cased
-    header keyword) that holds it.
+    ``contract`` (a model's) is checked per galaxy; ``n_bands``: the bands each cutout
+    holds (default: one per file column).
     """
 
     def __init__(
         self,
-        catalog: Table,
+        catalog: Catalog,
         *,
-        image_dir: str | os.PathLike[str],
         input_size: int,
-        bands: Sequence[str] | None = None,
+        n_bands: int | None = None,
         hdu: str | int | None = None,
         stretch: ArcsinhStretch | None = None,
         label_transform: LabelTransform | None = None,
         cache: bool = False,
         scalars: ScalarInputs | None = None,
         contract: InputContract | None = None,
-        condition_columns: Mapping[str, str] | None = None,
         background: BorderBackground | None = None,
     ) -> None:
-        targets = None
-        if label_transform is not None:
-            targets = label_transform.forward(label_array(catalog, label_transform.names))
         scalars = scalars or ScalarInputs()
-        _check_condition_columns(scalars, condition_columns, source_name(catalog))
+        if catalog.files is None or catalog.image_dir is None:
+            raise CatalogError(f"{catalog.source}: its rows name no cutout files")
+        if catalog.conditions.shape[1] != len(scalars.conditions):
+            raise CatalogError(
+                f"{catalog.source}: read with {catalog.conditions.shape[1]} condition(s)",
+                allowed=f"the model's {list(scalars.conditions)}",
+            )
         super().__init__(
             n_items=len(catalog),
             stretch=stretch or ArcsinhStretch(),
-            targets=targets,
+            targets=_targets(catalog, label_transform),
             scalars=scalars,
-            conditions=scalars.condition_array(
-                catalog, source_name(catalog), from_headers=True, columns=condition_columns
-            ),
+            conditions=catalog.conditions,
             background=background,
         )
         self.contract = contract
-        object_ids(catalog)  # checks uniqueness up front
-        columns = band_columns(catalog, bands)
-        # Fixed-width bytes: compact, and shared copy-on-write with loader workers.
-        self._files = np.stack(
-            [np.char.encode(np.asarray(catalog[c], dtype=str)) for c in columns], 1
-        )
-        self.image_dir = Path(image_dir)
+        self.source = catalog.source
+        self._files = catalog.files
+        self.image_dir = catalog.image_dir
         self.input_size = int(input_size)
-        self.n_bands = len(bands) if bands else len(columns)
+        self.n_bands = n_bands or catalog.files.shape[1]
         self.hdu = hdu
         self._cache: dict[int, Cutout] | None = {} if cache else None
-        self._header_keys = self.scalars.header_keys(catalog, condition_columns)
+        self._header_keys = catalog.header_keys
         #: Where each condition comes from, in words (recorded in prediction files).
-        self.condition_sources = self._convert_condition_units(catalog, condition_columns)
-        self._check_header_conditions(catalog)
+        self.condition_sources = catalog.condition_sources
+        self._check_header_conditions()
 
     def paths(self, index: int) -> list[Path]:
         """The file(s) holding row ``index`` (one per band column)."""
@@ -246,33 +239,10 @@ class CutoutDataset(GalaxyDataset):
             row[j] = cutout.facts.numbers.get(key, np.nan)
         return row
 
-    def _convert_condition_units(
-        self, catalog: Table, condition_columns: Mapping[str, str] | None
-    ) -> dict[str, str]:
-        """Put catalog condition columns that carry a unit into the contract's units (in
-        place); returns where each condition comes from, in words."""
-        sources = {}
-        names = self.scalars.column_names(condition_columns)
-        for j, (name, column) in enumerate(zip(self.scalars.conditions, names, strict=True)):
-            wanted = self.contract.condition_units.get(name, "") if self.contract else ""
-            if j in self._header_keys:
-                unit = f", {wanted} assumed" if wanted else ""
-                sources[name] = f"header keyword {column.upper()}{unit}"
-                continue
-            unit = catalog[column].unit
-            where = f"{source_name(catalog)}: column '{column}'"
-            if self.contract is not None and unit is not None:
-                self._conditions[:, j] = self.contract.condition_in_unit(
-                    name, self._conditions[:, j].astype(np.float64), unit, where
-                )
-            given = f" [{unit}] converted to {wanted}" if unit is not None and wanted else ""
-            assumed = f", no unit: {wanted} assumed" if unit is None and wanted else ""
-            sources[name] = f"catalog column {column}{given}{assumed}"
-        return sources
-
-    def _check_header_conditions(self, catalog: Table) -> None:
-        """Refuse up front when a condition is neither a column nor in the first header."""
-        if not self._header_keys or len(catalog) == 0:
+    def _check_header_conditions(self) -> None:
+        """Refuse up front when a condition is neither a column nor in the first header
+        (of a cutout that is usable: a broken first file says nothing about the rest)."""
+        if not self._header_keys or len(self) == 0:
             return
         first = self.paths(0)[0]
         if not first.is_file():
@@ -283,7 +253,7 @@ class CutoutDataset(GalaxyDataset):
         if absent and not is_fatal(cutout.flags):
             names = [self.scalars.conditions[j] for j in self._header_keys]
             raise CatalogError(
-                f"{source_name(catalog)}: the model needs the condition(s) {names} (it was "
+                f"{self.source}: the model needs the condition(s) {names} (it was "
                 f"trained with them as inputs): no such catalog column, and no {absent} "
                 f"keyword in {first}",
                 allowed="a catalog with the column(s), cutouts with the header keyword(s), "
@@ -315,25 +285,15 @@ class CutoutDataset(GalaxyDataset):
         return cutout
 
 
-def _check_condition_columns(
-    scalars: ScalarInputs, columns: Mapping[str, str] | None, source: str
-) -> None:
-    """Refuse a condition mapping that names conditions the model does not take."""
-    unknown = sorted(set(columns or {}) - set(scalars.conditions))
-    if unknown:
-        raise CatalogError(
-            f"{source}: --conditions names condition(s) the model does not take",
-            value=unknown,
-            allowed=f"conditions among {list(scalars.conditions)}",
-        )
-
-
 class PackedDataset(GalaxyDataset):
-    """Galaxies read from a ``gampen pack`` HDF5 file; identical tensors to the FITS path."""
+    """Galaxies read from a ``gampen pack`` HDF5 file; identical tensors to the FITS path.
+    ``catalog`` is the pack's rows (:func:`~gampen.data.catalog.load_catalog` of the pack
+    with ``images=False``): their labels and conditions."""
 
     def __init__(
         self,
         path: str | os.PathLike[str],
+        catalog: Catalog,
         *,
         stretch: ArcsinhStretch | None = None,
         label_transform: LabelTransform | None = None,
@@ -341,21 +301,27 @@ class PackedDataset(GalaxyDataset):
         background: BorderBackground | None = None,
     ) -> None:
         self.pack = PackReader(path)
-        targets = None
-        if label_transform is not None:
-            targets = label_transform.forward(self.pack.labels(label_transform.names))
-        scalars = scalars or ScalarInputs()
         super().__init__(
             n_items=len(self.pack),
             stretch=stretch or ArcsinhStretch(),
-            targets=targets,
-            scalars=scalars,
-            conditions=scalars.condition_array(self.pack.table(), str(path))
-            if scalars.conditions
-            else None,
+            targets=_targets(catalog, label_transform),
+            scalars=scalars or ScalarInputs(),
+            conditions=catalog.conditions,
             background=background,
         )
         self.input_size = self.pack.input_size
 
     def read(self, index: int) -> Cutout:
         return self.pack.cutout(index)
+
+
+def _targets(catalog: Catalog, transform: LabelTransform | None) -> np.ndarray | None:
+    """The catalog's labels standardised by ``transform`` (None without one)."""
+    if transform is None:
+        return None
+    if catalog.labels is None:
+        raise CatalogError(
+            f"{catalog.source}: its label columns were not read",
+            allowed=f"columns {list(transform.names)}",
+        )
+    return transform.forward(catalog.labels)

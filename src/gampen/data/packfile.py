@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from gampen import __version__
 from gampen.atomic import atomic_path
-from gampen.data.catalog import band_columns, label_array, object_ids
+from gampen.data.catalog import IN_MEMORY, Catalog
 from gampen.data.cutouts import Cutout, header_photometry, read_cutout
 from gampen.errors import CatalogError, CutoutError
 from gampen.flags import is_fatal, summarise
@@ -41,24 +41,28 @@ def is_pack(path: str | os.PathLike[str]) -> bool:
 
 
 def write_pack(
-    catalog: Table,
+    catalog: Catalog,
     out: str | os.PathLike[str],
     *,
-    image_dir: str | os.PathLike[str],
     input_size: int,
     bands: Sequence[str] | None = None,
     hdu: str | int | None = None,
     progress: bool = True,
 ) -> dict[str, int]:
-    """Read every cutout named in ``catalog`` into one HDF5 pack; returns flag counts.
+    """Read every cutout ``catalog`` names into one HDF5 pack, with its numeric kept
+    columns (load it with ``keep_columns="all"`` and the same ``bands``); returns flag
+    counts.
 
     Bad cutouts are stored as zero images with their flag and message, never skipped, so
     row ``i`` of the pack is always row ``i`` of the catalog.  Written atomically.
     """
-    columns = band_columns(catalog, bands)
-    ids = object_ids(catalog)
-    n, n_bands = len(catalog), len(bands) if bands else len(columns)
-    folder = Path(image_dir)
+    if len(catalog.kept.colnames) != len(catalog.column_names) or catalog.files is None:
+        raise CatalogError(
+            f"{catalog.source}: a pack needs every column and the cutout files",
+            allowed='load_catalog(..., keep_columns="all")',
+        )
+    n = len(catalog)
+    n_bands = len(bands) if bands else catalog.files.shape[1]
     flags = np.zeros(n, dtype=np.int32)
     with atomic_path(out) as tmp, h5py.File(tmp, "w") as h5:
         _write_header(h5, catalog, input_size, bands, n_bands)
@@ -71,7 +75,7 @@ def write_pack(
         n_bad = np.zeros(n, dtype=np.int32)
         messages = [""] * n
         for i in tqdm(range(n), desc="packing", unit="gal", disable=not progress):
-            paths = [folder / str(catalog[c][i]) for c in columns]
+            paths = catalog.paths(i)
             try:
                 cutout = read_cutout(
                     paths if len(paths) > 1 else paths[0], input_size, n_bands=n_bands, hdu=hdu
@@ -83,11 +87,10 @@ def write_pack(
             flags[i], n_bad[i] = cutout.flags, cutout.n_bad_pixels
         h5["flags"], h5["n_bad_pixels"] = flags, n_bad
         h5.create_dataset("message", data=messages, dtype=h5py.string_dtype())
-        _write_columns(h5, catalog, ids, [str(v) for v in catalog[columns[0]]])
+        _write_columns(h5, catalog)
         first_good = np.flatnonzero(~is_fatal(flags))
         if first_good.size:
-            path = folder / str(catalog[columns[0]][first_good[0]])
-            for name, value in header_photometry(path).items():
+            for name, value in header_photometry(catalog.paths(first_good[0])[0]).items():
                 h5.attrs[name] = value
     return summarise(flags)
 
@@ -139,10 +142,6 @@ class PackReader:
             data.update({name: h5["columns"][name][:] for name in h5["columns"]})
         return Table(data, meta={"gampen_source": str(self.path)})
 
-    def labels(self, names: Sequence[str]) -> np.ndarray:
-        """Catalog columns ``names`` as an (n, k) float64 array, checked to be finite."""
-        return label_array(self.table(), names)
-
     def _file(self) -> h5py.File:
         """This process's read-only handle (h5py handles must not cross a fork)."""
         if self._h5 is None or self._pid != os.getpid():
@@ -157,7 +156,7 @@ class PackReader:
 
 
 def _write_header(
-    h5: h5py.File, catalog: Table, input_size: int, bands: Sequence[str] | None, n_bands: int
+    h5: h5py.File, catalog: Catalog, input_size: int, bands: Sequence[str] | None, n_bands: int
 ) -> None:
     """File-level attributes describing the pack."""
     h5.attrs["format"] = PACK_FORMAT
@@ -165,19 +164,21 @@ def _write_header(
     h5.attrs["input_size"] = input_size
     h5.attrs["bands"] = json.dumps(list(bands) if bands else ["band0"] * n_bands)
     h5.attrs["gampen_version"] = __version__
-    h5.attrs["source"] = str(catalog.meta.get("gampen_source", ""))
+    h5.attrs["source"] = "" if catalog.source == IN_MEMORY else catalog.source
 
 
-def _write_columns(h5: h5py.File, catalog: Table, ids: np.ndarray, files: list[str]) -> None:
-    """Object ids, (first-band) file names and every numeric catalog column."""
+def _write_columns(h5: h5py.File, catalog: Catalog) -> None:
+    """Object ids, (first-band) file names and every numeric kept column."""
+    ids = catalog.object_ids
     if ids.dtype.kind in "US":
         h5.create_dataset("object_id", data=ids.astype(str).tolist(), dtype=h5py.string_dtype())
     else:
         h5["object_id"] = ids
+    files = [name.decode() for name in catalog.files[:, 0]]
     h5.create_dataset("file_name", data=files, dtype=h5py.string_dtype())
     group = h5.create_group("columns")
-    for name in catalog.colnames:
-        column = catalog[name]
+    for name in catalog.kept.colnames:
+        column = catalog.kept[name]
         if name != "object_id" and column.dtype.kind in "biuf" and column.ndim == 1:
             group[name] = np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
 

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy.table import Table
 
 #: One in this many training galaxies is kept in the fingerprint.
 SAMPLE_EVERY = 8
@@ -65,14 +64,15 @@ def shared(fingerprint_text: str, hashes: np.ndarray) -> int:
 
 
 def training_marks(
-    table: Table, labels: np.ndarray, ids: np.ndarray, catalog: str | os.PathLike[str] | None
+    labels: np.ndarray, ids: np.ndarray | None, catalog: str | os.PathLike[str] | None
 ) -> dict[str, Any]:
     """The ``provenance`` entries that identify a training catalog: ``training_rows``
-    (label hashes, and id hashes unless the ids are row numbers) and ``simulation`` (seed
-    and configuration of its ``gampen simulate`` run)."""
+    (label hashes, and hashes of the ``object_id`` values ``ids`` unless the catalog has
+    none or they are row numbers) and ``simulation`` (seed and configuration of its
+    ``gampen simulate`` run)."""
     simulation = simulation_of(catalog)
     rows: dict[str, Any] = {"every": SAMPLE_EVERY, "labels": fingerprint(row_hashes(labels))}
-    if "object_id" in table.colnames and not _row_numbers(ids):
+    if ids is not None and not _row_numbers(ids):
         rows["object_ids"] = fingerprint(id_hashes(ids))
     marks: dict[str, Any] = {"training_rows": rows}
     if simulation is not None:
@@ -118,16 +118,16 @@ def simulation_of(catalog: str | os.PathLike[str] | None) -> dict[str, Any] | No
 
 def training_overlap(
     provenance: dict[str, Any],
-    table: Table,
     labels: np.ndarray | None,
-    ids: np.ndarray,
+    ids: np.ndarray | None,
     catalog: str | os.PathLike[str] | None,
 ) -> str:
-    """Why ``table`` holds galaxies the model was trained on ('' when nothing shows it):
-    the same simulation run, or shared sampled label or id hashes, in its last training
-    stage or an earlier one it was fine-tuned from."""
+    """Why a catalog (its ``labels``, its ``object_id`` values ``ids`` (None: it has no
+    such column), its file ``catalog``) holds galaxies the model was trained on ('' when
+    nothing shows it): the same simulation run, or shared sampled label or id hashes, in
+    its last training stage or an earlier one it was fine-tuned from."""
     for stage in (provenance, *provenance.get("earlier", [])):
-        why = _stage_overlap(stage, table, labels, ids, catalog)
+        why = _stage_overlap(stage, labels, ids, catalog)
         if why:
             return why
     return ""
@@ -135,9 +135,8 @@ def training_overlap(
 
 def _stage_overlap(
     provenance: dict[str, Any],
-    table: Table,
     labels: np.ndarray | None,
-    ids: np.ndarray,
+    ids: np.ndarray | None,
     catalog: str | os.PathLike[str] | None,
 ) -> str:
     """:func:`training_overlap` for one training stage's marks."""
@@ -155,7 +154,7 @@ def _stage_overlap(
         n = shared(rows["labels"], row_hashes(labels))
         if n:
             reasons.append(f"{n} of its sampled rows have exactly the labels of training galaxies")
-    if "object_ids" in rows and "object_id" in table.colnames:
+    if "object_ids" in rows and ids is not None:
         n = shared(rows["object_ids"], id_hashes(ids))
         if n:
             reasons.append(f"{n} of its sampled object_ids are training galaxies'")

@@ -13,11 +13,11 @@ flux, and it cannot know how blurred an image is.  Both are cheap to hand it dir
   those of the galaxy as catalogued; dihedral transforms about the centre leave them
   unchanged anyway.
 * **Conditions** (``conditions: [psf_fwhm, ...]``): catalog columns such as the PSF FWHM
-  in arcsec, as given.  A model trained with them needs them at prediction.  Where a
-  catalog lacks the column (e.g. a folder of FITS files), each cutout's header keyword of
-  the same name, upper-cased (``PSF_FWHM``, as ``gampen simulate`` writes), is used.  A
-  galaxy whose value is missing or not finite is flagged ``BAD_CONDITION`` (fatal), never
-  guessed.
+  in arcsec, as given (read by :func:`gampen.data.catalog.load_catalog`).  A model trained
+  with them needs them at prediction.  Where a catalog lacks the column (e.g. a folder of
+  FITS files), each cutout's header keyword of the same name, upper-cased (``PSF_FWHM``,
+  as ``gampen simulate`` writes), is used.  A galaxy whose value is missing or not finite
+  is flagged ``BAD_CONDITION`` (fatal), never guessed.
 
 They are stored raw: the network standardises them with a mean and std fixed on the
 training set (:meth:`gampen.model.network.GampenNet.set_scalar_statistics`).
@@ -26,17 +26,14 @@ training set (:meth:`gampen.model.network.GampenNet.set_scalar_statistics`).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from gampen.errors import CatalogError, ConfigError
-
-if TYPE_CHECKING:
-    from astropy.table import Table
+from gampen.errors import ConfigError
 
 #: Annulus edges in units of half the cutout side (48 px at 96x96: 0, 1.5, 2.5, ... 48 px).
 APERTURE_EDGES: tuple[float, ...] = tuple(
@@ -78,57 +75,6 @@ class ScalarInputs:
         if unknown:
             raise ConfigError("unknown scalar-input fields", value=sorted(unknown))
         return cls(photometry=bool(data["photometry"]), conditions=tuple(data["conditions"]))
-
-    def condition_array(
-        self,
-        table: Table,
-        source: str,
-        *,
-        from_headers: bool = False,
-        columns: Mapping[str, str] | None = None,
-    ) -> np.ndarray:
-        """The condition columns as float32 (n, c); NaN where a value is missing.
-
-        ``columns`` maps a condition to the catalog column holding it (default: the column
-        of the same name).  A missing column is an error naming it (the model cannot run
-        without it), unless ``from_headers``: its values are then left NaN, for the caller
-        to read from the cutouts' headers (:meth:`header_keys`).
-        """
-        names = self.column_names(columns)
-        missing = [c for c in names if c not in table.colnames]
-        if missing and not from_headers:
-            raise CatalogError(
-                f"{source}: the model needs the condition column(s) {missing} "
-                "(it was trained with them as inputs)",
-                allowed=f"columns among {table.colnames}",
-            )
-        out = np.empty((len(table), len(names)), dtype=np.float32)
-        for j, name in enumerate(names):
-            if name in missing:
-                out[:, j] = np.nan
-                continue
-            try:
-                column = np.ma.asarray(table[name], dtype=np.float64)
-            except (TypeError, ValueError) as exc:
-                raise CatalogError(
-                    f"{source}: condition column '{name}' is not numeric",
-                    value=str(table[name].dtype),
-                ) from exc
-            out[:, j] = np.ma.filled(column, np.nan)
-        return out
-
-    def column_names(self, columns: Mapping[str, str] | None = None) -> list[str]:
-        """The catalog column (or header keyword) holding each condition, in order."""
-        columns = columns or {}
-        return [columns.get(name, name) for name in self.conditions]
-
-    def header_keys(self, table: Table, columns: Mapping[str, str] | None = None) -> dict[int, str]:
-        """Position -> FITS keyword of each condition the catalog lacks a column for."""
-        return {
-            j: name.upper()
-            for j, name in enumerate(self.column_names(columns))
-            if name not in table.colnames
-        }
 
     def values(self, fluxes: np.ndarray, softening: Sequence[float], row: np.ndarray) -> np.ndarray:
         """The numbers of one galaxy: the photometry of its :func:`annulus_fluxes` then its

@@ -14,7 +14,7 @@ import torch
 from astropy.io import fits
 from astropy.table import Table
 
-from gampen.data.catalog import write_table
+from gampen.data.catalog import load_catalog, write_table
 from gampen.data.dataset import CutoutDataset, PackedDataset
 from gampen.data.labels import LabelTransform
 from gampen.data.packfile import write_pack
@@ -72,13 +72,12 @@ def run_selfcheck(folder: Path) -> bool:
     labels = LabelTransform.fit(
         ["bt", "r_e", "flux"], np.stack([table[c] for c in ("bt", "r_e", "flux")], 1)
     )
-    streamed = CutoutDataset(
-        table, image_dir=folder / "cutouts", input_size=SIZE, label_transform=labels
-    )
-    counts = write_pack(
-        table, folder / "pack.h5", image_dir=folder / "cutouts", input_size=SIZE, progress=False
-    )
-    packed = PackedDataset(folder / "pack.h5", label_transform=labels)
+    targets = ("bt", "r_e", "flux")
+    catalog = load_catalog(table, image_dir=folder / "cutouts", targets=targets, keep_columns="all")
+    streamed = CutoutDataset(catalog, input_size=SIZE, label_transform=labels)
+    counts = write_pack(catalog, folder / "pack.h5", input_size=SIZE, progress=False)
+    pack = load_catalog(folder / "pack.h5", images=False, targets=targets)
+    packed = PackedDataset(folder / "pack.h5", pack, label_transform=labels)
     print(f"{'object_id':<10} {'expected':<16} flags")
     same = True
     for i in range(len(table)):

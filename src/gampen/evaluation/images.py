@@ -18,18 +18,19 @@ from gampen.data.dataset import CutoutDataset
 from gampen.errors import CatalogError, CutoutError
 from gampen.evaluation.inputs import Matched
 from gampen.flags import describe, is_fatal
-from gampen.infer.predict import bundle_dataset
+from gampen.infer.predict import bundle_catalog, bundle_dataset
 from gampen.model.bundle import Bundle
 
 
 def cutout_dataset(
-    matched: Matched, bundle: Bundle, *, truth_path: str | Path | None, image_dir: str | Path | None
+    matched: Matched, bundle: Bundle, *, image_dir: str | Path | None
 ) -> CutoutDataset:
-    """A dataset over the matched galaxies' cutouts, stretched as the bundle expects."""
-    table = _with_file_names(matched)
-    return bundle_dataset(
-        bundle, table, truth_path, image_dir=None if image_dir is None else str(image_dir)
+    """A dataset over the matched galaxies' cutouts, stretched as the bundle expects: the
+    catalog of their truth rows and file names, read as the bundle reads catalogs."""
+    catalog = bundle_catalog(
+        bundle, _with_file_names(matched), image_dir=None if image_dir is None else str(image_dir)
     )
+    return bundle_dataset(bundle, catalog)
 
 
 def load_images(
@@ -53,8 +54,10 @@ def load_images(
 
 
 def _with_file_names(matched: Matched) -> Table:
-    """The truth rows with the ``file_name`` column(s) (from the predictions if need be)."""
+    """The truth rows with the ``file_name`` column(s) (from the predictions if need be),
+    known as the truth catalog's (whose folder the file names are relative to)."""
     table = matched.truth.copy(copy_data=False)
+    table.meta["gampen_source"] = matched.truth_source
     names = [c for c in matched.predictions.colnames if c.startswith("file_name")]
     for name in names:
         if name not in table.colnames:

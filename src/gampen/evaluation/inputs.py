@@ -10,7 +10,7 @@ whether the matched galaxies are a model's training galaxies.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ import numpy as np
 from astropy.table import Table
 
 from gampen.checksum import file_sha256
-from gampen.data.catalog import object_ids, read_catalog, source_name
+from gampen.data.catalog import Catalog, load_catalog, read_catalog, source_name
 from gampen.data.provenance import training_overlap
 from gampen.errors import CatalogError
 from gampen.flags import is_fatal
@@ -34,9 +34,14 @@ class Matched:
     """Predictions and truth of the usable galaxies, row for row, and what was left out."""
 
     predictions: Table
+    #: The truth catalog's columns, of the matched galaxies.
     truth: Table
     params: list[str]
     dropped: dict[str, int]
+    #: The truth catalog's source (named in messages; its folder holds the cutouts).
+    truth_source: str = ""
+    #: The truth catalog's ``object_id`` of each matched galaxy (None: it has none).
+    truth_ids: np.ndarray | None = None
     samples_path: Path | None = None
     #: Row of each matched galaxy in the samples file (None without one).
     sample_rows: np.ndarray | None = None
@@ -63,12 +68,19 @@ def load_inputs(
 ) -> Matched:
     """Read the files (or take the tables, as ``gampen.predict`` returns them) and match
     them; see :func:`match`."""
-    return match(as_table(predictions), as_table(truth), samples=samples)
+    return match(as_table(predictions), truth_catalog(truth), samples=samples)
 
 
 def as_table(source: str | Path | Table) -> Table:
     """A catalog file read, or a table taken as it is."""
     return source if isinstance(source, Table) else read_catalog(source)
+
+
+def truth_catalog(source: str | Path | Table) -> Catalog:
+    """The truth catalog, read once: every column kept (the subsets read them), no image
+    files needed (the predictions may name them), truth values checked where used (a NaN
+    one leaves its galaxy out)."""
+    return load_catalog(source, images=False, keep_columns="all")
 
 
 def origin(source: str | Path | Table) -> str:
@@ -78,18 +90,19 @@ def origin(source: str | Path | Table) -> str:
     return str(source)
 
 
-def match(predictions: Table, truth: Table, *, samples: str | Path | None = None) -> Matched:
-    """Usable galaxies of ``predictions`` with their ``truth`` rows (and sample rows)."""
-    _require(predictions, "object_id", "predictions")
-    _require(truth, "object_id", "truth catalog")
-    ids_p, ids_t = _comparable_ids(predictions["object_id"], truth["object_id"])
+def match(predictions: Table, truth: Catalog, *, samples: str | Path | None = None) -> Matched:
+    """Usable galaxies of ``predictions`` with their rows of the ``truth`` catalog
+    (:func:`truth_catalog`), and their sample rows."""
+    _require(predictions.colnames, "object_id", f"predictions {source_name(predictions)}")
+    _require(truth.column_names, "object_id", f"truth catalog {truth.source}")
+    ids_p, ids_t = _comparable_ids(predictions["object_id"], truth.object_ids)
     names = _sample_names(samples) if samples is not None else None
     params = _params(predictions, truth, names)
-    position = _index(ids_t, truth)
+    position = _index(ids_t, truth.source)
     in_truth = np.array([i in position for i in ids_p.tolist()], dtype=bool)
     dropped = {"not_in_truth": int((~in_truth).sum())}
     rows_t = np.array([position[i] for i in ids_p[in_truth].tolist()], dtype=np.int64)
-    pred, true = predictions[in_truth], truth[rows_t]
+    pred, true = predictions[in_truth], truth.kept[rows_t]
     keep = np.ones(len(pred), dtype=bool)
     if "flags" in pred.colnames:
         fatal = np.asarray(is_fatal(np.asarray(pred["flags"], dtype=np.int64)))
@@ -118,6 +131,8 @@ def match(predictions: Table, truth: Table, *, samples: str | Path | None = None
         truth=true[keep],
         params=params,
         dropped=dropped,
+        truth_source=truth.source,
+        truth_ids=truth.object_ids[rows_t[keep]],
         samples_path=None if samples is None else Path(samples),
         sample_rows=rows_s,
         sample_columns=columns,
@@ -138,9 +153,9 @@ def training_galaxies(
         return "it is the catalog the model was trained on"
     table = matched.truth
     labels = None
-    if set(param_names) <= set(table.colnames):  # as label_array reads them, NaN rows kept
+    if set(param_names) <= set(table.colnames):  # as the loader reads them, NaN rows kept
         labels = np.stack([floats(table[name]) for name in param_names], axis=1)
-    return training_overlap(provenance, table, labels, object_ids(table), catalog)
+    return training_overlap(provenance, labels, matched.truth_ids, catalog)
 
 
 def sample_blocks(matched: Matched, *, block: int = 256) -> Iterator[tuple[slice, np.ndarray]]:
@@ -173,7 +188,7 @@ def samples_of(matched: Matched, positions: np.ndarray) -> np.ndarray:
     return values[..., matched.sample_columns].astype(np.float64)
 
 
-def _params(predictions: Table, truth: Table, sample_names: list[str] | None) -> list[str]:
+def _params(predictions: Table, truth: Catalog, sample_names: list[str] | None) -> list[str]:
     """The parameters to judge: summarised in the table, true in the catalog (and sampled)."""
     summarised = [
         c[: -len("_ci68_lo")]
@@ -181,10 +196,10 @@ def _params(predictions: Table, truth: Table, sample_names: list[str] | None) ->
         if c.endswith("_ci68_lo") and c[: -len("_ci68_lo")] not in _DERIVED
     ]
     candidates = sample_names if sample_names is not None else summarised
-    params = [p for p in candidates if p in summarised and p in truth.colnames]
+    params = [p for p in candidates if p in summarised and p in truth.column_names]
     if not params:
         raise CatalogError(
-            f"{source_name(predictions)} and {source_name(truth)} share no parameter to evaluate",
+            f"{source_name(predictions)} and {truth.source} share no parameter to evaluate",
             value=candidates,
             allowed="parameters with P_median/P_ci68_lo... columns in the predictions, a "
             "column P in the truth catalog" + (" and in the samples file" if sample_names else ""),
@@ -240,23 +255,22 @@ def _comparable_ids(a: Table | np.ndarray, b: Table | np.ndarray) -> tuple[np.nd
     return a, b
 
 
-def _index(ids: np.ndarray, table: Table) -> dict[object, int]:
-    """Row of each id, refusing duplicates."""
+def _index(ids: np.ndarray, source: str) -> dict[object, int]:
+    """Row of each id (as compared: ids equal but for spaces are duplicates), refusing
+    duplicates."""
     position = {v: i for i, v in enumerate(ids.tolist())}
     if len(position) != len(ids):
         raise CatalogError(
-            f"{source_name(table)}: column 'object_id' has {len(ids) - len(position)} duplicate(s)",
+            f"{source}: column 'object_id' has {len(ids) - len(position)} duplicate(s)",
             allowed="unique object_id values",
         )
     return position
 
 
-def _require(table: Table, column: str, what: str) -> None:
-    """Refuse a table without ``column``."""
-    if column not in table.colnames:
-        raise CatalogError(
-            f"{what} {source_name(table)} has no '{column}' column", allowed=f"a '{column}' column"
-        )
+def _require(columns: Sequence[str], column: str, what: str) -> None:
+    """Refuse a table (``what``, with its name) without ``column``."""
+    if column not in columns:
+        raise CatalogError(f"{what} has no '{column}' column", allowed=f"a '{column}' column")
 
 
 def floats(column: Table | np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from astropy.table import Table
 from scipy import stats
 
 from gampen.errors import CatalogError
-from gampen.evaluation.inputs import match
+from gampen.evaluation.inputs import match, truth_catalog
 from gampen.infer.summary import LEVELS
 
 #: Nominal levels of the coverage curves: 1 % to 99 %, the table's levels and 99.9 %.
@@ -144,7 +144,7 @@ def interval_coverage(
         raise CatalogError(
             "truth table lacks parameter column(s)", value=missing, allowed=truth.colnames
         )
-    matched = match(predictions, truth)
+    matched = match(predictions, truth_catalog(truth))
     result: dict[str, dict[str, float]] = {}
     for p in params:
         hits = interval_hits(matched.predictions, np.asarray(matched.truth[p], float), p)

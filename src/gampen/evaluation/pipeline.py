@@ -75,9 +75,7 @@ def evaluate(
     parts = conditional.subsets(matched)
     metrics.update(_calibration(matched, found, parts, out=out, figures=figures))
     metrics.update(_accuracy(matched, parts, out=out, figures=figures))
-    metrics["rotation"] = _model_checks(
-        matched, bundle, Path(origin(truth)), options, rng=rng, out=out, figures=figures
-    )
+    metrics["rotation"] = _model_checks(matched, bundle, options, rng=rng, out=out, figures=figures)
     metrics["headline"] = headline(metrics)
     metrics["figures"] = figures
     report.write_metrics(metrics, out / "metrics.json")
@@ -213,7 +211,6 @@ def _accuracy(
 def _model_checks(
     matched: Matched,
     bundle: Bundle | None,
-    truth_path: Path,
     options: EvaluateOptions,
     *,
     rng: np.random.Generator,
@@ -228,9 +225,7 @@ def _model_checks(
         from gampen.models import default_model_path
 
         bundle = bundle or load_bundle(default_model_path())
-        dataset = cutout_dataset(
-            matched, bundle, truth_path=truth_path, image_dir=options.image_dir
-        )
+        dataset = cutout_dataset(matched, bundle, image_dir=options.image_dir)
         if options.show:
             figures += model_checks.show_galaxies(
                 matched,

@@ -28,10 +28,10 @@ from tqdm.auto import tqdm
 
 from gampen.atomic import atomic_path
 from gampen.checks import refuse_existing
-from gampen.data.catalog import object_ids, write_table
+from gampen.data.catalog import write_table
 from gampen.data.cutouts import select_hdu
 from gampen.flags import is_fatal
-from gampen.infer.predict import bundle_dataset, open_catalog
+from gampen.infer.predict import bundle_catalog, bundle_dataset
 from gampen.model.bundle import load_bundle
 from gampen.model.stn import resample
 from gampen.models import default_model_path
@@ -57,9 +57,9 @@ def crop(
     refuse_existing([folder / CROP_CATALOG], overwrite=overwrite)
     model_path = Path(model or default_model_path())
     bundle = load_bundle(model_path)
-    table, where = open_catalog(source)
-    dataset = bundle_dataset(bundle, table, where, image_dir=image_dir, hdu=hdu)
-    ids = object_ids(table)
+    catalog = bundle_catalog(bundle, source, image_dir=image_dir)
+    dataset = bundle_dataset(bundle, catalog, hdu=hdu)
+    ids = catalog.object_ids
     folder.mkdir(parents=True, exist_ok=True)
     names, zooms, flags = [], [], []
     without_wcs = 0
@@ -84,13 +84,13 @@ def crop(
         zooms.append(float(zoom[0]))
     if without_wcs:
         log.warning("%d cutout(s) have no celestial WCS: their crops have none", without_wcs)
-    catalog = Table(
+    crops = Table(
         {"object_id": ids, "file_name": names, "stn_zoom": zooms, "flags": flags},
         meta={"MODEL": model_path.name},
     )
-    catalog["stn_zoom"].description = "spatial transformer zoom (crop side / cutout side)"
-    write_table(catalog, folder / CROP_CATALOG)
-    return catalog
+    crops["stn_zoom"].description = "spatial transformer zoom (crop side / cutout side)"
+    write_table(crops, folder / CROP_CATALOG)
+    return crops
 
 
 def crop_pixels(pixels: np.ndarray, theta: np.ndarray) -> np.ndarray:

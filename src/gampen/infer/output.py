@@ -23,7 +23,7 @@ from gampen.flags import MEANINGS
 from gampen.infer.summary import BULGE_BT, DISK_BT, LEVELS, STATISTICS, column_names
 
 if TYPE_CHECKING:
-    from gampen.data.dataset import CutoutDataset
+    from gampen.data.catalog import Catalog
     from gampen.infer.options import PredictOptions
     from gampen.model.bundle import Bundle
 
@@ -36,8 +36,6 @@ QUANTITIES: dict[str, str] = {
     "flux": "total flux (zero point ZEROPT)",
     "mag": "total magnitude",
 }
-#: Catalog columns always passed through when present (case-insensitive).
-POSITIONS: tuple[str, ...] = ("ra", "dec")
 #: Columns every output has besides the per-parameter summaries.
 FIXED_DESCRIPTIONS: dict[str, str] = {
     "object_id": "catalog object identifier",
@@ -61,39 +59,41 @@ def output_names(param_names: Sequence[str]) -> list[str]:
 
 
 def kept_columns(
-    table: Table, keep: Sequence[str] | str, param_names: Sequence[str], source: str | Path
+    catalog: Catalog, keep: Sequence[str] | str, param_names: Sequence[str]
 ) -> list[str]:
     """The catalog columns to pass through, in catalog order: RA/Dec when present, and
-    ``keep`` (names, or ``"all"``).  An unknown or clashing name is an error up front."""
+    ``keep`` (names, or ``"all"``; the catalog was loaded with them).  An unknown or
+    clashing name is an error up front."""
     produced = set(output_names(param_names))
-    if keep == "all":
-        return [c for c in table.colnames if c not in produced]
-    keep = list(keep)
-    missing = [c for c in keep if c not in table.colnames]
-    if missing:
-        raise CatalogError(
-            f"{source}: --keep-columns names column(s) the catalog lacks",
-            value=missing,
-            allowed=table.colnames,
-        )
-    clash = [c for c in keep if c in produced and c not in ("object_id", "file_name")]
-    if clash:
-        raise CatalogError(
-            f"{source}: --keep-columns would overwrite gampen's own output column(s)",
-            value=clash,
-            allowed="other columns (rename them in the catalog)",
-        )
-    wanted = set(keep) | {c for c in table.colnames if c.lower() in POSITIONS}
-    return [c for c in table.colnames if c in wanted and c not in produced]
+    if keep != "all":
+        missing = [c for c in keep if c not in catalog.column_names]
+        if missing:
+            raise CatalogError(
+                f"{catalog.source}: --keep-columns names column(s) the catalog lacks",
+                value=missing,
+                allowed=list(catalog.column_names),
+            )
+        clash = [c for c in keep if c in produced and c not in ("object_id", "file_name")]
+        if clash:
+            raise CatalogError(
+                f"{catalog.source}: --keep-columns would overwrite gampen's own output column(s)",
+                value=clash,
+                allowed="other columns (rename them in the catalog)",
+            )
+    return [c for c in catalog.kept.colnames if c not in produced]
 
 
-def refuse_unwritable_text(table: Table, names: Sequence[str], out: str | Path) -> None:
+def refuse_unwritable_text(catalog: Catalog, kept: Sequence[str], out: str | Path) -> None:
     """FITS tables hold ASCII text only: refuse, before any work, a FITS output that would
-    have to carry a non-ASCII value of one of the catalog columns ``names``."""
-    for name in names:
-        if name not in table.colnames or table[name].dtype.kind not in "OUS":
+    have to carry a non-ASCII object_id, file_name or value of a ``kept`` column."""
+    columns = {"object_id": catalog.object_ids}
+    for name in ["file_name", *kept]:
+        if name in catalog.kept.colnames:
+            columns[name] = catalog.kept[name]
+    for name, values in columns.items():
+        if values.dtype.kind not in "OUS":
             continue
-        for value in table[name]:
+        for value in values:
             text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
             if not text.isascii():
                 raise CatalogError(
@@ -105,8 +105,9 @@ def refuse_unwritable_text(table: Table, names: Sequence[str], out: str | Path) 
 
 
 def finish_table(result: Table, catalog: Table, kept: Sequence[str], meta: dict[str, Any]) -> Table:
-    """``result`` with the kept catalog columns after the identifiers, units and
-    descriptions on every column, and ``meta``; rows are in catalog order in both."""
+    """``result`` with the ``kept`` columns of ``catalog`` (a :class:`Catalog`'s
+    ``kept``) after the identifiers, units and descriptions on every column, and ``meta``;
+    rows are in catalog order in both."""
     out = result.copy(copy_data=False)
     position = out.colnames.index("file_name") + 1 if "file_name" in out.colnames else 1
     for offset, name in enumerate(kept):
@@ -143,7 +144,7 @@ def file_metadata(model_name: str, bundle: Bundle, options: PredictOptions) -> d
     }
 
 
-def input_metadata(dataset: CutoutDataset, counts: dict[str, dict[str, int]]) -> dict[str, str]:
+def input_metadata(catalog: Catalog, counts: dict[str, dict[str, int]]) -> dict[str, str]:
     """Where the run's pixel scales, zero points and conditions came from: ``PIXSRC`` and
     ``ZPSRC`` count the galaxies per source (``assumed`` = the model's value, the header
     saying nothing), ``PSFSRC`` (or ``CONDSRC`` for other conditions) names the column or
@@ -153,7 +154,7 @@ def input_metadata(dataset: CutoutDataset, counts: dict[str, dict[str, int]]) ->
         or "none read"
         for key, what in (("PIXSRC", "pixel_scale"), ("ZPSRC", "zero_point"))
     }
-    sources = dict(dataset.condition_sources)
+    sources = dict(catalog.condition_sources)
     if "psf_fwhm" in sources:
         meta["PSFSRC"] = sources.pop("psf_fwhm")
     if sources:

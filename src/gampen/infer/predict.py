@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -28,14 +28,7 @@ from tqdm.auto import tqdm
 from gampen.calibration.maps import Recalibration
 from gampen.checks import refuse_existing, refuse_inputs_as_outputs
 from gampen.data.background import BorderBackground
-from gampen.data.catalog import (
-    catalog_from_directory,
-    object_ids,
-    read_catalog,
-    resolve_image_dir,
-    table_digest,
-    table_format,
-)
+from gampen.data.catalog import Catalog, load_catalog, table_format
 from gampen.data.dataset import CutoutDataset
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
@@ -88,53 +81,42 @@ def predict(
         refuse_existing([out, options.samples_out], overwrite=options.overwrite or unfinished)
     bundle = load_bundle(model_path)
     warn_about_sampling(bundle, options, model_path.name)
-    table, source = open_catalog(source)
-    if len(table) == 0:
-        raise CatalogError(f"{source}: the catalog has no rows", allowed="one galaxy or more")
-    kept = kept_columns(table, options.keep_columns, bundle.param_names, source)
+    catalog = bundle_catalog(
+        bundle,
+        source,
+        image_dir=options.image_dir,
+        conditions=options.conditions,
+        keep_columns=options.keep_columns,
+    )
+    if len(catalog) == 0:
+        raise CatalogError(
+            f"{catalog.source}: the catalog has no rows", allowed="one galaxy or more"
+        )
+    kept = kept_columns(catalog, options.keep_columns, bundle.param_names)
     if out_format == "fits":
-        refuse_unwritable_text(table, ["object_id", "file_name", *kept], out)
+        refuse_unwritable_text(catalog, kept, out)
     model_name = model_path.name.removesuffix(".zip")
     with quiet_lightning():
         if out is None:
             with tempfile.TemporaryDirectory() as tmp:
                 out = Path(tmp) / "predictions.parquet"
-                return _run(bundle, model_name, table, kept, source, out, options)
-        return _run(bundle, model_name, table, kept, source, Path(out), options)
-
-
-def open_catalog(source: str | Path | Table) -> tuple[Table, str | Path]:
-    """The catalog table and where it came from (a path, or a description of a table)."""
-    if isinstance(source, Table):
-        origin = source.meta.get("gampen_source")
-        return source, origin if origin else "the given astropy Table"
-    if Path(source).is_dir():
-        return catalog_from_directory(source), source
-    return read_catalog(source), source
+                return _run(bundle, model_name, catalog, kept, out, options)
+        return _run(bundle, model_name, catalog, kept, Path(out), options)
 
 
 def _run(
     bundle: Bundle,
     model_name: str,
-    table: Table,
+    catalog: Catalog,
     kept: list[str],
-    source: str | Path,
     out: Path,
     options: PredictOptions,
 ) -> Table | None:
     """Set up the part store and Lightning, predict the pending chunks, merge."""
-    ids = object_ids(table)
-    n_chunks = max(1, math.ceil(len(table) / options.chunk_size))
-    store = PartStore(out, _settings(bundle, table, source, options))
-    dataset = bundle_dataset(
-        bundle,
-        table,
-        source,
-        image_dir=options.image_dir,
-        hdu=options.hdu,
-        condition_columns=options.conditions,
-    )
-    module = PosteriorModule(bundle, store, options, ids, table)
+    n_chunks = max(1, math.ceil(len(catalog) / options.chunk_size))
+    store = PartStore(out, _settings(bundle, catalog, options))
+    dataset = bundle_dataset(bundle, catalog, hdu=options.hdu)
+    module = PosteriorModule(bundle, store, options, catalog)
     trainer = pl.Trainer(
         accelerator=options.accelerator,
         devices=options.devices,
@@ -153,7 +135,7 @@ def _run(
     data.pending = [c for c in range(n_chunks) if not store.done(c)]
     done = data.n_done()
     if done and trainer.is_global_zero:
-        log.info("resuming: %d of %d galaxies already done", done, len(table))
+        log.info("resuming: %d of %d galaxies already done", done, len(catalog))
     if data.pending:
         trainer.predict(module, datamodule=data, return_predictions=False)
     trainer.strategy.barrier()
@@ -162,7 +144,7 @@ def _run(
     meta = file_metadata(model_name, bundle, options)
 
     def finish(rows: Table, counts: dict[str, dict[str, int]]) -> Table:
-        return finish_table(rows, table, kept, {**meta, **input_metadata(dataset, counts)})
+        return finish_table(rows, catalog.kept, kept, {**meta, **input_metadata(catalog, counts)})
 
     result = store.merge(
         n_chunks,
@@ -176,29 +158,49 @@ def _run(
     return result
 
 
-def bundle_dataset(
+def bundle_catalog(
     bundle: Bundle,
-    table: Table,
-    source: str | Path | None,
+    source: str | Path | Table,
     *,
     image_dir: str | None = None,
+    conditions: dict[str, str] | None = None,
+    targets: Sequence[str] = (),
+    keep_columns: Sequence[str] | str = (),
+) -> Catalog:
+    """The catalog read as the bundle's network takes it: its bands' image files, its
+    conditions (``conditions`` maps one to another column or header keyword) in its
+    contract's units, and the ``targets`` and ``keep_columns`` asked for."""
+    scalars = ScalarInputs.from_dict(bundle.preprocessing.get("scalars"))
+    return load_catalog(
+        source,
+        image_dir=image_dir,
+        bands=bundle.bands if len(bundle.bands) > 1 else None,
+        conditions=scalars.conditions,
+        condition_columns=conditions,
+        contract=bundle.contract,
+        targets=targets,
+        keep_columns=keep_columns,
+    )
+
+
+def bundle_dataset(
+    bundle: Bundle,
+    catalog: Catalog,
+    *,
     hdu: str | None = None,
     label_transform: LabelTransform | None = None,
-    condition_columns: dict[str, str] | None = None,
 ) -> CutoutDataset:
     """The catalog's cutouts as the bundle's network expects them (size, bands, stretch),
     each checked against the bundle's input contract."""
     return CutoutDataset(
-        table,
-        image_dir=resolve_image_dir(table, source, image_dir),
+        catalog,
         input_size=bundle.input_size,
-        bands=bundle.bands if len(bundle.bands) > 1 else None,
+        n_bands=len(bundle.bands) if len(bundle.bands) > 1 else None,
         hdu=hdu,
         stretch=ArcsinhStretch.from_dict(bundle.preprocessing["stretch"]),
         label_transform=label_transform,
         scalars=ScalarInputs.from_dict(bundle.preprocessing.get("scalars")),
         contract=bundle.contract,
-        condition_columns=condition_columns,
         background=BorderBackground.from_dict(bundle.preprocessing.get("background")),
     )
 
@@ -293,8 +295,7 @@ class PosteriorModule(pl.LightningModule):
         bundle: Bundle,
         store: PartStore,
         options: PredictOptions,
-        ids: np.ndarray,
-        table: Table,
+        catalog: Catalog,
     ) -> None:
         super().__init__()
         self.net = bundle.net
@@ -304,8 +305,9 @@ class PosteriorModule(pl.LightningModule):
         self.contract = bundle.contract
         ood = bundle.calibration.get("ood")
         self.ood = OodModel.from_dict(ood) if ood is not None else None
-        self.ids = ids
-        self.files = np.asarray(table["file_name"]) if "file_name" in table.colnames else None
+        self.ids = catalog.object_ids
+        kept = catalog.kept
+        self.files = np.asarray(kept["file_name"]) if "file_name" in kept.colnames else None
         self._bar: tqdm | None = None
 
     def on_predict_start(self) -> None:
@@ -452,9 +454,7 @@ def _numpy(value: Any) -> np.ndarray:
     return value.cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
 
 
-def _settings(
-    bundle: Bundle, table: Table, source: str | Path, options: PredictOptions
-) -> dict[str, Any]:
+def _settings(bundle: Bundle, catalog: Catalog, options: PredictOptions) -> dict[str, Any]:
     """What determines the output; a resumed run must match it."""
     kept = ("n_passes", "n_samples", "chunk_size", "seed", "image_dir", "hdu", "samples_out")
     wanted = {k: v for k, v in asdict(options).items() if k in kept}
@@ -464,7 +464,7 @@ def _settings(
         **wanted,
         "model_sha256": bundle.sha256,
         "calibration": {k: v for k, v in bundle.calibration.items() if k not in ("fit", "check")},
-        "source": _where(source),
-        "n_rows": len(table),
-        "catalog_sha256": table_digest(table),
+        "source": _where(catalog.source),
+        "n_rows": len(catalog),
+        "catalog_sha256": catalog.digest,
     }

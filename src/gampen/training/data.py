@@ -20,12 +20,12 @@ from astropy.table import Table
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gampen.data.background import BorderBackground
-from gampen.data.catalog import label_array, object_ids, read_catalog, resolve_image_dir
+from gampen.data.catalog import Catalog, load_catalog
 from gampen.data.cutouts import header_photometry
 from gampen.data.dataset import CutoutDataset, GalaxyDataset, PackedDataset
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
-from gampen.data.packfile import PackReader, is_pack
+from gampen.data.packfile import is_pack
 from gampen.data.scalars import ScalarInputs
 from gampen.errors import CatalogError, ConfigError
 from gampen.flags import is_fatal
@@ -104,12 +104,27 @@ class TrainingData(pl.LightningDataModule):
         self.background = background
         source = Path(config.catalog)
         self.stretch = ArcsinhStretch(softening=tuple(config.softening))
-        self.table = _source_table(source)
-        self.object_ids = object_ids(self.table)
-        values = label_array(self.table, config.targets)
+        if labels is not None and list(labels.names) != list(config.targets):
+            raise ConfigError(
+                "--init-from: the bundle predicts other parameters than --targets",
+                value=list(config.targets),
+                allowed=list(labels.names),
+            )
+        #: The catalog (or the pack's rows), read once.
+        self.catalog = load_catalog(
+            source,
+            image_dir=config.image_dir,
+            bands=config.bands,
+            images=not is_pack(source),
+            conditions=self.scalars.conditions,
+            targets=config.targets,
+            keep_columns=(config.split_column,) if config.split_column else (),
+        )
+        self.object_ids = self.catalog.object_ids
+        values = _label_values(self.catalog, config.targets)
         #: The label columns (n, k) of every catalog row, physical units.
         self.label_values = values
-        self.splits = _splits(self.table, values, config)
+        self.splits = _splits(self.catalog, values, config)
         train_rows = np.flatnonzero(self.splits == "train")
         self.labels = labels or LabelTransform.fit(
             config.targets, values[train_rows], eps=config.label_eps
@@ -124,7 +139,7 @@ class TrainingData(pl.LightningDataModule):
             )
         self.val_targets = self.labels.forward(values[self.rows["val"]])
         self.train_targets = self.labels.forward(values[train_rows])
-        self.pixel_scale, self.zero_point = _photometry(source, self.table, self.dataset, config)
+        self.pixel_scale, self.zero_point = _photometry(source, self.dataset, config)
 
     def scalar_statistics(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std (float32) of the scalar inputs over the training split's usable
@@ -189,6 +204,7 @@ class TrainingData(pl.LightningDataModule):
         if is_pack(source):
             packed = PackedDataset(
                 source,
+                self.catalog,
                 stretch=self.stretch,
                 label_transform=self.labels,
                 scalars=self.scalars,
@@ -201,12 +217,11 @@ class TrainingData(pl.LightningDataModule):
                     allowed=f"--input-size {packed.input_size}",
                 )
             return packed
-        cache = c.cache if c.cache is not None else len(self.table) <= AUTO_CACHE_ROWS
+        cache = c.cache if c.cache is not None else len(self.catalog) <= AUTO_CACHE_ROWS
         return CutoutDataset(
-            self.table,
-            image_dir=resolve_image_dir(self.table, source, c.image_dir),
+            self.catalog,
             input_size=c.input_size,
-            bands=c.bands,
+            n_bands=len(c.bands) if c.bands else None,
             hdu=c.hdu,
             stretch=self.stretch,
             label_transform=self.labels,
@@ -216,20 +231,24 @@ class TrainingData(pl.LightningDataModule):
         )
 
 
-def _source_table(source: Path) -> Table:
-    """The catalog, or the pack's columns as a table (object_id plus numeric columns)."""
-    if not is_pack(source):
-        return read_catalog(source)
-    return PackReader(source).table()
+def _label_values(catalog: Catalog, targets: list[str]) -> np.ndarray:
+    """The catalog's label columns (n, k); an error naming those it lacks."""
+    if catalog.labels is None:
+        missing = [t for t in targets if t not in catalog.column_names]
+        raise CatalogError(
+            f"{catalog.source}: label column(s) {missing} not found",
+            allowed=f"columns among {list(catalog.column_names)}",
+        )
+    return catalog.labels
 
 
-def _splits(table: Table, values: np.ndarray, config: TrainConfig) -> np.ndarray:
+def _splits(catalog: Catalog, values: np.ndarray, config: TrainConfig) -> np.ndarray:
     """Split labels from a column or drawn by seed (stratified when asked)."""
     if config.split_column:
-        return column_splits(table, config.split_column)
+        return column_splits(catalog, config.split_column)
     stratify = values[:, config.targets.index(config.balance_on)] if config.balance_on else None
     return random_splits(
-        len(table),
+        len(catalog),
         seed=config.seed,
         val_fraction=config.val_fraction,
         test_fraction=config.test_fraction,
@@ -237,14 +256,12 @@ def _splits(table: Table, values: np.ndarray, config: TrainConfig) -> np.ndarray
     )
 
 
-def _photometry(
-    source: Path, table: Table, dataset: GalaxyDataset, config: TrainConfig
-) -> tuple[float, float]:
+def _photometry(source: Path, dataset: GalaxyDataset, config: TrainConfig) -> tuple[float, float]:
     """Pixel scale and zero point: the config's, else the pack's or first cutout's header."""
     found: dict[str, Any] = {}
     if isinstance(dataset, PackedDataset):
         found = dataset.pack.photometry
-    elif isinstance(dataset, CutoutDataset) and len(table):
+    elif isinstance(dataset, CutoutDataset) and len(dataset):
         found = header_photometry(dataset.paths(0)[0], dataset.hdu)
     pixel_scale = config.pixel_scale if config.pixel_scale is not None else found.get("pixel_scale")
     zero_point = config.zero_point if config.zero_point is not None else found.get("zero_point")

@@ -332,6 +332,12 @@ def _baseline_nll(data: TrainingData) -> float:
     return float(gaussian_nll(mean.expand_as(val), scale, val))
 
 
+def _seen_ids(data: TrainingData, seen: np.ndarray) -> np.ndarray | None:
+    """The object_id values of the rows ``seen`` (None: the catalog has no such column)."""
+    ids = data.catalog.given_ids
+    return None if ids is None else ids[seen]
+
+
 def _provenance(
     config: TrainConfig, data: TrainingData, run_dir: Path, seconds: float, base: Bundle | None
 ) -> dict[str, Any]:
@@ -354,6 +360,6 @@ def _provenance(
         "torch_version": torch.__version__,
         "lightning_version": pl.__version__,
         "training_seconds": round(seconds, 1),
-        **training_marks(data.table, data.label_values[seen], data.object_ids[seen], source),
+        **training_marks(data.label_values[seen], _seen_ids(data, seen), source),
         **({"earlier": earlier_marks(base.provenance)} if base is not None else {}),
     }

@@ -8,8 +8,8 @@ galaxies.  The test split is held out from training and validation entirely.
 from __future__ import annotations
 
 import numpy as np
-from astropy.table import Table
 
+from gampen.data.catalog import Catalog
 from gampen.errors import CatalogError
 
 SPLITS = ("train", "val", "test")
@@ -51,11 +51,12 @@ def random_splits(
     return labels
 
 
-def column_splits(table: Table, column: str) -> np.ndarray:
-    """Split labels read from a catalog column (train/val/test, common spellings accepted)."""
-    if column not in table.colnames:
-        raise CatalogError(f"split column '{column}' not found", allowed=table.colnames)
-    raw = [str(v).strip().lower() for v in table[column]]
+def column_splits(catalog: Catalog, column: str) -> np.ndarray:
+    """Split labels read from a catalog column (train/val/test, common spellings
+    accepted), which the catalog was loaded keeping."""
+    if column not in catalog.kept.colnames:
+        raise CatalogError(f"split column '{column}' not found", allowed=list(catalog.column_names))
+    raw = [str(v).strip().lower() for v in catalog.kept[column]]
     bad = sorted({v for v in raw if v not in _ALIASES})
     if bad:
         raise CatalogError(
