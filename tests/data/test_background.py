@@ -9,6 +9,7 @@ import pytest
 
 from gampen.data.background import BorderBackground, fit_plane
 from gampen.errors import ConfigError
+from gampen.flags import Flag
 
 SIZE = 96
 
@@ -76,9 +77,12 @@ def test_round_trip_and_bad_settings():
         BorderBackground(width=0)
 
 
-def test_a_model_with_the_border_estimate_ignores_a_residual_sky(tmp_path):
+@pytest.mark.parametrize("pedestal", [0.25, -0.25])
+def test_a_model_with_the_border_estimate_ignores_a_residual_sky(tmp_path, pedestal):
     """The fitted plane moves with a constant sky exactly (least squares is equivariant and
-    the clipped residuals are the same), so the cleaned cutouts, and the posteriors, are."""
+    the clipped residuals are the same), so the cleaned cutouts, and the posteriors, are;
+    and the flags: a negative sky that drives the raw aperture flux below zero is removed
+    before the flux is checked, so it flags nothing."""
     import json
     import shutil
 
@@ -101,7 +105,7 @@ def test_a_model_with_the_border_estimate_ignores_a_residual_sky(tmp_path):
     (tmp_path / "sky").mkdir()
     for name in table["file_name"]:
         with fits.open(catalog.parent / "cutouts" / name) as hdul:
-            hdul[0].data = hdul[0].data + np.float32(0.25)  # 5 sigma of residual sky
+            hdul[0].data = hdul[0].data + np.float32(pedestal)  # 5 sigma of residual sky
             hdul.writeto(tmp_path / "sky" / name)
     table.write(tmp_path / "sky" / "info.csv")
     options = PredictOptions(n_passes=2, n_samples=50, num_workers=0, progress=False)
@@ -112,10 +116,16 @@ def test_a_model_with_the_border_estimate_ignores_a_residual_sky(tmp_path):
     }
 
     def shift(model: str) -> float:
-        """The largest relative change of the flux median that the sky makes."""
+        """The largest relative change of the flux median that the sky makes (of galaxies
+        it does not flag fatally)."""
         before, after = runs[(model, catalog.parent)], runs[(model, tmp_path / "sky")]
-        return float(np.max(np.abs(after["flux_median"] / before["flux_median"] - 1)))
+        return float(np.nanmax(np.abs(after["flux_median"] / before["flux_median"] - 1)))
 
     assert shift("cleaning") < 1e-5  # float rounding only
+    assert np.array_equal(
+        runs[("cleaning", tmp_path / "sky")]["flags"], runs[("cleaning", catalog.parent)]["flags"]
+    )
+    raw_flux_flagged = runs[("bundle", tmp_path / "sky")]["flags"] & Flag.BAD_FLUX > 0
+    assert raw_flux_flagged.any() == (pedestal < 0)  # without the estimate, faint ones
     # the case that must fail: the same network without the estimate is moved by the sky
     assert shift("bundle") > 100 * max(shift("cleaning"), 1e-6)

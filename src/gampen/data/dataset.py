@@ -75,15 +75,12 @@ class GalaxyDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         cutout = self.read(index)
         row = self.conditions(index, cutout)
-        image, flags, sources = cutout.image, cutout.flags, {}
-        fluxes = annulus_fluxes(image)
         if self.contract is not None:
-            image, fluxes, flags, sources = self._checked(index, cutout, row, fluxes)
-        elif not np.isfinite(row).all():
-            flags |= Flag.BAD_CONDITION
-        if self.background is not None and not is_fatal(flags):
-            image = self.background(image)
-            fluxes = annulus_fluxes(image)
+            image, fluxes, flags, sources = self._checked(index, cutout, row)
+        else:
+            flags = cutout.flags | (0 if np.isfinite(row).all() else Flag.BAD_CONDITION)
+            image = self._without_background(cutout.image, flags)
+            fluxes, sources = annulus_fluxes(image), {}
         if is_fatal(flags):
             row = np.zeros_like(row)  # a fatal row: never used, but keep NaN out of the net
         scalars = self.scalars.values(fluxes, self.stretch.softening, row)
@@ -100,11 +97,20 @@ class GalaxyDataset(Dataset):
             item["target"] = torch.from_numpy(self._targets[index])
         return item
 
+    def _without_background(self, image: np.ndarray, flags: int) -> np.ndarray:
+        """The image less the background estimate (as it is when there is none, or when
+        the galaxy is already fatally flagged)."""
+        if self.background is None or is_fatal(flags):
+            return image
+        return self.background(image)
+
     def _checked(
-        self, index: int, cutout: Cutout, row: np.ndarray, fluxes: np.ndarray
+        self, index: int, cutout: Cutout, row: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, int, dict[str, str]]:
-        """The image and its annulus fluxes on the model's zero point, the flags the
-        contract adds, and where the pixel scale and zero point came from."""
+        """The image on the model's zero point less its background, its annulus fluxes,
+        the flags the contract adds, and where the pixel scale and zero point came from.
+        The flux is checked after the background is removed: a sky pedestal the model
+        removes must not flag a faint galaxy."""
         contract = self.contract
         assert contract is not None
         flags, reasons = cutout.flags, []
@@ -118,9 +124,10 @@ class GalaxyDataset(Dataset):
             }
             if check.factor != 1.0:
                 image = image * np.float32(check.factor)
-                fluxes = fluxes * check.factor
             flags |= check.flags
             reasons.append(check.reason)
+        image = self._without_background(image, flags)
+        fluxes = annulus_fluxes(image)
         if not is_fatal(flags):
             flux_flags, reason = contract.check_flux(float(fluxes[:, 0].sum()))
             flags |= flux_flags
