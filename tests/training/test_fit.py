@@ -320,3 +320,31 @@ def test_trainer_asks_for_deterministic_kernels_but_only_warns_where_none_exist(
         assert torch.is_deterministic_algorithms_warn_only_enabled()
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+
+
+@pytest.mark.parametrize(("loss", "censored"), [("moments", True), ("nll", True), ("mse", False)])
+def test_pure_disks_and_bulges_are_censored_labels(labelled, loss, censored):
+    """bt's ends, from the label transform, reach the loss: a pure bulge's score is the
+    head's mass beyond the end (the density loss for mse, which has no mass to censor)."""
+    from gampen.data.labels import LabelTransform
+    from gampen.model.config import NetworkConfig
+    from gampen.model.network import GampenNet
+    from gampen.training.module import censoring_of
+
+    labels = LabelTransform(
+        ("r_e", "bt"), ("log", "logit"), eps=0.05, mean=np.zeros(2), std=np.ones(2)
+    )
+    censoring = censoring_of(labels)
+    end = np.log(0.95 / 0.05)
+    assert (censoring.index, censoring.low, censoring.high) == (
+        1,
+        pytest.approx(-end),
+        pytest.approx(end),
+    )
+    assert (
+        censoring_of(LabelTransform(("r_e",), ("log",), mean=np.zeros(1), std=np.ones(1))) is None
+    )
+    net = GampenNet(NetworkConfig(input_size=32, **TINY_NETWORK))
+    config = TrainConfig(catalog=str(labelled), out="unused", loss=loss, train_passes=2)
+    module = GampenModule(net, config, object_ids=[0], censoring=censoring)
+    assert (module.censoring is not None) == censored

@@ -94,6 +94,14 @@ class LabelTransform:
                 out[..., j] = t[..., j]
         return out
 
+    def limits(self, j: int) -> tuple[float, float]:
+        """The standardised values of a logit parameter's ends, 0 and 1: the network's
+        samples beyond them invert to exactly 0 or 1 (a pure disk or bulge)."""
+        if self.kinds[j] != "logit":
+            raise ConfigError("only a logit parameter has ends", value=self.names[j])
+        end = float(np.log(1.0 - self.eps) - np.log(self.eps))
+        return (-end - self.mean[j]) / self.std[j], (end - self.mean[j]) / self.std[j]
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe description, stored in the model bundle."""
         return {

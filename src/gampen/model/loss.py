@@ -15,6 +15,15 @@ with ``mean`` and ``target`` (B, k) and ``scale_tril`` (B, k, k); ``reduction`` 
   entries are ignored, so train it with ``NetworkConfig(covariance="diagonal")``.
 * ``mse``: mean squared error of the mean only (no uncertainty is learnt).
 
+**Censoring at bt's ends.**  Prediction clips the samples of a bounded parameter (bt) to
+its ends, so the head's probability of a pure disk is the Gaussian mass below the end,
+``P(y_j <= low)``, not a density.  A training galaxy whose label is at an end (bt = 0 or 1
+exactly) therefore scores ``-log p(y_others) - log P(y_j beyond the end | y_others)`` (a
+censored, "Tobit", likelihood), which :class:`Censoring` switches on for
+:func:`gaussian_nll`, :func:`moments_nll` and :func:`mixture_nll`.  Scored as a density
+instead, a pure bulge pulls the mean onto the end, where half the mass stays inside: the
+posterior median of a pure bulge sits below 1 and its intervals miss it.
+
 :func:`mixture_nll` scores the MC-dropout predictive distribution itself: ``K`` stochastic
 passes of one image give ``K`` Gaussians, and the loss is ``-log (1/K sum_k N(y; mu_k,
 L_k L_k^T))``.  Trained this way, ``L`` learns only the scatter that the pass-to-pass
@@ -33,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -42,21 +52,70 @@ REDUCTIONS: tuple[str, ...] = ("mean", "sum", "none")
 LossFunction = Callable[..., torch.Tensor]
 
 
+@dataclass(frozen=True)
+class Censoring:
+    """Parameter ``index`` is censored at ``low`` and ``high`` (standardised values of its
+    ends): a label within ``tolerance`` of an end means "at or beyond it"."""
+
+    index: int
+    low: float
+    high: float
+    tolerance: float = 1e-4
+
+
 def gaussian_nll(
     mean: torch.Tensor,
     scale_tril: torch.Tensor,
     target: torch.Tensor,
     *,
     reduction: str = "mean",
+    censoring: Censoring | None = None,
 ) -> torch.Tensor:
-    """Full-covariance Gaussian NLL via a triangular solve and the log-diagonal of ``L``."""
+    """Full-covariance Gaussian NLL via a triangular solve and the log-diagonal of ``L``;
+    with ``censoring``, labels at an end score the probability beyond it."""
     _check_shapes(mean, scale_tril, target)
     mean, scale_tril, target = _at_least_float32(mean, scale_tril, target)
     residual = (target - mean).unsqueeze(-1)
     whitened = torch.linalg.solve_triangular(scale_tril, residual, upper=False).squeeze(-1)
     log_diagonal = torch.diagonal(scale_tril, dim1=-2, dim2=-1).log()
     per_galaxy = _gaussian_terms(whitened, log_diagonal)
+    if censoring is not None:
+        value = target[:, censoring.index]
+        below = value <= censoring.low + censoring.tolerance
+        above = value >= censoring.high - censoring.tolerance
+        if bool((below | above).any()):
+            censored = _censored_nll(mean, scale_tril, target, censoring, below)
+            per_galaxy = torch.where(below | above, censored, per_galaxy)
     return _reduce(per_galaxy, reduction)
+
+
+def _censored_nll(
+    mean: torch.Tensor,
+    scale_tril: torch.Tensor,
+    target: torch.Tensor,
+    censoring: Censoring,
+    below: torch.Tensor,
+) -> torch.Tensor:
+    """``-log p(y_others) - log P(y_j beyond its end | y_others)`` per galaxy: the censored
+    parameter ``j`` is moved last, so the Cholesky factor of the reordered covariance gives
+    the others' density (its leading block) and j's conditional mean and sd (its last row)."""
+    j, k = censoring.index, mean.shape[-1]
+    order = [i for i in range(k) if i != j] + [j]
+    covariance = scale_tril @ scale_tril.transpose(-1, -2)
+    factor = torch.linalg.cholesky(covariance[:, order][:, :, order])
+    residual = (target - mean)[:, order]
+    others = torch.linalg.solve_triangular(
+        factor[:, :-1, :-1], residual[:, :-1, None], upper=False
+    ).squeeze(-1)
+    log_diagonal = torch.diagonal(factor[:, :-1, :-1], dim1=-2, dim2=-1).log()
+    conditional_mean = mean[:, j] + (factor[:, -1, :-1] * others).sum(dim=-1)
+    conditional_sd = factor[:, -1, -1]
+    beyond = torch.where(
+        below,
+        (censoring.low - conditional_mean) / conditional_sd,
+        (conditional_mean - censoring.high) / conditional_sd,
+    )
+    return _gaussian_terms(others, log_diagonal) - torch.special.log_ndtr(beyond)
 
 
 def mixture_nll(
@@ -65,13 +124,17 @@ def mixture_nll(
     target: torch.Tensor,
     *,
     reduction: str = "mean",
+    censoring: Censoring | None = None,
 ) -> torch.Tensor:
     """NLL of the equal-weight mixture of ``K`` Gaussians: means (K, B, k), L (K, B, k, k)."""
     if means.ndim != 3:
         raise GampenValueError("means must be (passes, batch, k)", value=tuple(means.shape))
     n_passes = means.shape[0]
     per_pass = torch.stack(
-        [gaussian_nll(means[p], scale_trils[p], target, reduction="none") for p in range(n_passes)]
+        [
+            gaussian_nll(means[p], scale_trils[p], target, reduction="none", censoring=censoring)
+            for p in range(n_passes)
+        ]
     )
     per_galaxy = math.log(n_passes) - torch.logsumexp(-per_pass, dim=0)
     return _reduce(per_galaxy, reduction)
@@ -83,6 +146,7 @@ def moments_nll(
     target: torch.Tensor,
     *,
     reduction: str = "mean",
+    censoring: Censoring | None = None,
 ) -> torch.Tensor:
     """NLL of the Gaussian matching the moments of ``K`` passes: means (K, B, k), L (K, B, k, k)."""
     if means.ndim != 3 or means.shape[0] < 2:
@@ -92,7 +156,13 @@ def moments_nll(
     spread = means - centre
     jitter = torch.einsum("pbi,pbj->bij", spread, spread) / (means.shape[0] - 1)
     covariance = (scale_trils @ scale_trils.transpose(-1, -2)).mean(dim=0) + jitter
-    return gaussian_nll(centre, torch.linalg.cholesky(covariance), target, reduction=reduction)
+    return gaussian_nll(
+        centre,
+        torch.linalg.cholesky(covariance),
+        target,
+        reduction=reduction,
+        censoring=censoring,
+    )
 
 
 def diagonal_nll(

@@ -40,7 +40,7 @@ from gampen.quiet import quiet_lightning
 from gampen.training.checkpoint_io import SafeCheckpointIO
 from gampen.training.config import TrainConfig
 from gampen.training.data import TrainingData
-from gampen.training.module import GampenModule
+from gampen.training.module import GampenModule, censoring_of
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback]) -> Path | None:
         background=_background(config, base),
     )
     net = base.net.train() if base else _new_network(config, data)
-    module = GampenModule(net, config, data.object_ids)
+    module = GampenModule(net, config, data.object_ids, censoring_of(data.labels))
     trainer = _trainer(config, run_dir, callbacks)
     last = run_dir / "checkpoints" / "last.ckpt"
     resuming = config.resume and last.exists()

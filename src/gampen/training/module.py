@@ -6,8 +6,11 @@ draws from, built from ``train_passes`` MC-dropout passes: the Gaussian with the
 moments (``moments``) or the mixture itself (``mixture``).
 Validation reports ``val_nll``, the NLL of the distribution the model is trained to
 predict (the eval-mode Gaussian for ``nll``, the same MC score otherwise); early
-stopping and checkpoint selection use it.  Galaxies with a fatal flag are left out of
-the loss.  A non-finite loss stops training with the batch's object_ids.
+stopping and checkpoint selection use it.  Labels at bt's ends (pure disks and bulges)
+are censored (:class:`gampen.model.loss.Censoring`): they score the probability the
+head puts beyond the end, which prediction turns into exactly 0 or 1.  Galaxies with a
+fatal flag are left out of the loss.  A non-finite loss stops training with the batch's
+object_ids.
 """
 
 from __future__ import annotations
@@ -20,15 +23,18 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 
+from gampen.data.labels import LabelTransform
 from gampen.errors import GampenError
 from gampen.flags import FATAL
-from gampen.model.loss import gaussian_nll, get_loss, mixture_nll, moments_nll
+from gampen.model.loss import Censoring, gaussian_nll, get_loss, mixture_nll, moments_nll
 from gampen.model.network import GampenNet, enable_mc_dropout
 from gampen.seeding import derive_seed
 from gampen.training.config import TrainConfig
 
 #: Losses that score several dropout passes of each image together.
 MC_LOSSES = {"moments": moments_nll, "mixture": mixture_nll}
+#: Losses that score a label at a bounded parameter's end as the mass beyond it.
+CENSORABLE = ("nll", "moments", "mixture")
 #: Stands in for the epoch when seeding validation dropout (no epoch reaches it).
 VALIDATION_STREAM = 2**32 - 1
 
@@ -40,11 +46,19 @@ class TrainingDivergedError(GampenError):
 class GampenModule(pl.LightningModule):
     """Optimisation, logging and the NaN guard around a GampenNet."""
 
-    def __init__(self, net: GampenNet, config: TrainConfig, object_ids: Sequence[Any]) -> None:
+    def __init__(
+        self,
+        net: GampenNet,
+        config: TrainConfig,
+        object_ids: Sequence[Any],
+        censoring: Censoring | None = None,
+    ) -> None:
         super().__init__()
         self.net = net
         self.config = config
         self.loss_fn = None if config.loss in MC_LOSSES else get_loss(config.loss)
+        #: Which label is censored at its ends (None: none is).
+        self.censoring = censoring if config.loss in CENSORABLE else None
         self.object_ids = np.asarray(object_ids)
         self._freeze(config.freeze)
 
@@ -117,6 +131,8 @@ class GampenModule(pl.LightningModule):
         if self.config.loss in MC_LOSSES:
             return self.mc_loss(images, target, mc_dropout=False, scalars=scalars), n
         out = self.net(images, scalars)
+        if self.censoring is not None:
+            return gaussian_nll(out.mean, out.scale_tril, target, censoring=self.censoring), n
         return self.loss_fn(out.mean, out.scale_tril, target), n
 
     def validation_nll(
@@ -133,7 +149,9 @@ class GampenModule(pl.LightningModule):
         figure is the same every time)."""
         if self.config.loss not in MC_LOSSES:
             out = self.net(images, scalars)
-            return gaussian_nll(out.mean, out.scale_tril, target, reduction=reduction)
+            return gaussian_nll(
+                out.mean, out.scale_tril, target, reduction=reduction, censoring=self.censoring
+            )
         torch.manual_seed(
             derive_seed(self.config.seed, VALIDATION_STREAM, batch_idx, self.global_rank)
         )
@@ -156,13 +174,21 @@ class GampenModule(pl.LightningModule):
         means = torch.stack([p.mean for p in passes])
         scale_trils = torch.stack([p.scale_tril for p in passes])
         score = MC_LOSSES[self.config.loss]
-        return score(means, scale_trils, target, reduction=reduction)
+        return score(means, scale_trils, target, reduction=reduction, censoring=self.censoring)
 
     def _freeze(self, parts: Sequence[str]) -> None:
         """Stop gradients through the named parts of the network (transfer learning)."""
         for name in parts:
             for parameter in getattr(self.net, name).parameters():
                 parameter.requires_grad_(False)
+
+
+def censoring_of(labels: LabelTransform) -> Censoring | None:
+    """The censoring of the first logit parameter (bt) at its ends, if there is one."""
+    if "logit" not in labels.kinds:
+        return None
+    index = labels.kinds.index("logit")
+    return Censoring(index, *labels.limits(index))
 
 
 class WarmupCosine:
