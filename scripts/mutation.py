@@ -11,7 +11,7 @@ tests among these that call the mutated function):
 * ``infer/sampling.py``   tests/infer/test_sampling.py
 * ``infer/summary.py``    tests/infer/test_summary_known_answer.py, tests/infer/test_sampling.py
 * ``data/labels.py``      tests/data/test_transforms.py, tests/infer/test_summary_known_answer.py
-* ``model/loss.py``       tests/model/test_gaussian_nll.py
+* ``model/loss.py``       tests/model/test_gaussian_nll.py, tests/model/test_censored_nll.py
 * ``calibration/maps.py``  tests/calibration/test_maps.py, tests/infer/test_sampling.py
 * ``calibration/fit.py``   tests/calibration/test_fit.py
 * ``data/scalars.py``     tests/data/test_scalars.py
@@ -53,8 +53,9 @@ MODULES: dict[str, list[str]] = {
     "data/labels.py": [
         "tests/data/test_transforms.py",
         "tests/infer/test_summary_known_answer.py",
+        "tests/model/test_censored_nll.py",
     ],
-    "model/loss.py": ["tests/model/test_gaussian_nll.py"],
+    "model/loss.py": ["tests/model/test_gaussian_nll.py", "tests/model/test_censored_nll.py"],
     "calibration/maps.py": ["tests/calibration/test_maps.py", "tests/infer/test_sampling.py"],
     "calibration/fit.py": ["tests/calibration/test_fit.py"],
     "data/scalars.py": ["tests/data/test_scalars.py"],

@@ -1,4 +1,4 @@
-"""Catalog reading, checking and writing through astropy Table (DESIGN §4.1).
+"""Catalog reading, checking and writing through astropy Table (docs/architecture.md).
 
 :func:`load_catalog` reads a catalog once into a :class:`Catalog`: ids, image files,
 conditions, labels and pass-through columns, every check done there, so the commands and
@@ -376,7 +376,7 @@ def _kept(table: Table, keep: Sequence[str] | str) -> Table:
 
 
 def _image_dir(table: Table, source: str, image_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Where ``file_name`` paths are relative to (DESIGN §4.1).
+    """Where ``file_name`` paths are relative to (docs/architecture.md, "Input catalog").
 
     An explicit ``image_dir`` wins; otherwise the catalog's folder (a folder of FITS files:
     that folder), or its ``cutouts/`` sub-folder when the first file is found there and

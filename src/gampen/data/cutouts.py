@@ -1,4 +1,4 @@
-"""Reading FITS cutouts into (bands, size, size) float32 arrays (DESIGN §4.2).
+"""Reading FITS cutouts into (bands, size, size) float32 arrays (docs/architecture.md, "Data flow").
 
 A cutout comes from the primary HDU, the first image extension, or a named HDU; it is
 2-D (one band) or a 3-D (bands, y, x) cube, or one 2-D file per band.  Larger cutouts are

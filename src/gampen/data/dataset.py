@@ -178,8 +178,9 @@ class GalaxyDataset(Dataset):
 
 
 class CutoutDataset(GalaxyDataset):
-    """Galaxies read one by one from the FITS files a :class:`Catalog` names (DESIGN §4.1,
-    §4.2), with its conditions (the cutouts' headers giving those it has no column for).
+    """Galaxies read one by one from the FITS files a :class:`Catalog` names
+    (docs/architecture.md), with its conditions (the cutouts' headers giving those it has
+    no column for).
 
     ``contract`` (a model's) is checked per galaxy; ``n_bands``: the bands each cutout
     holds (default: one per file column).

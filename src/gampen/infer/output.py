@@ -1,4 +1,4 @@
-"""What makes a prediction table self-describing (DESIGN §4.5): catalog columns passed
+"""What makes a prediction table self-describing (docs/outputs.md): catalog columns passed
 through, a unit and a description on every column, and file metadata.
 
 The metadata keys are FITS-safe (at most 8 upper-case characters), so FITS headers, ECSV

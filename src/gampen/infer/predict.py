@@ -388,7 +388,7 @@ class PosteriorModule(pl.LightningModule):
         flags: np.ndarray,
         batch: dict[str, Any],
     ) -> Table:
-        """The chunk's output rows (DESIGN §4.5)."""
+        """The chunk's output rows (docs/outputs.md)."""
         names = list(self.bundle.param_names)
         columns: dict[str, Any] = {"object_id": self.ids[rows]}
         if self.files is not None:

@@ -1,4 +1,4 @@
-"""Posterior summaries (DESIGN §4.5), computed for many galaxies at once.
+"""Posterior summaries (docs/outputs.md), computed for many galaxies at once.
 
 From physical-unit samples (B, S, k): mean, median, mode, standard deviation and the
 equal-tailed 68.27 / 95.45 / 99.73 % intervals (the 1, 2 and 3 sigma probabilities), and,

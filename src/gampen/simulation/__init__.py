@@ -1,4 +1,4 @@
-"""Simulated training sets with exact truth: ``gampen simulate`` (DESIGN §4.3).
+"""Simulated training sets with exact truth: ``gampen simulate`` (docs/architecture.md).
 
 GalSim renders a bulge + disk galaxy, its neighbours, a Moffat PSF and sky-limited coadd
 noise into ``OUT/cutouts/<object_id>.fits``; the exact truth goes to ``OUT/info.csv``.

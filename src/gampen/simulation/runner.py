@@ -1,6 +1,6 @@
 """Running a simulation: parallel over processes, deterministic, resumable.
 
-Layout of the output folder (DESIGN §4.3)::
+Layout of the output folder (docs/architecture.md, "Training set")::
 
     OUT/simulate.json        settings of the run (config, seed, n, versions)
     OUT/cutouts/<id>.fits    one cutout per object, object_id = 0 .. n-1

@@ -1,4 +1,4 @@
-"""The truth catalog row of a simulated galaxy, with the exact definitions of DESIGN §4.3.
+"""The truth catalog row of a simulated galaxy, with the exact definitions below.
 
 - ``bt``: bulge flux / total flux of the central galaxy (intrinsic), as drawn; a disk's
   clumps are disk light.
