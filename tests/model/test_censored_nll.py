@@ -11,6 +11,7 @@ import torch
 from scipy import stats
 
 from gampen.data.labels import LabelTransform
+from gampen.errors import ConfigError
 from gampen.model.loss import Censoring, gaussian_nll, mixture_nll, moments_nll
 
 LOW, HIGH = -1.3, 1.7
@@ -142,5 +143,5 @@ def test_limits_are_where_bt_0_and_1_land():
     )
     ends = transform.forward(np.array([[0.0, 1.0], [1.0, 1.0]]))[:, 0]
     np.testing.assert_allclose(transform.limits(0), ends, rtol=1e-12)
-    with pytest.raises(Exception, match="logit"):
+    with pytest.raises(ConfigError, match="only a logit parameter has ends.*r_e"):
         transform.limits(1)
