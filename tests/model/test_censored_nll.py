@@ -143,5 +143,5 @@ def test_limits_are_where_bt_0_and_1_land():
     )
     ends = transform.forward(np.array([[0.0, 1.0], [1.0, 1.0]]))[:, 0]
     np.testing.assert_allclose(transform.limits(0), ends, rtol=1e-12)
-    with pytest.raises(ConfigError, match="only a logit parameter has ends.*r_e"):
+    with pytest.raises(ConfigError, match=r"only a logit parameter has ends.*r_e"):
         transform.limits(1)
