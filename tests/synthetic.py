@@ -12,26 +12,45 @@ from astropy.table import Table
 TINY_NETWORK = {"widths": [8, 8, 16, 16], "hidden": 16, "stn_widths": [4, 8]}
 
 
-def write_labelled_set(folder: Path, *, n: int = 96, size: int = 32, seed: int = 0) -> Path:
-    """Round exponential galaxies whose size and flux the labels describe; returns info.csv."""
+def write_labelled_set(
+    folder: Path, *, n: int = 96, size: int = 32, seed: int = 0, psf: bool = False
+) -> Path:
+    """Round exponential galaxies whose size and flux the labels describe; returns info.csv.
+    With ``psf``, each cutout has a ``PSF`` HDU: a Gaussian of the row's ``psf_fwhm``
+    (the galaxy is not convolved with it) and a random axis ratio in [0.7, 1]."""
     rng = np.random.default_rng(seed)
     (folder / "cutouts").mkdir(parents=True, exist_ok=True)
     y, x = np.mgrid[:size, :size] - (size - 1) / 2
     r = np.hypot(x, y)
     header = fits.Header({"PIXSCALE": 0.2, "MAGZP": 27.0})
+    fwhm = np.random.default_rng(seed + 1).uniform(0.5, 0.9, n)  # a condition
+    ratios = np.random.default_rng(seed + 2).uniform(0.7, 1.0, n)
     rows = []
     for i in range(n):
         r_e_pix, flux, bt = rng.uniform(1.5, 6.0), 10 ** rng.uniform(1.5, 3.0), rng.uniform(0, 1)
         profile = np.exp(-1.678 * r / r_e_pix)
         image = flux * profile / profile.sum() + rng.normal(0, 0.05, (size, size))
         name = f"{i:04d}.fits"
-        fits.PrimaryHDU(image.astype(np.float32), header=header).writeto(folder / "cutouts" / name)
+        hdus = [fits.PrimaryHDU(image.astype(np.float32), header=header)]
+        if psf:
+            hdus.append(psf_hdu(fwhm[i], ratios[i]))
+        fits.HDUList(hdus).writeto(folder / "cutouts" / name)
         rows.append((i, name, bt, 0.2 * r_e_pix, flux))
     path = folder / "info.csv"
     table = Table(rows=rows, names=["object_id", "file_name", "bt", "r_e", "flux"])
-    table["psf_fwhm"] = np.random.default_rng(seed + 1).uniform(0.5, 0.9, n)  # a condition
+    table["psf_fwhm"] = fwhm
     table.write(path)
     return path
+
+
+def psf_hdu(fwhm: float, q: float = 1.0, *, scale: float = 0.2, side: int = 21) -> fits.ImageHDU:
+    """A ``PSF`` HDU: a unit-sum Gaussian of ``fwhm`` arcsec and axis ratio ``q`` (its
+    major axis along x), sampled at ``scale`` arcsec/px, header ``PIXSCALE``."""
+    y, x = (np.mgrid[:side, :side] - (side - 1) / 2) * scale
+    sigma = fwhm / 2.3548
+    image = np.exp(-0.5 * ((x / sigma) ** 2 + (y / (q * sigma)) ** 2))
+    header = fits.Header({"PIXSCALE": scale, "PSF_FWHM": fwhm})
+    return fits.ImageHDU((image / image.sum()).astype(np.float32), header=header, name="PSF")
 
 
 def tiny_bundle(

@@ -10,6 +10,7 @@ from astropy.table import Table
 
 from gampen.data.catalog import load_catalog
 from gampen.data.dataset import CutoutDataset
+from gampen.data.psf_features import PSF_FEATURES
 from gampen.data.scalars import (
     APERTURE_EDGES,
     ScalarInputs,
@@ -85,6 +86,27 @@ def test_count_and_round_trip():
     listed = ScalarInputs(conditions=["psf_fwhm"])  # as read from YAML or JSON
     assert listed.conditions == ("psf_fwhm",) and listed == ScalarInputs(conditions=("psf_fwhm",))
     assert hash(listed) == hash(ScalarInputs(conditions=("psf_fwhm",)))
+
+
+def test_psf_features_come_last_and_only_psf_models_say_so():
+    """Bundles of models without PSF images keep their exact JSON."""
+    plain = ScalarInputs(photometry=True, conditions=("psf_fwhm",))
+    assert plain.to_dict() == {"photometry": True, "conditions": ["psf_fwhm"]}
+    with_psf = ScalarInputs(photometry=True, conditions=("psf_fwhm",), psf_image=True)
+    assert with_psf.to_dict() == {**plain.to_dict(), "psf_image": True}
+    assert ScalarInputs.from_dict(with_psf.to_dict()) == with_psf
+    assert with_psf.count(2) == plain.count(2) + PSF_FEATURES == 4 * N_ANNULI + 1 + PSF_FEATURES
+    assert with_psf.psf_slice(2) == slice(4 * N_ANNULI + 1, 4 * N_ANNULI + 1 + PSF_FEATURES)
+    assert plain.psf_slice(2) == slice(plain.count(2), plain.count(2))
+    fluxes, psf = np.ones((2, 2, N_ANNULI)), np.arange(PSF_FEATURES, dtype=np.float32)
+    values = with_psf.values(fluxes, [1.0, 1.0], np.array([0.7]), psf)
+    np.testing.assert_array_equal(values[with_psf.psf_slice(2)], psf)
+    assert values[4 * N_ANNULI] == np.float32(0.7)
+    absent = with_psf.values(fluxes, [1.0, 1.0], np.array([0.7]))
+    assert not absent[with_psf.psf_slice(2)].any()
+    np.testing.assert_array_equal(
+        plain.values(fluxes, [1.0, 1.0], np.array([0.7]), psf), absent[:-PSF_FEATURES]
+    )
 
 
 @pytest.fixture

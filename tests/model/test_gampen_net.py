@@ -11,7 +11,12 @@ from torch import nn
 from gampen.errors import GampenValueError
 from gampen.model.config import NetworkConfig
 from gampen.model.loss import gaussian_nll
-from gampen.model.network import GampenNet, count_parameters, enable_mc_dropout
+from gampen.model.network import (
+    GampenNet,
+    count_parameters,
+    enable_mc_dropout,
+    with_more_scalars,
+)
 
 
 @pytest.fixture(params=["compact", "vgg16"])
@@ -183,3 +188,33 @@ def test_compact_network_learns_a_toy_problem(tiny_config: NetworkConfig, stn: s
         optimiser.step()
     end = evaluate()
     assert end < start - 1.0
+
+
+@pytest.mark.parametrize("n_scalars", [0, 5])
+def test_growing_the_scalar_inputs_keeps_every_output(
+    tiny_config: NetworkConfig, n_scalars: int
+) -> None:
+    """``--init-from`` a bundle without the PSF features: the grown network predicts what
+    the bundle does, whatever the new inputs hold, and it can learn from them."""
+    torch.manual_seed(0)
+    base = GampenNet(dataclasses.replace(tiny_config, n_scalars=n_scalars)).eval()
+    if n_scalars:
+        base.set_scalar_statistics(torch.randn(n_scalars), torch.rand(n_scalars) + 0.5)
+    mean, std = torch.tensor([0.75, 0.2, 0.6, 0.1]), torch.tensor([0.43, 0.05, 0.1, 0.0])
+    grown = with_more_scalars(base, mean, std)
+    assert grown.config.n_scalars == n_scalars + 4 and not grown.training
+    standardise = grown.scalar_encoder[0]
+    assert torch.equal(standardise.mean[n_scalars:], mean)
+    assert torch.equal(standardise.std[n_scalars:], torch.tensor([0.43, 0.05, 0.1, 1e-6]))
+    x, s = torch.randn(3, 1, 32, 32), torch.randn(3, n_scalars)
+    before = base(x, s if n_scalars else None)
+    for extra in (torch.zeros(3, 4), 10 * torch.randn(3, 4)):
+        after = grown(x, torch.cat((s, extra), 1))
+        # the same sums with zero terms added: equal but for the order BLAS adds in
+        torch.testing.assert_close(after.mean, before.mean, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(after.scale_tril, before.scale_tril, rtol=1e-6, atol=1e-7)
+    grown.train()
+    out = grown(x, torch.cat((s, torch.randn(3, 4)), 1))
+    gaussian_nll(out.mean, out.scale_tril, torch.randn(3, tiny_config.n_params)).backward()
+    first = grown.scalar_encoder[1] if n_scalars else grown.head.linear
+    assert first.weight.grad.abs().sum() > 0  # the new inputs' weights learn

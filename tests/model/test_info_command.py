@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from gampen.cli import main
-from gampen.model.bundle import save_bundle
+from gampen.data.psf_features import PSF_FEATURES
+from gampen.model.bundle import load_bundle, save_bundle
 from gampen.model.config import NetworkConfig
 from gampen.model.network import GampenNet
+
+from ..synthetic import tiny_bundle
 
 
 @pytest.fixture
@@ -73,3 +77,35 @@ def test_info_on_a_broken_bundle_fails_cleanly(
 ) -> None:
     assert main(["info", str(tmp_path)]) == 2
     assert "not a gampen bundle" in capsys.readouterr().err
+
+
+def test_info_says_a_model_takes_psf_images_falling_back_to_the_fwhm(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plain = tiny_bundle(tmp_path, conditions=("psf_fwhm",), name="plain")
+    assert main(["info", str(plain)]) == 0
+    assert "PSF image" not in capsys.readouterr().out
+    metadata = json.loads((plain / "gampen.json").read_text())
+    assert metadata["preprocessing"]["scalars"] == {"photometry": False, "conditions": ["psf_fwhm"]}
+    bundle = load_bundle(plain)
+    config = dataclasses.replace(bundle.config, n_scalars=1 + PSF_FEATURES)
+    path = save_bundle(
+        tmp_path / "psf",
+        GampenNet(config),
+        param_names=bundle.param_names,
+        bands=bundle.bands,
+        pixel_scale=bundle.pixel_scale,
+        zero_point=bundle.zero_point,
+        preprocessing={
+            **bundle.preprocessing,
+            "scalars": {"photometry": False, "conditions": ["psf_fwhm"], "psf_image": True},
+        },
+    )
+    assert load_bundle(path).contract.psf_image and not bundle.contract.psf_image
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "condition psf_fwhm in arcsec" in text
+    assert (
+        "PSF image where given (column psf_image, else the cutout's PSF HDU); else psf_fwhm alone"
+        in text
+    )

@@ -55,7 +55,7 @@ def test_output_layout_and_catalog(reference_run: Path, hsc: SimulationConfig) -
 def test_cutout_fits(reference_run: Path) -> None:
     row = Table.read(reference_run / "info.csv", format="ascii.csv")[4]
     with fits.open(reference_run / row["file_name"]) as hdul:
-        assert len(hdul) == 1
+        assert [hdu.name for hdu in hdul] == ["PRIMARY", "PSF"]  # tests/simulation/test_psf_hdu.py
         data, header = hdul[0].data, hdul[0].header
     assert data.dtype == np.dtype(">f4") and data.shape == (96, 96)
     assert np.all(np.isfinite(data))
@@ -84,10 +84,10 @@ def test_interrupted_run_resumes_to_the_same_bytes(
     written: list[Path] = []
     real_write = runner.write_cutout
 
-    def crash_after_four(path, data, header):
+    def crash_after_four(path, data, header, psf=None):
         if len(written) == 4:
             raise KeyboardInterrupt
-        written.append(real_write(path, data, header))
+        written.append(real_write(path, data, header, psf))
 
     monkeypatch.setattr(runner, "write_cutout", crash_after_four)
     with pytest.raises(KeyboardInterrupt):

@@ -3,6 +3,7 @@ transfer learning, packs and two-process DDP."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from astropy.io import fits
 from safetensors.torch import load_file
 
 import gampen
@@ -348,3 +350,125 @@ def test_pure_disks_and_bulges_are_censored_labels(labelled, loss, censored):
     config = TrainConfig(catalog=str(labelled), out="unused", loss=loss, train_passes=2)
     module = GampenModule(net, config, object_ids=[0], censoring=censoring)
     assert (module.censoring is not None) == censored
+
+
+# --- PSF images ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def with_psf(tmp_path_factory):
+    """The labelled set with a PSF HDU in every cutout."""
+    return write_labelled_set(tmp_path_factory.mktemp("psf_set"), n=96, psf=True)
+
+
+def _psf_config(tmp_path, catalog, **fields) -> TrainConfig:
+    return _config(tmp_path, catalog, epochs=1, conditions=["psf_fwhm"], psf_image=True, **fields)
+
+
+def test_training_hides_a_share_of_psf_images_and_validation_none(tmp_path, with_psf):
+    from gampen.training.data import TrainingData
+
+    data = TrainingData(_psf_config(tmp_path, with_psf, psf_drop=0.5))
+    where = data.scalars.psf_slice(1)
+
+    def shown() -> list[float]:
+        """The PSF indicator of each training item of epoch 0, in the sampler's order."""
+        loader = data.train_dataloader()
+        return [loader.dataset[key]["scalars"][where][0].item() for key in loader.sampler]
+
+    first = shown()
+    assert set(first) == {0.0, 1.0} and 0.3 < np.mean(first) < 0.7  # 67 galaxies, p = 0.5
+    assert shown() == first  # seeded
+    val = data.val_dataloader(rank=0, world=1).dataset
+    assert val.psf_drop is None and all(
+        val[(k, 0)]["scalars"][where][0] == 1 for k in range(len(val))
+    )
+    mean, std = data.scalar_statistics()
+    assert mean[where][0] == pytest.approx(0.5) and std[where][0] == pytest.approx(0.5)
+    assert (std[where] >= 0.05).all()
+
+
+def test_psf_image_model_trains_and_predicts_with_each_galaxy_psf(tmp_path, with_psf, labelled):
+    from gampen.data.psf_features import PSF_FEATURES
+
+    from ..synthetic import psf_hdu
+
+    path = train(_psf_config(tmp_path, with_psf))
+    bundle = load_bundle(path)
+    assert bundle.preprocessing["scalars"] == {
+        "photometry": False,
+        "conditions": ["psf_fwhm"],
+        "psf_image": True,
+    }
+    assert bundle.net.config.n_scalars == 1 + PSF_FEATURES and bundle.contract.psf_image
+    table = read_catalog(with_psf)[:6]
+    options = PredictOptions(
+        n_passes=4, n_samples=20, progress=False, image_dir=str(with_psf.parent / "cutouts")
+    )
+    results = {}
+    for name, psf in (("narrow", psf_hdu(0.5)), ("wide", psf_hdu(1.0, 0.6))):
+        fits.PrimaryHDU(psf.data, header=psf.header).writeto(tmp_path / f"{name}.fits")
+        table["psf_image"] = str(tmp_path / f"{name}.fits")
+        results[name] = predict(table, model=path, options=options)
+        assert results[name].meta["PSFIMG"] == "column psf_image: 6"
+    table["psf_image"] = ""  # empty: each cutout's own PSF HDU
+    results["hdu"] = predict(table, model=path, options=options)
+    assert results["hdu"].meta["PSFIMG"] == "PSF HDU: 6"
+    without = read_catalog(labelled)[:6]  # cutouts without a PSF HDU: psf_fwhm alone
+    options.image_dir = str(labelled.parent / "cutouts")
+    results["none"] = predict(without, model=path, options=options)
+    assert results["none"].meta["PSFIMG"] == "none: 6"
+    means = {k: np.asarray(v["r_e_mean"]) for k, v in results.items()}
+    for a, b in itertools.combinations(means, 2):
+        assert not np.allclose(means[a], means[b], rtol=1e-6, atol=0), (a, b)
+    for result in results.values():
+        assert not np.asarray(result["flags"]).any() and np.isfinite(means["none"]).all()
+
+
+def test_init_from_a_bundle_without_psf_images_grows_it_starting_where_it_was(tmp_path, with_psf):
+    from gampen.training.data import TrainingData
+    from gampen.training.fit import _scalar_inputs, _starting_network
+
+    base_path = train(_config(tmp_path / "a", with_psf, epochs=1, conditions=["psf_fwhm"]))
+    config = _psf_config(tmp_path / "b", with_psf, init_from=str(base_path))
+    base = load_bundle(base_path)
+    scalars = _scalar_inputs(config, base)
+    assert scalars.psf_image and scalars.conditions == ("psf_fwhm",)
+    data = TrainingData(config, labels=None, scalars=scalars)
+    grown = _starting_network(config, data, base).eval()
+    items = [data.dataset[i] for i in range(6)]
+    images = torch.stack([item["image"] for item in items])
+    inputs = torch.stack([item["scalars"] for item in items])
+    assert inputs.shape == (6, 11) and (inputs[:, 1] == 1).all()  # each has its PSF
+    with torch.no_grad():
+        before, after = load_bundle(base_path).net(images, inputs[:, :1]), grown(images, inputs)
+    torch.testing.assert_close(after.mean, before.mean, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(after.scale_tril, before.scale_tril, rtol=1e-6, atol=1e-6)
+    mean, std = data.scalar_statistics()
+    standardise = grown.scalar_encoder[0]
+    torch.testing.assert_close(standardise.mean[1:], torch.from_numpy(mean[1:]))
+    torch.testing.assert_close(standardise.std[1:], torch.from_numpy(std[1:]))
+    assert (grown.scalar_encoder[1].weight[:, 1:] == 0).all()
+    tuned = load_bundle(train(config))
+    assert tuned.preprocessing["scalars"]["psf_image"] and tuned.net.config.n_scalars == 11
+    assert (tuned.net.scalar_encoder[1].weight[:, 1:] != 0).any()  # it learnt to use them
+    with pytest.raises(ConfigError, match=r"psf_image: true \(as the bundle"):
+        train(
+            _config(
+                tmp_path / "c",
+                with_psf,
+                epochs=1,
+                conditions=["psf_fwhm"],
+                init_from=str(tmp_path / "b" / "model"),
+            )
+        )
+
+
+def test_resume_of_a_run_from_before_the_psf_fields(tmp_path, labelled):
+    train(_config(tmp_path, labelled, epochs=1))
+    saved = tmp_path / "model.run" / "config.json"
+    old = json.loads(saved.read_text())
+    for key in ("psf_image", "psf_drop"):
+        del old[key]
+    saved.write_text(json.dumps(old))
+    assert train(_config(tmp_path, labelled, epochs=2, resume=True)) is not None

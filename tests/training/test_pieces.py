@@ -9,9 +9,11 @@ import pytest
 import torch
 from astropy.table import Table
 
+from gampen.cli import build_parser
 from gampen.data.catalog import load_catalog
 from gampen.errors import CatalogError, ConfigError
-from gampen.training.augment import Augment
+from gampen.seeding import derive_seed
+from gampen.training.augment import Augment, PsfDrop
 from gampen.training.checkpoint_io import SafeCheckpointIO
 from gampen.training.config import TrainConfig, load_config, preset_names
 from gampen.training.data import SeededSampler
@@ -43,6 +45,7 @@ def test_presets_and_precedence(tmp_path):
         ({"freeze": ["stn"]}, r"'freeze' needs 'init_from'"),
         ({"balance_on": "mass"}, r"'balance_on' must be a target"),
         ({"logger": ["wandb"]}, r"'logger' is invalid; got 'wandb'"),
+        ({"psf_drop": 1.0}, r"'psf_drop' is invalid; got 1\.0; expected \[0\.0, 1\.0\)"),
     ],
 )
 def test_config_errors_name_field_value_and_range(fields, pattern):
@@ -267,3 +270,30 @@ def test_dihedral_augmentation_only_moves_pixels():
         tuple(unshifted(image, s)[0, [0, 0, -1, -1], [0, -1, 0, -1]].tolist()) for s in range(200)
     }
     assert len(corners) == 8  # the dihedral group of the square
+
+
+def test_psf_drop_hides_a_seeded_share_per_seed_epoch_and_galaxy():
+    drop = PsfDrop(0.25, slice(3, 13))
+    seeds = [derive_seed(7, epoch, galaxy) for epoch in range(2) for galaxy in range(4000)]
+    dropped = np.array([drop.dropped(seed) for seed in seeds])
+    assert abs(dropped.mean() - 0.25) < 0.02  # 8,000 draws: one sd is 0.005
+    assert np.array_equal(dropped, [drop.dropped(seed) for seed in seeds])
+    assert 0.3 < np.mean(dropped[:4000] != dropped[4000:]) < 0.45  # new draws each epoch
+    assert not any(PsfDrop(0.0, slice(3, 13)).dropped(seed) for seed in seeds[:100])
+    scalars = torch.arange(1.0, 16.0)
+    hidden = drop(scalars, seeds[int(np.flatnonzero(dropped)[0])])
+    assert not hidden[3:13].any() and torch.equal(hidden[:3], scalars[:3])
+    assert torch.equal(hidden[13:], scalars[13:]) and scalars.all()  # a copy
+    kept = seeds[int(np.flatnonzero(~dropped)[0])]
+    assert torch.equal(drop(scalars, kept), scalars)
+
+
+def test_psf_flags_of_gampen_train():
+    args = build_parser().parse_args(
+        ["train", "cat.csv", "--out", "m", "--psf-image", "--psf-drop", "0.3"]
+    )
+    assert (args.psf_image, args.psf_drop) == (True, 0.3)
+    args = build_parser().parse_args(["train", "cat.csv", "--out", "m"])
+    assert (args.psf_image, args.psf_drop) == (None, None)  # the config's: off, 0.25
+    config = load_config(overrides={"psf_image": True, "psf_drop": None})
+    assert config.psf_image and config.psf_drop == 0.25 and config.scalars.psf_image

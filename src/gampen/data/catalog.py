@@ -105,6 +105,8 @@ IN_MEMORY = "the given astropy Table"
 #: Sky positions, which travel with the rows (as ``file_name`` does) whenever the catalog
 #: has them, in any case.
 POSITIONS: tuple[str, ...] = ("ra", "dec")
+#: The optional column naming each galaxy's PSF image file (docs/inputs.md, "PSF image").
+PSF_COLUMN = "psf_image"
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,6 +143,12 @@ class Catalog:
     #: SHA-256 of every column's name and values: a resumed run checks its catalog is
     #: the one it started with.
     digest: str
+    #: (n,) each row's ``psf_image`` file as UTF-8 bytes, ``b""`` where the cell is empty
+    #: (None without such a column or image files).
+    psf_files: np.ndarray | None = None
+    #: Where relative ``psf_image`` names are looked for, first found wins: the image
+    #: folder, then the catalog's own.
+    psf_folders: tuple[Path, ...] = ()
 
     def __len__(self) -> int:
         return len(self.object_ids)
@@ -156,6 +164,23 @@ class Catalog:
         if self.files is None or self.image_dir is None:
             raise CatalogError(f"{self.source}: no image files were read for its rows")
         return [self.image_dir / name.decode() for name in self.files[row]]
+
+    def psf_path(self, row: int) -> Path | None:
+        """The ``psf_image`` file of ``row`` (None: no column, or an empty cell)."""
+        if self.psf_files is None:
+            return None
+        return find_psf(self.psf_files[row], self.psf_folders)
+
+
+def find_psf(name: bytes, folders: Sequence[Path]) -> Path | None:
+    """The PSF file a ``psf_image`` cell names: in the first of ``folders`` holding it
+    (an absolute name as it is), else in the first folder (to be reported missing);
+    None for an empty cell."""
+    text = name.decode().strip()
+    if not text:
+        return None
+    candidates = [folder / text for folder in folders] or [Path(text)]
+    return next((path for path in candidates if path.exists()), candidates[0])
 
 
 def load_catalog(
@@ -179,8 +204,10 @@ def load_catalog(
     from the column ``condition_columns`` maps it to (default: its own name), put into the
     ``contract``'s units when the column has a unit; where there is no such column they
     come from each cutout's header keyword of that name, upper-cased (an error when the
-    rows name no cutout files).  ``targets``: the label columns, read when all are
-    present.  ``keep_columns``: names (those the catalog lacks are skipped) or ``"all"``.
+    rows name no cutout files).  A ``psf_image`` column (each galaxy's PSF image file,
+    relative like ``file_name``; empty cells for none) is read with the image files.
+    ``targets``: the label columns, read when all are present.  ``keep_columns``: names
+    (those the catalog lacks are skipped) or ``"all"``.
     Every problem with the table itself is a :class:`CatalogError` naming the file, the
     column and the value.
     """
@@ -190,14 +217,15 @@ def load_catalog(
     values, keys, sources = _conditions(
         table, name, tuple(conditions), dict(condition_columns or {}), contract, images
     )
-    files = None
+    files = psf_files = None
     if images:
         columns = _band_columns(table, bands, name)
         files = np.stack([np.char.encode(np.asarray(table[c], dtype=str)) for c in columns], 1)
+        psf_files = _psf_files(table)
     labels = None
     if targets and all(t in table.colnames for t in targets):
         labels = _labels(table, targets, ids, name)
-    for array in (ids, files, values, labels):
+    for array in (ids, files, values, labels, psf_files):
         if array is not None:
             array.flags.writeable = False
     return Catalog(
@@ -212,7 +240,29 @@ def load_catalog(
         labels=labels,
         kept=_kept(table, keep_columns),
         digest=_digest(table),
+        psf_files=psf_files,
+        psf_folders=_psf_folders(folder, name) if psf_files is not None else (),
     )
+
+
+def _psf_files(table: Table) -> np.ndarray | None:
+    """The ``psf_image`` column as (n,) UTF-8 bytes, ``b""`` for an empty or masked cell;
+    None without the column."""
+    if PSF_COLUMN not in table.colnames:
+        return None
+    column = table[PSF_COLUMN]
+    names = np.char.strip(np.asarray(np.ma.getdata(column)).astype(str))
+    names[np.ma.getmaskarray(column)] = ""
+    return np.char.encode(names)
+
+
+def _psf_folders(image_dir: Path | None, source: str) -> tuple[Path, ...]:
+    """Where relative ``psf_image`` names are looked for: the image folder, then the
+    catalog's own folder."""
+    folders = [image_dir] if image_dir is not None else []
+    if source != IN_MEMORY:
+        folders.append(Path(source) if Path(source).is_dir() else Path(source).parent)
+    return tuple(dict.fromkeys(folders))
 
 
 def _read(source: str | os.PathLike[str] | Table, images: bool) -> tuple[Table, str]:

@@ -99,6 +99,9 @@ class InputContract:
     input_size: int
     condition_units: dict[str, str] = field(default_factory=dict)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: The model takes each galaxy's PSF image where one is given (its preprocessing's
+    #: ``scalars.psf_image``; not part of the ``contract`` field).
+    psf_image: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The bundle's ``contract`` field (pixel scale, zero point and size live beside it)."""
@@ -134,6 +137,7 @@ class InputContract:
             input_size=int(metadata["input_size"]),
             condition_units=units,
             ranges=ranges,
+            psf_image=bool(scalars.get("psf_image", False)),
         )
 
     def check_image(self, facts: HeaderFacts) -> ImageCheck:
@@ -312,6 +316,20 @@ def wcs_pixel_scale(header: fits.Header | Cards) -> float | None:
         return None
     side = math.sqrt(area * to_arcsec[0] * to_arcsec[1])
     return side if math.isfinite(side) and side > 0 else None
+
+
+def psf_pixel_scale(header: fits.Header | Cards) -> float | None:
+    """The pixel scale (arcsec) a PSF image's header states: ``PIXSCALE`` (or ``SECPIX``),
+    else ``CD2_2`` or ``CDELT2`` (degrees) times 3600; None when it states none."""
+    for key in PIXEL_SCALE_KEYS:
+        value = _number(header.get(key))
+        if math.isfinite(value) and value > 0:
+            return value
+    for key in ("CD2_2", "CDELT2"):
+        value = abs(_number(header.get(key))) * 3600.0
+        if math.isfinite(value) and value > 0:
+            return value
+    return None
 
 
 def _pixel_scale(header: fits.Header | Cards) -> tuple[float | None, str, str]:

@@ -17,13 +17,15 @@ import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
-from gampen.data.contract import Cards, HeaderFacts, read_header_facts
+from gampen.data.contract import Cards, HeaderFacts, psf_pixel_scale, read_header_facts
+from gampen.data.psf_features import PsfImage
 from gampen.errors import CutoutError
 from gampen.flags import Flag
 
@@ -35,6 +37,8 @@ NO_FACTS = HeaderFacts()
 CORE_RADIUS = 1 / 8
 #: Fraction of non-finite pixels in the central disc above which a galaxy is unusable.
 MAX_CORE_DAMAGE = 0.05
+#: EXTNAME of the HDU holding a galaxy's PSF image, in its cutout or a PSF file.
+PSF_HDU = "PSF"
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class Cutout:
     n_bad_pixels: int
     #: What the (first) file's header says about its pixels.
     facts: HeaderFacts = NO_FACTS
+    #: The PSF image of the (first) file's ``PSF`` HDU, when asked for and present.
+    psf: PsfImage | None = None
 
 
 def read_cutout(
@@ -59,17 +65,19 @@ def read_cutout(
     hdu: str | int | None = None,
     header_keys: Sequence[str] = (),
     pixel_scale: float | None = None,
+    psf: bool = False,
 ) -> Cutout:
     """Read one galaxy's cutout: a single file (2-D or cube) or one 2-D file per band,
     with the first file's :class:`HeaderFacts` (``header_keys``: numbers to read too;
-    ``pixel_scale``: the model's, for surface-brightness units).
+    ``pixel_scale``: the model's, for surface-brightness units) and, with ``psf``, the
+    PSF image of its ``PSF`` HDU (a problem with it never fails the cutout).
 
     Raises :class:`CutoutError` for a missing or unreadable file, a wrong shape, a wrong
     band count (when ``n_bands`` is given) or a cutout smaller than ``size``.
     """
     files = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
-    read = [read_image(Path(p), hdu) for p in files]
-    planes = [array for array, _ in read]
+    read = [_read_fits(Path(p), hdu, np.float32, psf=psf and i == 0) for i, p in enumerate(files)]
+    planes = [array for array, _, _ in read]
     facts = read_header_facts(read[0][1], header_keys, pixel_scale)
     if len(files) > 1:
         for path, plane in zip(files, planes, strict=True):
@@ -89,7 +97,7 @@ def read_cutout(
             )
     if n_bands is not None and cube.shape[0] != n_bands:
         _bad_shape(files[0], f"has {cube.shape[0]} band(s); the model expects {n_bands}")
-    return dataclasses.replace(_finish(files[0], cube, size), facts=facts)
+    return dataclasses.replace(_finish(files[0], cube, size), facts=facts, psf=read[0][2])
 
 
 def center_crop(image: np.ndarray, size: int) -> np.ndarray:
@@ -108,6 +116,15 @@ def read_image(
 ) -> tuple[np.ndarray, Cards]:
     """The pixel array of the chosen HDU of one FITS file, as native ``dtype``, and its
     header: the HDU's cards over the primary header's (where surveys put shared ones)."""
+    array, header, _ = _read_fits(path, hdu, dtype, psf=False)
+    return array, header
+
+
+def _read_fits(
+    path: Path, hdu: str | int | None, dtype: type, *, psf: bool
+) -> tuple[np.ndarray, Cards, PsfImage | None]:
+    """:func:`read_image`, and with ``psf`` the file's ``PSF`` HDU, in one open."""
+    found = None
     if not path.is_file():
         raise CutoutError(path, "file not found", flag=Flag.UNREADABLE)
     try:
@@ -118,11 +135,81 @@ def read_image(
                 chosen = select_hdu(path, hdul, hdu)
                 array = np.array(chosen.data, dtype=dtype)  # native order, a private copy
                 header = Cards(chosen.header, hdul[0].header)
+                if psf:
+                    found = _named_psf(path, hdul)
     except CutoutError:
         raise
     except Exception as exc:  # astropy/OS raise many types for a broken file
         raise CutoutError(path, f"unreadable FITS file ({exc})", flag=Flag.UNREADABLE) from exc
-    return array, header
+    return array, header, found
+
+
+def read_psf(path: Path) -> PsfImage:
+    """The PSF image in the file ``path`` (a catalog's ``psf_image``): its HDU named
+    ``PSF``, else its first 2-D image HDU; a missing or unreadable file gives a
+    :class:`PsfImage` whose ``problem`` says so.  Read once per process while the file is
+    unchanged (many galaxies share one PSF)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return PsfImage(np.zeros((0, 0)), None, str(path), "file not found")
+    return _read_psf(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=1024)
+def _read_psf(name: str, mtime_ns: int, size: int) -> PsfImage:
+    """:func:`read_psf` of a file at one modification time and size."""
+    path = Path(name)
+    try:
+        with open(path, "rb") as handle, warnings.catch_warnings():
+            warnings.simplefilter("error", AstropyUserWarning)
+            with fits.open(handle, memmap=False) as hdul:
+                found = _named_psf(path, hdul)
+                if found is None:
+                    chosen = next((h for h in hdul if _is_2d_image(h)), None)
+                    chosen = chosen or next(
+                        (h for h in hdul if h.is_image and h.data is not None), None
+                    )
+                    if chosen is None:
+                        return PsfImage(np.zeros((0, 0)), None, name, "holds no image HDU")
+                    found = _psf_of(chosen, hdul, name)
+    except Exception as exc:  # astropy/OS raise many types for a broken file
+        return PsfImage(np.zeros((0, 0)), None, name, f"unreadable FITS file ({exc})")
+    return found
+
+
+def _named_psf(path: Path, hdul: fits.HDUList) -> PsfImage | None:
+    """The PSF image of the HDU named ``PSF`` in ``hdul`` (None when there is none); one
+    that cannot be read has a ``problem``, and never makes the rest of the file unreadable."""
+    source = f"{path}[{PSF_HDU}]"
+    try:
+        chosen = hdul[PSF_HDU]
+    except KeyError:
+        return None
+    except Exception as exc:  # a truncated file: the PSF HDU is usually its last
+        return PsfImage(np.zeros((0, 0)), None, source, f"unreadable ({exc})")
+    try:
+        if not chosen.is_image or chosen.data is None:
+            return PsfImage(np.zeros((0, 0)), None, source, "holds no image")
+        return _psf_of(chosen, hdul, source)
+    except Exception as exc:  # astropy raises many types for broken data
+        return PsfImage(np.zeros((0, 0)), None, source, f"unreadable ({exc})")
+
+
+def _psf_of(hdu: fits.ImageHDU | fits.PrimaryHDU, hdul: fits.HDUList, source: str) -> PsfImage:
+    """A PSF image from an image HDU: a read-only float32 copy of its pixels (as a pack
+    stores them, so both give the same features) and the pixel scale its cards (over the
+    primary header's) state."""
+    with np.errstate(over="ignore"):  # beyond float32: inf, reported as non-finite
+        pixels = np.array(hdu.data, dtype=np.float32)
+    pixels.flags.writeable = False
+    scale = psf_pixel_scale(Cards(hdu.header, hdul[0].header))
+    return PsfImage(pixels, scale, source)
+
+
+def _is_2d_image(hdu: fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU) -> bool:
+    """True for an HDU holding a 2-D image."""
+    return bool(hdu.is_image and hdu.data is not None and hdu.data.ndim == 2)
 
 
 def select_hdu(

@@ -9,8 +9,14 @@ Each item is a dict: ``image`` (bands, size, size) float32 tensor after the stre
 ``index`` (row number), ``flags``, ``n_bad_pixels``, ``scalars`` (the
 :class:`~gampen.data.scalars.ScalarInputs` numbers, float32, possibly empty), ``crowding``
 (:func:`~gampen.data.scalars.crowding_index`, which picks the calibration map),
-``sources`` (where the pixel scale and zero point came from) and, when a label transform
-is given, ``target`` (k,) float32 in standardised space.
+``sources`` (where the pixel scale and zero point came from and, for models that take
+one, the PSF image) and, when a label transform is given, ``target`` (k,) float32 in
+standardised space.
+
+For models that take a PSF image (:attr:`ScalarInputs.psf_image`), each galaxy's comes
+from the catalog's ``psf_image`` column, else from its cutout's ``PSF`` HDU (or a pack's
+copy of either); a galaxy without one gets the absent features, unflagged, and one whose
+PSF image cannot be used is flagged ``BAD_CONDITION`` (fatal) with a warning naming it.
 
 Given a model's :class:`~gampen.data.contract.InputContract` (as ``predict`` and
 ``calibrate`` do), each galaxy is checked against it before anything is measured: its
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +37,13 @@ import torch
 from torch.utils.data import Dataset
 
 from gampen.data.background import BorderBackground
-from gampen.data.catalog import Catalog
+from gampen.data.catalog import Catalog, find_psf
 from gampen.data.contract import InputContract
-from gampen.data.cutouts import Cutout, read_cutout
+from gampen.data.cutouts import Cutout, read_cutout, read_psf
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
 from gampen.data.packfile import PackReader
+from gampen.data.psf_features import ABSENT, PsfImage, measure_psf
 from gampen.data.scalars import ScalarInputs, annulus_fluxes, crowding_index
 from gampen.errors import CatalogError, CutoutError
 from gampen.flags import Flag, is_fatal
@@ -67,6 +75,10 @@ class GalaxyDataset(Dataset):
         self._conditions = np.zeros((n_items, 0), np.float32) if conditions is None else conditions
         #: The model's input contract, checked per galaxy when given.
         self.contract: InputContract | None = None
+        #: The pixel scale (arcsec) of PSF images whose header states none: the model's.
+        self.psf_pixel_scale: float | None = None
+        #: Each row's PSF features once measured (None: measured at every read).
+        self._psf_memo: dict[tuple[int, float | None], tuple[np.ndarray, str, str]] | None = None
         self._warned = 0
 
     def __len__(self) -> int:
@@ -75,15 +87,22 @@ class GalaxyDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         cutout = self.read(index)
         row = self.conditions(index, cutout)
+        psf, psf_problem, psf_source = self._psf_features(index, cutout)
         if self.contract is not None:
-            image, fluxes, flags, sources = self._checked(index, cutout, row)
+            image, fluxes, flags, sources = self._checked(index, cutout, row, psf_problem)
         else:
             flags = cutout.flags | (0 if np.isfinite(row).all() else Flag.BAD_CONDITION)
+            if psf_problem:
+                flags |= Flag.BAD_CONDITION
+                self.report(f"{self.describe(index)}: {psf_problem}")
             image = self._without_background(cutout.image, flags)
             fluxes, sources = annulus_fluxes(image), {}
+        if psf_source:
+            sources["psf_image"] = psf_source
         if is_fatal(flags):
             row = np.zeros_like(row)  # a fatal row: never used, but keep NaN out of the net
-        scalars = self.scalars.values(fluxes, self.stretch.softening, row)
+            psf = ABSENT
+        scalars = self.scalars.values(fluxes, self.stretch.softening, row, psf)
         item: dict[str, Any] = {
             "image": torch.from_numpy(self.stretch(image)),
             "index": index,
@@ -104,11 +123,34 @@ class GalaxyDataset(Dataset):
             return image
         return self.background(image)
 
+    def _psf_features(self, index: int, cutout: Cutout) -> tuple[np.ndarray, str, str]:
+        """The galaxy's PSF features, why its PSF image is unusable ('' when it is not),
+        and where it came from ('' for models without PSF images; ``unread`` for a
+        cutout that could not be read).  Remembered per row when the cutouts are."""
+        if not self.scalars.psf_image:
+            return ABSENT, "", ""
+        if cutout.flags & (Flag.UNREADABLE | Flag.BAD_SHAPE):
+            return ABSENT, "", "unread"
+        key = (index, self.psf_pixel_scale)
+        if self._psf_memo is not None and key in self._psf_memo:
+            return self._psf_memo[key]
+        psf, source = self.psf(index, cutout)
+        features, problem = _measured(psf, self.psf_pixel_scale)
+        found = (features, problem, "unusable" if problem else source)
+        if self._psf_memo is not None:
+            self._psf_memo[key] = found
+        return found
+
+    def psf(self, index: int, cutout: Cutout) -> tuple[PsfImage | None, str]:
+        """The PSF image of row ``index`` (None: none given) and where it came from."""
+        return cutout.psf, "PSF HDU" if cutout.psf is not None else "none"
+
     def _checked(
-        self, index: int, cutout: Cutout, row: np.ndarray
+        self, index: int, cutout: Cutout, row: np.ndarray, psf_problem: str = ""
     ) -> tuple[np.ndarray, np.ndarray, int, dict[str, str]]:
         """The image on the model's zero point less its background, its annulus fluxes,
-        the flags the contract adds, and where the pixel scale and zero point came from.
+        the flags the contract adds (and ``BAD_CONDITION`` for the unusable PSF image
+        ``psf_problem`` describes), and where the pixel scale and zero point came from.
         The flux is checked after the background is removed: a sky pedestal the model
         removes must not flag a faint galaxy."""
         contract = self.contract
@@ -133,8 +175,8 @@ class GalaxyDataset(Dataset):
             flags |= flux_flags
             reasons.append(reason)
         condition_flags, reason = contract.check_conditions(self.scalars.conditions, row)
-        flags |= condition_flags
-        reasons.append(reason)
+        flags |= condition_flags | (Flag.BAD_CONDITION if psf_problem else 0)
+        reasons += [reason, psf_problem]
         text = "; ".join(r for r in reasons if r)
         if text:
             self.report(f"{self.describe(index)}: {text}", fatal=is_fatal(flags))
@@ -217,13 +259,17 @@ class CutoutDataset(GalaxyDataset):
             background=background,
         )
         self.contract = contract
+        self.psf_pixel_scale = contract.pixel_scale if contract else None
         self.source = catalog.source
         self._files = catalog.files
+        self._psf_files = catalog.psf_files
+        self._psf_folders = catalog.psf_folders
         self.image_dir = catalog.image_dir
         self.input_size = int(input_size)
         self.n_bands = n_bands or catalog.files.shape[1]
         self.hdu = hdu
         self._cache: dict[int, Cutout] | None = {} if cache else None
+        self._psf_memo = {} if cache else None
         self._header_keys = catalog.header_keys
         #: Where each condition comes from, in words (recorded in prediction files).
         self.condition_sources = catalog.condition_sources
@@ -235,6 +281,20 @@ class CutoutDataset(GalaxyDataset):
 
     def describe(self, index: int) -> str:
         return str(self.paths(index)[0])
+
+    def psf_path(self, index: int) -> Path | None:
+        """The PSF image file the catalog's ``psf_image`` column names for row ``index``
+        (None: no such column, or an empty cell)."""
+        if self._psf_files is None:
+            return None
+        return find_psf(self._psf_files[index], self._psf_folders)
+
+    def psf(self, index: int, cutout: Cutout) -> tuple[PsfImage | None, str]:
+        """The ``psf_image`` file's PSF (it wins), else the cutout's ``PSF`` HDU."""
+        path = self.psf_path(index)
+        if path is not None:
+            return read_psf(path), "column psf_image"
+        return super().psf(index, cutout)
 
     def conditions(self, index: int, cutout: Cutout | None = None) -> np.ndarray:
         """Catalog values, and for columns the catalog lacks, the cutout header's."""
@@ -280,6 +340,7 @@ class CutoutDataset(GalaxyDataset):
                 hdu=self.hdu,
                 header_keys=tuple(self._header_keys.values()),
                 pixel_scale=self.contract.pixel_scale if self.contract else None,
+                psf=self.scalars.psf_image and self.psf_path(index) is None,
             )
         except CutoutError as exc:
             self.report(str(exc))
@@ -318,9 +379,27 @@ class PackedDataset(GalaxyDataset):
             background=background,
         )
         self.input_size = self.pack.input_size
+        if self.scalars.psf_image and not self.pack.has_psf:
+            raise CatalogError(
+                f"{path}: this pack holds no PSF images (written by an older gampen), and "
+                "the model takes them",
+                allowed="a pack written again with 'gampen pack', or training from the catalog",
+            )
 
     def read(self, index: int) -> Cutout:
         return self.pack.cutout(index)
+
+    def psf(self, index: int, cutout: Cutout) -> tuple[PsfImage | None, str]:
+        """The PSF image the pack stored for row ``index``."""
+        psf = self.pack.psf(index)
+        return psf, "pack" if psf is not None else "none"
+
+
+@lru_cache(maxsize=1024)
+def _measured(psf: PsfImage | None, pixel_scale: float | None) -> tuple[np.ndarray, str]:
+    """:func:`measure_psf`, once per PSF image read (a ``psf_image`` file shared by many
+    galaxies is read once: :func:`gampen.data.cutouts.read_psf`)."""
+    return measure_psf(psf, pixel_scale)
 
 
 def _targets(catalog: Catalog, transform: LabelTransform | None) -> np.ndarray | None:

@@ -8,7 +8,15 @@ one file the datasets read directly.  Layout (format ``gampen-pack`` version 1):
   them (fatal rows are zeros);
 - ``flags``, ``n_bad_pixels`` (n,) int32; ``message`` (n,) the reason a row was flagged;
 - ``object_id`` and ``file_name`` (n,);
-- ``columns/<name>`` (n,) float64 for every numeric catalog column (labels live here).
+- ``columns/<name>`` (n,) float64 for every numeric catalog column (labels live here);
+- ``psf/`` each galaxy's PSF image (its catalog's ``psf_image`` file, else its cutout's
+  ``PSF`` HDU), so that models taking one see the same numbers as from the FITS files:
+  ``pixels`` (n,) variable-length float32 (flattened; empty for none or an unusable
+  one), ``shape`` (n, 2) int32, ``scale`` (n,) float64 (the pixel scale its header
+  states; NaN for none), ``name`` (n,) where it came from ('' for none) and ``problem``
+  (n,) why it cannot be used ('' when it can).  Packs written before PSF images were
+  read lack the group: :attr:`PackReader.has_psf` is False, and training with
+  ``--psf-image`` refuses them rather than take every PSF for absent.
 """
 
 from __future__ import annotations
@@ -26,7 +34,8 @@ from tqdm.auto import tqdm
 from gampen import __version__
 from gampen.atomic import atomic_path
 from gampen.data.catalog import IN_MEMORY, Catalog
-from gampen.data.cutouts import Cutout, header_photometry, read_cutout
+from gampen.data.cutouts import Cutout, header_photometry, read_cutout, read_psf
+from gampen.data.psf_features import PsfImage, psf_problem
 from gampen.errors import CatalogError, CutoutError
 from gampen.flags import is_fatal, summarise
 
@@ -74,17 +83,25 @@ def write_pack(
         )
         n_bad = np.zeros(n, dtype=np.int32)
         messages = [""] * n
+        psfs = _PsfWriter(h5, n)
         for i in tqdm(range(n), desc="packing", unit="gal", disable=not progress):
             paths = catalog.paths(i)
+            psf_path = catalog.psf_path(i)
             try:
                 cutout = read_cutout(
-                    paths if len(paths) > 1 else paths[0], input_size, n_bands=n_bands, hdu=hdu
+                    paths if len(paths) > 1 else paths[0],
+                    input_size,
+                    n_bands=n_bands,
+                    hdu=hdu,
+                    psf=psf_path is None,
                 )
             except CutoutError as exc:
                 flags[i], messages[i] = exc.flag, str(exc)
                 continue  # the row stays zeros
             images[i] = cutout.image
             flags[i], n_bad[i] = cutout.flags, cutout.n_bad_pixels
+            psfs.write(i, read_psf(psf_path) if psf_path is not None else cutout.psf)
+        psfs.close()
         h5["flags"], h5["n_bad_pixels"] = flags, n_bad
         h5.create_dataset("message", data=messages, dtype=h5py.string_dtype())
         _write_columns(h5, catalog)
@@ -126,6 +143,24 @@ class PackReader:
 
     def __len__(self) -> int:
         return self._n
+
+    @property
+    def has_psf(self) -> bool:
+        """Whether the pack holds its galaxies' PSF images (packs written before gampen
+        read them do not)."""
+        return "psf" in self._file()
+
+    def psf(self, index: int) -> PsfImage | None:
+        """The stored PSF image of row ``index`` (None: it had none)."""
+        group = self._file()["psf"]
+        name = _as_text(group["name"][index : index + 1])[0]
+        if not name:
+            return None
+        pixels = np.asarray(group["pixels"][index], dtype=np.float32)
+        pixels = pixels.reshape(tuple(int(v) for v in group["shape"][index]))
+        scale = float(group["scale"][index])
+        problem = _as_text(group["problem"][index : index + 1])[0]
+        return PsfImage(pixels, scale if np.isfinite(scale) else None, name, problem)
 
     def cutout(self, index: int) -> Cutout:
         """The stored cutout of row ``index``."""
@@ -181,6 +216,36 @@ def _write_columns(h5: h5py.File, catalog: Catalog) -> None:
         column = catalog.kept[name]
         if name != "object_id" and column.dtype.kind in "biuf" and column.ndim == 1:
             group[name] = np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
+
+
+class _PsfWriter:
+    """Fills a pack's ``psf`` group row by row (see the module docstring)."""
+
+    def __init__(self, h5: h5py.File, n: int) -> None:
+        group = h5.create_group("psf")
+        self.pixels = group.create_dataset("pixels", (n,), dtype=h5py.vlen_dtype(np.float32))
+        self.shape = np.zeros((n, 2), dtype=np.int32)
+        self.scale = np.full(n, np.nan)
+        self.name, self.problem = [""] * n, [""] * n
+        self.group = group
+
+    def write(self, row: int, psf: PsfImage | None) -> None:
+        """Store the PSF image of ``row`` (None: none); only its problem when unusable."""
+        if psf is None:
+            return
+        self.name[row] = psf.source
+        self.problem[row] = psf.problem or psf_problem(psf.pixels)
+        if psf.pixel_scale is not None:
+            self.scale[row] = psf.pixel_scale
+        if not self.problem[row]:
+            self.pixels[row] = np.asarray(psf.pixels, dtype=np.float32).ravel()
+            self.shape[row] = psf.pixels.shape
+
+    def close(self) -> None:
+        """Write the per-row arrays."""
+        self.group["shape"], self.group["scale"] = self.shape, self.scale
+        for key in ("name", "problem"):
+            self.group.create_dataset(key, data=getattr(self, key), dtype=h5py.string_dtype())
 
 
 def _as_text(values: np.ndarray) -> np.ndarray:

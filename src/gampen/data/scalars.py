@@ -18,6 +18,14 @@ flux, and it cannot know how blurred an image is.  Both are cheap to hand it dir
   FITS files), each cutout's header keyword of the same name, upper-cased (``PSF_FWHM``,
   as ``gampen simulate`` writes), is used.  A galaxy whose value is missing or not finite
   is flagged ``BAD_CONDITION`` (fatal), never guessed.
+* **PSF image** (``psf_image: true``, ``gampen train --psf-image``): the
+  :data:`~gampen.data.psf_features.PSF_FEATURES` numbers of
+  :func:`gampen.data.psf_features.psf_features` (an indicator, encircled energies, ``|e|``)
+  of the galaxy's PSF image: the file its catalog's ``psf_image`` column names, else its
+  cutout's ``PSF`` HDU.  Without one they are all zeros
+  (:data:`~gampen.data.psf_features.ABSENT`) and the network relies on the conditions
+  (``psf_fwhm``): not flagged.  A PSF image that cannot be used (missing file, not 2-D,
+  non-finite, sum not positive) is ``BAD_CONDITION`` (fatal).
 
 They are stored raw: the network standardises them with a mean and std fixed on the
 training set (:meth:`gampen.model.network.GampenNet.set_scalar_statistics`).
@@ -33,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from gampen.data.psf_features import ABSENT, PSF_FEATURES
 from gampen.errors import ConfigError
 
 #: Annulus edges in units of half the cutout side (48 px at 96x96: 0, 1.5, 2.5, ... 48 px).
@@ -43,10 +52,12 @@ APERTURE_EDGES: tuple[float, ...] = tuple(
 
 @dataclass(frozen=True)
 class ScalarInputs:
-    """Which numbers go beside the image: photometry (per band) and catalog conditions."""
+    """Which numbers go beside the image: photometry (per band), catalog conditions and
+    the PSF image's features, in that order."""
 
     photometry: bool = False
     conditions: tuple[str, ...] = ()
+    psf_image: bool = False
 
     def __post_init__(self) -> None:
         names = tuple(str(c) for c in self.conditions)
@@ -58,29 +69,52 @@ class ScalarInputs:
 
     def count(self, n_bands: int) -> int:
         """How many numbers per galaxy: ``2 (len(APERTURE_EDGES) - 1)`` per band, plus one
-        per condition."""
+        per condition, plus ``PSF_FEATURES`` with the PSF image."""
         n_photometry = 2 * (len(APERTURE_EDGES) - 1) * n_bands if self.photometry else 0
-        return n_photometry + len(self.conditions)
+        return n_photometry + len(self.conditions) + (PSF_FEATURES if self.psf_image else 0)
+
+    def psf_slice(self, n_bands: int) -> slice:
+        """Where the PSF features sit in :meth:`values` (empty without them)."""
+        end = self.count(n_bands)
+        return slice(end - PSF_FEATURES, end) if self.psf_image else slice(end, end)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe description, stored in the model bundle's preprocessing."""
-        return {"photometry": self.photometry, "conditions": list(self.conditions)}
+        """JSON-safe description, stored in the model bundle's preprocessing;
+        ``psf_image`` only when set, so that the bundles of models without it read as
+        before."""
+        out: dict[str, Any] = {"photometry": self.photometry, "conditions": list(self.conditions)}
+        if self.psf_image:
+            out["psf_image"] = True
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ScalarInputs:
         """Rebuild from :meth:`to_dict` output; ``None`` (older bundles) means none."""
         if data is None:
             return cls()
-        unknown = set(data) - {"photometry", "conditions"}
+        unknown = set(data) - {"photometry", "conditions", "psf_image"}
         if unknown:
             raise ConfigError("unknown scalar-input fields", value=sorted(unknown))
-        return cls(photometry=bool(data["photometry"]), conditions=tuple(data["conditions"]))
+        return cls(
+            photometry=bool(data["photometry"]),
+            conditions=tuple(data["conditions"]),
+            psf_image=bool(data.get("psf_image", False)),
+        )
 
-    def values(self, fluxes: np.ndarray, softening: Sequence[float], row: np.ndarray) -> np.ndarray:
-        """The numbers of one galaxy: the photometry of its :func:`annulus_fluxes` then its
-        conditions ``row``; float32."""
+    def values(
+        self,
+        fluxes: np.ndarray,
+        softening: Sequence[float],
+        row: np.ndarray,
+        psf: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """The numbers of one galaxy: the photometry of its :func:`annulus_fluxes`, its
+        conditions ``row``, then (with ``psf_image``) its ``psf`` features (absent:
+        zeros); float32."""
         parts = [aperture_photometry(fluxes, softening)] if self.photometry else []
         parts.append(np.asarray(row, dtype=np.float32))
+        if self.psf_image:
+            parts.append(np.asarray(ABSENT if psf is None else psf, dtype=np.float32))
         return np.concatenate(parts).astype(np.float32, copy=False)
 
 

@@ -148,12 +148,15 @@ def input_metadata(catalog: Catalog, counts: dict[str, dict[str, int]]) -> dict[
     """Where the run's pixel scales, zero points and conditions came from: ``PIXSRC`` and
     ``ZPSRC`` count the galaxies per source (``assumed`` = the model's value, the header
     saying nothing), ``PSFSRC`` (or ``CONDSRC`` for other conditions) names the column or
-    keyword and its unit."""
+    keyword and its unit; for models taking PSF images, ``PSFIMG`` counts the galaxies
+    per source of theirs (``none``: the PSF FWHM alone)."""
     meta = {
         key: "; ".join(f"{where}: {n}" for where, n in sorted(counts.get(what, {}).items()))
         or "none read"
         for key, what in (("PIXSRC", "pixel_scale"), ("ZPSRC", "zero_point"))
     }
+    if "psf_image" in counts:
+        meta["PSFIMG"] = "; ".join(f"{k}: {n}" for k, n in sorted(counts["psf_image"].items()))
     sources = dict(catalog.condition_sources)
     if "psf_fwhm" in sources:
         meta["PSFSRC"] = sources.pop("psf_fwhm")

@@ -89,6 +89,12 @@ def _contract_lines(bundle: Bundle) -> list[str]:
     ]
     for name, unit in contract.condition_units.items():
         lines.append(f"condition {name}" + (f" in {unit}" if unit else ""))
+    if contract.psf_image:
+        fallback = "psf_fwhm" if "psf_fwhm" in contract.condition_units else "the image"
+        lines.append(
+            "PSF image where given (column psf_image, else the cutout's PSF HDU); "
+            f"else {fallback} alone"
+        )
     ranges = ", ".join(f"{name} [{lo:g}, {hi:g}]" for name, (lo, hi) in contract.ranges.items())
     lines.append(f"trained on: {ranges}" if ranges else "training ranges: not recorded")
     return lines

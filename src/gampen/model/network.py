@@ -13,9 +13,10 @@ Usage (MC-dropout prediction, prefix computed once per galaxy)::
     out = net.from_features(feats.repeat_interleave(n_passes))   # n_passes draws per galaxy
 
 Networks built with ``n_scalars > 0`` also take per-galaxy numbers ``s`` (B, n_scalars) —
-aperture photometry and catalog conditions such as the PSF FWHM
-(:mod:`gampen.data.scalars`) — as ``net(x, s)``.  A small deterministic MLP encodes them
-in the prefix; its output joins the backbone's features at the Gaussian head.
+aperture photometry, catalog conditions such as the PSF FWHM and the PSF image's
+features (:mod:`gampen.data.scalars`) — as ``net(x, s)``.  A small deterministic MLP
+encodes them in the prefix; its output joins the backbone's features at the Gaussian head.
+:func:`with_more_scalars` grows a trained network by inputs it ignores at first.
 
 * The MLP first standardises them with a fixed mean and std measured on the training set
   (:meth:`GampenNet.set_scalar_statistics`, stored with the weights), not with
@@ -35,6 +36,7 @@ at a bound (bit ``STN_ZOOM_LIMIT`` in :mod:`gampen.flags`).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import torch
@@ -165,6 +167,36 @@ class GampenNet(nn.Module):
                 value=tuple(x.shape),
                 allowed=f"(batch, {c.n_bands}, {c.input_size}, {c.input_size})",
             )
+
+
+def with_more_scalars(net: GampenNet, mean: torch.Tensor, std: torch.Tensor) -> GampenNet:
+    """A copy of ``net`` taking ``len(mean)`` more scalar inputs after its own (standardised
+    with ``mean`` and ``std``), whose first layer gives them zero weight: its outputs are
+    ``net``'s whatever they hold, and fine-tuning learns their use (``--init-from`` a
+    bundle without the PSF features).  An image-only ``net`` gets a new scalar encoder
+    whose encoding the head weighs by zero."""
+    n_old, n_new = net.config.n_scalars, net.config.n_scalars + len(mean)
+    grown = GampenNet(dataclasses.replace(net.config, n_scalars=n_new))
+    state = {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+    fresh = grown.state_dict()
+    mean = mean.detach().cpu().to(torch.float32)
+    std = torch.clamp(std.detach().cpu().to(torch.float32), min=1e-6)
+    if n_old:
+        state["scalar_encoder.0.mean"] = torch.cat((state["scalar_encoder.0.mean"], mean))
+        state["scalar_encoder.0.std"] = torch.cat((state["scalar_encoder.0.std"], std))
+        weight = state["scalar_encoder.1.weight"]
+        state["scalar_encoder.1.weight"] = torch.cat(
+            (weight, weight.new_zeros(len(weight), len(mean))), 1
+        )
+    else:
+        state.update({k: v for k, v in fresh.items() if k.startswith("scalar_encoder.")})
+        state["scalar_encoder.0.mean"], state["scalar_encoder.0.std"] = mean, std
+        weight = state["head.linear.weight"]
+        state["head.linear.weight"] = torch.cat(
+            (weight, weight.new_zeros(len(weight), SCALAR_HIDDEN)), 1
+        )
+    grown.load_state_dict(state, strict=True)
+    return grown.to(next(net.parameters()).device).train(net.training)
 
 
 def enable_mc_dropout(net: nn.Module) -> nn.Module:

@@ -1,7 +1,8 @@
 """Simulated training sets with exact truth: ``gampen simulate`` (docs/architecture.md).
 
 GalSim renders a bulge + disk galaxy, its neighbours, a Moffat PSF and sky-limited coadd
-noise into ``OUT/cutouts/<object_id>.fits``; the exact truth goes to ``OUT/info.csv``.
+noise into ``OUT/cutouts/<object_id>.fits``, with the galaxy's PSF image (as a PSF model
+reports it) in the HDU ``PSF``; the exact truth goes to ``OUT/info.csv``.
 Survey presets (``hsc``, ``lsst``, ``euclid-vis``) are YAML files in ``presets/``.
 
 Python use::

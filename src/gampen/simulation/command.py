@@ -38,7 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "simulate",
         help="simulate a training set of galaxies with exact truth (GalSim)",
         description="Render bulge + disk galaxies with neighbours, PSF and survey noise into "
-        "OUT/cutouts/<object_id>.fits and write their exact truth to OUT/info.csv.",
+        "OUT/cutouts/<object_id>.fits (with each galaxy's PSF image in the HDU 'PSF') and "
+        "write their exact truth to OUT/info.csv.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

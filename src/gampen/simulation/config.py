@@ -139,9 +139,10 @@ class PsfConfig(_Section):
     """The PSF of each galaxy: a Moffat (index ``beta``, fixed or drawn uniformly) or, for
     a ``kolmogorov_fraction`` of galaxies, a Kolmogorov profile, with a FWHM drawn uniformly
     from ``fwhm`` (arcsec) and a shear of modulus uniform in [0, ``ellipticity``] at a
-    random angle.  The FWHM reported with the cutout (catalog and ``PSF_FWHM`` header)
-    differs from the rendered one by a factor ``exp(N(0, fwhm_error))``: a PSF model's
-    error, so a network learns how far to trust it."""
+    random angle.  The FWHM reported with the cutout (catalog, ``PSF_FWHM`` header and the
+    ``PSF`` HDU's image, dilated to it) differs from the rendered one by a factor
+    ``exp(N(0, fwhm_error))``: a PSF model's error, so a network learns how far to trust
+    it."""
 
     SECTION: ClassVar[str] = "psf"
     RULES: ClassVar[dict[str, Rule]] = {

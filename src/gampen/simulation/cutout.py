@@ -1,8 +1,10 @@
-"""Writing a simulated cutout as FITS: float32 primary HDU, survey keywords and a simple WCS.
+"""Writing a simulated cutout as FITS: float32 primary HDU, survey keywords and a simple WCS,
+and a second HDU, ``PSF``: the galaxy's PSF as a PSF model reports it (:func:`psf_hdu`).
 
-The header holds only deterministic values (no dates), so the same galaxy always gives the
+The headers hold only deterministic values (no dates), so the same galaxy always gives the
 same bytes.  Files are written atomically: a cutout that exists is complete, which is what
-lets an interrupted run resume.
+lets an interrupted run resume.  :func:`add_psf_hdu` gives a cutout written before the
+``PSF`` HDU existed the same HDU (``scripts/add_psf_hdus.py``, and a resumed run).
 """
 
 from __future__ import annotations
@@ -16,8 +18,14 @@ from astropy.io import fits
 
 from gampen import __version__
 from gampen.atomic import atomic_path
+from gampen.errors import CutoutError
+from gampen.flags import Flag
 from gampen.simulation.config import SimulationConfig
 from gampen.simulation.priors import Galaxy
+from gampen.simulation.render import draw_psf
+
+#: EXTNAME of the cutout's PSF image.
+PSF_EXTNAME = "PSF"
 
 
 def cutout_header(galaxy: Galaxy, config: SimulationConfig) -> fits.Header:
@@ -67,9 +75,53 @@ def _psf_shape_cards(galaxy: Galaxy, config: SimulationConfig) -> list[tuple]:
     return [("PSFMODEL", "moffat", "PSF profile"), ("PSF_BETA", beta, "Moffat PSF beta")]
 
 
-def write_cutout(path: str | os.PathLike[str], data: np.ndarray, header: fits.Header) -> Path:
-    """Write ``data`` as float32 in the primary HDU of ``path``, atomically."""
-    hdu = fits.PrimaryHDU(data=np.asarray(data, dtype=np.float32), header=header)
+def psf_hdu(galaxy: Galaxy, config: SimulationConfig) -> fits.ImageHDU:
+    """The cutout's ``PSF`` HDU: :func:`~gampen.simulation.render.draw_psf`, a float32
+    ``PSF_STAMP`` (41) pixels square image of unit sum centred on the central pixel, at the
+    survey's pixel scale, pixel response included; the PSF as reported (FWHM ``psf_fwhm``),
+    which differs from the rendered one by the ``psf.fwhm_error`` nuisance."""
+    header = fits.Header(
+        [
+            ("PIXSCALE", config.survey.pixel_scale, "[arcsec/pixel]"),
+            ("PSF_FWHM", galaxy.psf_fwhm, "[arcsec] PSF FWHM (as a PSF model reports it)"),
+            ("COMMENT", "The PSF as a PSF model reports it: the rendered PSF dilated to"),
+            ("COMMENT", "the reported FWHM (PSF_FWHM), pixel response included, centred"),
+            ("COMMENT", "on the central pixel, normalised to unit sum."),
+        ]
+    )
+    return fits.ImageHDU(data=draw_psf(galaxy, config), header=header, name=PSF_EXTNAME)
+
+
+def write_cutout(
+    path: str | os.PathLike[str],
+    data: np.ndarray,
+    header: fits.Header,
+    psf: fits.ImageHDU | None = None,
+) -> Path:
+    """Write ``data`` as float32 in the primary HDU of ``path`` (and the ``psf`` HDU, when
+    given, after it), atomically."""
+    hdus = [fits.PrimaryHDU(data=np.asarray(data, dtype=np.float32), header=header)]
+    if psf is not None:
+        hdus.append(psf)
     with atomic_path(path) as tmp:
-        hdu.writeto(tmp)
+        fits.HDUList(hdus).writeto(tmp)
     return Path(path)
+
+
+def add_psf_hdu(path: str | os.PathLike[str], galaxy: Galaxy, config: SimulationConfig) -> bool:
+    """Give the cutout ``path`` the ``PSF`` HDU of ``galaxy`` unless it has one; True when
+    it was added.  The file is rewritten atomically, the primary HDU byte for byte, so the
+    result is the file a run writing the ``PSF`` HDU makes.  A symlinked cutout (or folder)
+    is updated where it lies, for every set that shares it."""
+    final = Path(path).resolve()
+    with fits.open(final, memmap=False) as hdul:
+        if PSF_EXTNAME in hdul:
+            return False
+        primary = hdul[0]
+        if len(hdul) != 1 or not primary.is_image or primary.data is None:
+            raise CutoutError(
+                final, "is not a gampen simulate cutout (one image HDU)", flag=Flag.UNREADABLE
+            )
+        with atomic_path(final) as tmp:
+            fits.HDUList([primary, psf_hdu(galaxy, config)]).writeto(tmp)
+    return True

@@ -51,7 +51,7 @@ class Galaxy:
     pa: float  #: degrees, shared by bulge and disk
     dx: float  #: centre offset from the cutout centre, pixels
     dy: float
-    psf_fwhm: float  #: arcsec, as reported with the cutout (catalog and header)
+    psf_fwhm: float  #: arcsec, as reported with the cutout (catalog, header, PSF HDU)
     sky_sigma: float  #: per-pixel sky noise, flux units
     neighbours: tuple[Neighbour, ...]
     # The nuisances of real data (all off in the first presets, see PsfConfig,

@@ -5,7 +5,9 @@ survey's real PSF shapes, wings and all.
 The images are FITS files in one folder, each a PSF centred in its array (any normalisation:
 it is set to unit flux), sampled at the survey's pixel scale unless the header states its
 own (``PIXSCALE`` or a WCS: oversampled PSF models are common).  Each becomes a
-``galsim.InterpolatedImage``; its FWHM, measured once, is the rendered one.
+``galsim.InterpolatedImage``; its FWHM, measured once, is the rendered one.  The cutout's
+``PSF`` HDU is that profile dilated to the reported FWHM and drawn, like the galaxy, with
+the pixel response (:func:`gampen.simulation.render.draw_psf`).
 """
 
 from __future__ import annotations

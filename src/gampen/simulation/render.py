@@ -1,4 +1,5 @@
-"""Rendering a cutout with GalSim: central bulge + disk, neighbours, Moffat PSF, coadd noise.
+"""Rendering a cutout with GalSim: central bulge + disk, neighbours, Moffat PSF, coadd noise,
+and the image of the PSF as a PSF model reports it (:func:`draw_psf`, the cutout's ``PSF`` HDU).
 
 Each object is drawn on its own stamp, sized by GalSim for that profile and clipped to the
 cutout, and added into the cutout.  Drawing the scene as one summed profile would make GalSim
@@ -25,6 +26,9 @@ from gampen.simulation.truth import central_components, clumps
 NEIGHBOUR_GSPARAMS = galsim.GSParams(
     kvalue_accuracy=1e-4, integration_relerr=1e-5, integration_abserr=1e-7
 )
+#: Side in pixels of the PSF image written with each cutout (odd: the PSF's centre is the
+#: centre of the central pixel).
+PSF_STAMP = 41
 
 
 def psf_profile(galaxy: Galaxy, config: SimulationConfig) -> galsim.GSObject:
@@ -41,6 +45,36 @@ def psf_profile(galaxy: Galaxy, config: SimulationConfig) -> galsim.GSObject:
     if galaxy.psf_g1 or galaxy.psf_g2:
         psf = psf.shear(g1=galaxy.psf_g1, g2=galaxy.psf_g2)
     return psf
+
+
+def reported_psf_profile(galaxy: Galaxy, config: SimulationConfig) -> galsim.GSObject:
+    """The PSF as a PSF model reports it: the rendered PSF (same family, beta, shear, or
+    survey image) dilated by ``psf_fwhm / rendered_fwhm``, so its FWHM is the reported
+    ``psf_fwhm``.  The ``psf.fwhm_error`` nuisance is thus an error of the PSF model, not
+    only of a catalog number; without nuisances the two FWHMs agree and this is the
+    rendered PSF itself."""
+    psf = psf_profile(galaxy, config)
+    ratio = galaxy.psf_fwhm / galaxy.rendered_fwhm
+    return psf if ratio == 1.0 else psf.dilate(ratio)
+
+
+def draw_psf(galaxy: Galaxy, config: SimulationConfig) -> np.ndarray:
+    """The reported PSF (:func:`reported_psf_profile`) as a float32 ``PSF_STAMP`` x
+    ``PSF_STAMP`` image at the survey's pixel scale, centred on the central pixel and
+    normalised to unit sum: the cutout's ``PSF`` HDU.
+
+    Drawn with ``method="auto"``, i.e. convolved with the pixel response, as every object
+    of the cutout is (:func:`_add_object` draws with GalSim's default, ``"auto"``): the
+    image is what a point source at the centre of a pixel would look like in the cutout,
+    the effective PSF a network compares with the galaxy's pixels and what a survey's PSF
+    model (PSFEx, Piff) reports.  ``"no_pixel"`` would give a PSF narrower than the one in
+    the cutouts by the pixel's width.  So the image's own FWHM is that of the reported PSF
+    convolved with the pixel: 1.5-4 % above ``psf_fwhm`` at the hsc and lsst scales,
+    11-14 % at euclid-vis's (``PSF_FWHM`` stays the profile's, as catalogs give it)."""
+    image = galsim.ImageD(PSF_STAMP, PSF_STAMP, scale=config.survey.pixel_scale)
+    reported_psf_profile(galaxy, config).drawImage(image=image, method="auto")
+    pixels = image.array
+    return (pixels / pixels.sum()).astype(np.float32)
 
 
 def central_profile(galaxy: Galaxy, config: SimulationConfig) -> galsim.GSObject:

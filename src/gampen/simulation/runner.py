@@ -3,14 +3,16 @@
 Layout of the output folder (docs/architecture.md, "Training set")::
 
     OUT/simulate.json        settings of the run (config, seed, n, versions)
-    OUT/cutouts/<id>.fits    one cutout per object, object_id = 0 .. n-1
+    OUT/cutouts/<id>.fits    one cutout per object, object_id = 0 .. n-1 (HDUs: the image,
+                             then PSF, the galaxy's PSF as a PSF model reports it)
     OUT/info.csv             truth catalog, written last and atomically
 
 Every object is made from its own random streams (see :mod:`gampen.simulation.priors`), so
 the output does not depend on the number of workers.  A cutout is written atomically, so one
 that exists is finished; a rerun skips it and only recomputes its catalog row (parameters
-and ``r_e``, no drawing).  A rerun with a larger ``n`` extends the set; anything else that
-differs from ``simulate.json`` is refused.
+and ``r_e``, no drawing), adding the ``PSF`` HDU if it was written before cutouts had one.
+A rerun with a larger ``n`` extends the set; anything else that differs from
+``simulate.json`` is refused.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from gampen.errors import ConfigError, GampenError
 from gampen.parent_watch import exit_with_parent
 from gampen.simulation.backgrounds import Backgrounds
 from gampen.simulation.config import SimulationConfig
-from gampen.simulation.cutout import cutout_header, write_cutout
+from gampen.simulation.cutout import add_psf_hdu, cutout_header, psf_hdu, write_cutout
 from gampen.simulation.priors import draw_galaxy, noise_seed
 from gampen.simulation.render import render_cutout
 from gampen.simulation.truth import cutout_name, truth_columns, truth_row
@@ -112,7 +114,8 @@ def simulate_object(
     folder: Path,
     backgrounds: Backgrounds | None = None,
 ) -> tuple[int, tuple, bool]:
-    """Draw and write one cutout unless it exists; return (id, truth row, whether drawn)."""
+    """Draw and write one cutout unless it exists (then only give it the ``PSF`` HDU if it
+    lacks one); return (id, truth row, whether drawn)."""
     galaxy = draw_galaxy(config, seed, object_id)
     crop = None
     if backgrounds is not None:
@@ -126,7 +129,9 @@ def simulate_object(
         header = cutout_header(galaxy, config)
         if crop is not None:
             header["BACKGRND"] = (crop.name, "real sky cutout the galaxy was drawn into")
-        write_cutout(path, data, header)
+        write_cutout(path, data, header, psf_hdu(galaxy, config))
+    else:
+        add_psf_hdu(path, galaxy, config)
     row = truth_row(galaxy, config)
     if crop is not None:
         row += (crop.name, crop.x0, crop.y0)

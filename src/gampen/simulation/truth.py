@@ -14,10 +14,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import galsim
 import numpy as np
 
+from gampen.errors import CatalogError
 from gampen.simulation.config import SimulationConfig
 from gampen.simulation.halflight import SersicComponent, circular_half_light_radius
 from gampen.simulation.priors import Galaxy, flux_from_mag
@@ -140,3 +143,46 @@ def truth_row(galaxy: Galaxy, config: SimulationConfig) -> tuple:
         beta = float(config.psf.beta)  # a fixed beta
     drawn = {"psf_fwhm_true": galaxy.rendered_fwhm, "psf_beta": beta}
     return row + tuple(drawn.get(name, getattr(galaxy, name, None)) for name in NUISANCE_COLUMNS)
+
+
+def psf_galaxy(row: Mapping[str, Any], config: SimulationConfig) -> Galaxy:
+    """A :class:`Galaxy` with the PSF of a truth row of ``config``'s set (``psf_fwhm``, and
+    with nuisances ``psf_fwhm_true``, ``psf_model``, ``psf_beta``, ``psf_g1``, ``psf_g2``,
+    ``psf_file``), its other fields zero: what the cutout's ``PSF`` HDU is drawn from, for
+    a set written before cutouts had one.  The CSV floats round-trip exactly, so the HDU is
+    the one the run would have written."""
+    fields: dict[str, Any] = {"psf_fwhm": float(row["psf_fwhm"])}
+    if config.has_nuisances:
+        names = row.keys()  # an astropy Row's `in` looks at its values, not its columns
+        missing = [name for name in _PSF_COLUMNS if name not in names]
+        if missing:
+            raise CatalogError(f"the catalog lacks the column(s) {missing} of a {config.name} set")
+        psf_file = row["psf_file"]
+        fields |= {
+            "psf_fwhm_true": float(row["psf_fwhm_true"]),
+            "psf_model": str(row["psf_model"]),
+            "psf_beta": float(row["psf_beta"]),
+            "psf_g1": float(row["psf_g1"]),
+            "psf_g2": float(row["psf_g2"]),
+            "psf_file": "" if _blank(psf_file) else str(psf_file),
+        }
+    zero = {"mag": 0.0, "bt": 0.0, "r_disk": 0.0, "r_bulge": 0.0, "q_disk": 1.0, "q_bulge": 1.0}
+    return Galaxy(
+        object_id=int(row["object_id"]),
+        **zero,
+        pa=0.0,
+        dx=0.0,
+        dy=0.0,
+        sky_sigma=0.0,
+        neighbours=(),
+        **fields,
+    )
+
+
+#: The truth columns a nuisance set's PSF is rebuilt from.
+_PSF_COLUMNS = ("psf_fwhm_true", "psf_model", "psf_beta", "psf_g1", "psf_g2", "psf_file")
+
+
+def _blank(value: Any) -> bool:
+    """True for an empty catalog cell (masked, or an empty string)."""
+    return value is None or np.ma.is_masked(value) or str(value) == ""

@@ -17,6 +17,11 @@ Rotation modes:
   stretch, does not conserve flux: the network then learns uncertainties for images
   blurrier than real ones.  Kept for GaMPEN-like recipes.
 * ``none``: flips (if on) and the bilinear shift only.
+
+None of these touches the scalar inputs: the photometry and the PSF features are
+invariant under them.  :class:`PsfDrop` hides a seeded share of the training galaxies'
+PSF images instead (their features set to the absent values), so that a network trained
+with ``--psf-image`` also learns to rely on ``psf_fwhm`` alone.
 """
 
 from __future__ import annotations
@@ -24,8 +29,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from gampen.seeding import derive_seed
+
+#: Tells the PSF-drop stream from the others keyed by the same item seed ("PSF").
+PSF_DROP_STREAM = 0x505346
 
 
 @dataclass(frozen=True)
@@ -69,3 +80,28 @@ class Augment:
             image[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False
         )
         return out[0]
+
+
+@dataclass(frozen=True)
+class PsfDrop:
+    """Replace the PSF features (``where`` in the scalar inputs) of a share ``rate`` of the
+    training items by the absent values (zeros), each decision drawn from the item's
+    seed alone: the same per (seed, epoch, galaxy) whatever the workers or a resume."""
+
+    rate: float
+    where: slice
+
+    def dropped(self, seed: int) -> bool:
+        """Whether the item of ``seed`` loses its PSF image this time."""
+        if self.rate <= 0:
+            return False
+        draw = np.random.default_rng(derive_seed(seed, PSF_DROP_STREAM)).random()
+        return bool(draw < self.rate)
+
+    def __call__(self, scalars: torch.Tensor, seed: int) -> torch.Tensor:
+        """``scalars`` with its PSF features zeroed when :meth:`dropped` (a copy)."""
+        if not self.dropped(seed):
+            return scalars
+        scalars = scalars.clone()
+        scalars[self.where] = 0.0
+        return scalars

@@ -93,6 +93,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="catalog columns given to the network as inputs, e.g. psf_fwhm (default preset); "
         "'none' for an image-only model. predict then needs the same columns",
     )
+    g.add_argument(
+        "--psf-image",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="give the network each galaxy's PSF image where there is one (the catalog's "
+        "psf_image column, else the cutout's PSF HDU) as encircled energies and ellipticity "
+        "beside the image; galaxies without one rely on --conditions psf_fwhm. predict then "
+        "reads them the same way",
+    )
+    g.add_argument(
+        "--psf-drop",
+        type=float,
+        metavar="P",
+        help="with --psf-image: the share of training galaxies per epoch whose PSF image is "
+        "hidden (seeded), so the network also learns to do without (default 0.25)",
+    )
     g.add_argument("--optimizer", choices=("adamw", "sgd"))
     g.add_argument("--lr", type=float, help="learning rate")
     g.add_argument("--epochs", type=int)

@@ -59,6 +59,8 @@ class TrainConfig:
     label_eps: float = LOGIT_EPS
     photometry: bool = False
     conditions: list[str] = field(default_factory=list)
+    psf_image: bool = False
+    psf_drop: float = 0.25
     background: str = "none"
     # optimisation
     optimizer: str = "adamw"
@@ -119,6 +121,7 @@ class TrainConfig:
             self.rotations = "any" if self.rotations else "none"
         check_choice(WHERE, "rotations", self.rotations, ROTATION_MODES)
         self.scalars  # noqa: B018 (validates the conditions)
+        check_float(WHERE, "psf_drop", self.psf_drop, low=0.0, high=1.0, high_open=True)
         check_choice(WHERE, "background", self.background, BACKGROUNDS)
         check_int(WHERE, "num_nodes", self.num_nodes, 1, 100_000)
         check_int(WHERE, "num_workers", self.num_workers, 0, 256)
@@ -142,7 +145,11 @@ class TrainConfig:
     @property
     def scalars(self) -> ScalarInputs:
         """The per-galaxy numbers given to the network beside the image."""
-        return ScalarInputs(photometry=bool(self.photometry), conditions=tuple(self.conditions))
+        return ScalarInputs(
+            photometry=bool(self.photometry),
+            conditions=tuple(self.conditions),
+            psf_image=bool(self.psf_image),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON/YAML safe) of every field."""

@@ -3,7 +3,10 @@
 The source is a catalog (FITS cutouts) or a ``gampen pack`` HDF5 file.  Label transforms
 are fitted on the training split only (or taken from ``--init-from``'s bundle).  Each
 training item gets its augmentation seed from the sampler, derived from (seed, epoch,
-position), so an epoch is the same whatever the worker count and after ``--resume``.
+position), so an epoch is the same whatever the worker count and after ``--resume``;
+with ``--psf-image`` the same seed decides whether the item's PSF image is hidden
+(``--psf-drop``, :class:`~gampen.training.augment.PsfDrop`).  Validation is never
+augmented nor dropped.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from gampen.data.scalars import ScalarInputs
 from gampen.errors import CatalogError, ConfigError
 from gampen.flags import is_fatal
 from gampen.seeding import derive_seed
-from gampen.training.augment import Augment
+from gampen.training.augment import Augment, PsfDrop
 from gampen.training.config import TrainConfig
 from gampen.training.splits import column_splits, random_splits
 
@@ -40,6 +43,10 @@ log = logging.getLogger(__name__)
 AUTO_CACHE_ROWS = 20_000
 #: Training galaxies the scalar inputs' mean and std are measured on (at most).
 SCALAR_STATISTICS_ROWS = 5_000
+#: Smallest standard deviation the PSF features are standardised with: they are fractions
+#: of order 0.1-1, and a training set of near-identical PSFs (round Moffats: |e| ~ 0)
+#: must not turn a real PSF's small difference into tens of standard deviations.
+PSF_STD_FLOOR = 0.05
 
 
 class SeededSampler(Sampler):
@@ -70,10 +77,17 @@ class SeededSampler(Sampler):
 
 
 class SplitView(Dataset):
-    """The rows of one split, optionally augmented with the seed the sampler hands over."""
+    """The rows of one split, optionally augmented (and their PSF images dropped) with the
+    seed the sampler hands over."""
 
-    def __init__(self, base: GalaxyDataset, rows: np.ndarray, augment: Augment | None) -> None:
-        self.base, self.rows, self.augment = base, rows, augment
+    def __init__(
+        self,
+        base: GalaxyDataset,
+        rows: np.ndarray,
+        augment: Augment | None,
+        psf_drop: PsfDrop | None = None,
+    ) -> None:
+        self.base, self.rows, self.augment, self.psf_drop = base, rows, augment, psf_drop
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -83,6 +97,8 @@ class SplitView(Dataset):
         item = self.base[int(self.rows[position])]
         if self.augment is not None:
             item["image"] = self.augment(item["image"], seed)
+        if self.psf_drop is not None:
+            item["scalars"] = self.psf_drop(item["scalars"], seed)
         return item
 
 
@@ -140,10 +156,13 @@ class TrainingData(pl.LightningDataModule):
         self.val_targets = self.labels.forward(values[self.rows["val"]])
         self.train_targets = self.labels.forward(values[train_rows])
         self.pixel_scale, self.zero_point = _photometry(source, self.dataset, config)
+        self.dataset.psf_pixel_scale = self.pixel_scale  # for PSF images stating none
 
     def scalar_statistics(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and std (float32) of the scalar inputs over the training split's usable
-        galaxies (at most ``SCALAR_STATISTICS_ROWS`` of them, evenly spaced)."""
+        galaxies (at most ``SCALAR_STATISTICS_ROWS`` of them, evenly spaced).  The PSF
+        features' are those the network sees in training: of the mixture in which a share
+        ``psf_drop`` of them is zero, their std at least :data:`PSF_STD_FLOOR`."""
         rows = self.rows["train"]
         step = max(1, math.ceil(len(rows) / SCALAR_STATISTICS_ROWS))
         items = (self.dataset[int(i)] for i in rows[::step])
@@ -151,7 +170,14 @@ class TrainingData(pl.LightningDataModule):
         if not values:
             raise ConfigError("no usable training galaxy to measure the scalar inputs on")
         stacked = np.stack(values).astype(np.float64)
-        return stacked.mean(0).astype(np.float32), stacked.std(0).astype(np.float32)
+        mean, std = stacked.mean(0), stacked.std(0)
+        if self.scalars.psf_image:
+            where, kept = self.scalars.psf_slice(len(self.bands)), 1.0 - self.config.psf_drop
+            psf = stacked[:, where]
+            mean[where] = kept * psf.mean(0)
+            spread = np.sqrt(np.maximum(kept * (psf**2).mean(0) - mean[where] ** 2, 0.0))
+            std[where] = np.maximum(spread, PSF_STD_FLOOR)
+        return mean.astype(np.float32), std.astype(np.float32)
 
     @property
     def bands(self) -> list[str]:
@@ -165,7 +191,11 @@ class TrainingData(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         c = self.config
         augment = Augment(flips=c.flips, rotations=c.rotations, max_shift=c.max_shift)
-        return self._loader(SplitView(self.dataset, self.rows["train"], augment), shuffle=True)
+        drop = None
+        if self.scalars.psf_image and c.psf_drop > 0:
+            drop = PsfDrop(c.psf_drop, self.scalars.psf_slice(len(self.bands)))
+        view = SplitView(self.dataset, self.rows["train"], augment, drop)
+        return self._loader(view, shuffle=True)
 
     def val_dataloader(self, *, rank: int | None = None, world: int | None = None) -> DataLoader:
         """This rank's validation loader (or the given rank's share, e.g. 0 of 1: all)."""

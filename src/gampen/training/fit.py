@@ -8,6 +8,7 @@ Only the global-zero rank writes the bundle.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -35,7 +36,7 @@ from gampen.errors import ConfigError
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
 from gampen.model.config import NetworkConfig
 from gampen.model.loss import gaussian_nll
-from gampen.model.network import GampenNet
+from gampen.model.network import GampenNet, with_more_scalars
 from gampen.quiet import quiet_lightning
 from gampen.training.checkpoint_io import SafeCheckpointIO
 from gampen.training.config import TrainConfig
@@ -52,6 +53,14 @@ RESUME_FREE_FIELDS = {
     "logger",
     "epochs",
     "early_stopping_patience",
+}
+
+
+#: Every field's default, standing in for fields a run's saved config.json predates.
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default
+    for f in dataclasses.fields(TrainConfig)
+    if f.default is not dataclasses.MISSING
 }
 
 
@@ -84,7 +93,7 @@ def _train(config: TrainConfig, callbacks: Sequence[Callback]) -> Path | None:
         scalars=_scalar_inputs(config, base),
         background=_background(config, base),
     )
-    net = base.net.train() if base else _new_network(config, data)
+    net = _starting_network(config, data, base)
     module = GampenModule(net, config, data.object_ids, censoring_of(data.labels))
     trainer = _trainer(config, run_dir, callbacks)
     last = run_dir / "checkpoints" / "last.ckpt"
@@ -163,18 +172,40 @@ def _background(config: TrainConfig, base: Bundle | None) -> BorderBackground | 
 
 
 def _scalar_inputs(config: TrainConfig, base: Bundle | None) -> ScalarInputs:
-    """The config's scalar inputs; with ``--init-from``, the bundle's (which must agree)."""
+    """The config's scalar inputs; with ``--init-from``, the bundle's (which must agree),
+    plus the PSF features when the config asks for them and the bundle lacks them (its
+    network is grown to take them: :func:`_starting_network`)."""
     if base is None:
         return config.scalars
     inherited = ScalarInputs.from_dict(base.preprocessing.get("scalars"))
+    grown = dataclasses.replace(inherited, psf_image=True)
+    if config.scalars == grown and not inherited.psf_image:
+        return grown
     if inherited != config.scalars:
         raise ConfigError(
             "--init-from: the bundle's network takes other scalar inputs than the config asks for",
             value=config.scalars.to_dict(),
             allowed=f"photometry: {inherited.photometry}, "
-            f"conditions: {list(inherited.conditions) or 'none'} (as the bundle)",
+            f"conditions: {list(inherited.conditions) or 'none'}, "
+            f"psf_image: {'true' if inherited.psf_image else 'false or true'} (as the bundle, "
+            "which may gain the PSF image)",
         )
     return inherited
+
+
+def _starting_network(config: TrainConfig, data: TrainingData, base: Bundle | None) -> GampenNet:
+    """A new network, or the ``--init-from`` bundle's; grown by the PSF features (zero
+    weights, standardised on this training split) when the run adds them, so that it
+    starts out predicting exactly what the bundle does."""
+    if base is None:
+        return _new_network(config, data)
+    net = base.net.train()
+    more = data.scalars.count(len(data.bands)) - net.config.n_scalars
+    if more > 0:
+        mean, std = data.scalar_statistics()
+        net = with_more_scalars(net, torch.from_numpy(mean[-more:]), torch.from_numpy(std[-more:]))
+        log.info("--init-from: the network takes %d more scalar inputs (the PSF image's)", more)
+    return net
 
 
 def _new_network(config: TrainConfig, data: TrainingData) -> GampenNet:
@@ -270,7 +301,7 @@ def _prepare_run_dir(
     saved = run_dir / "config.json"
     current = config.to_dict()
     if resuming and saved.exists():
-        before = json.loads(saved.read_text())
+        before = {**_DEFAULTS, **json.loads(saved.read_text())}  # fields added since: defaults
         changed = sorted(
             k for k in current if k not in RESUME_FREE_FIELDS and before.get(k) != current[k]
         )
