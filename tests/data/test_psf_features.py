@@ -30,6 +30,8 @@ from gampen.data.psf_features import (
     PsfImage,
     adaptive_moments,
     centroid,
+    disc_transform,
+    encircled_energy,
     measure_psf,
     psf_features,
     psf_problem,
@@ -143,6 +145,112 @@ def test_features_do_not_depend_on_normalisation_or_centring():
     np.testing.assert_allclose(features(shifted), features(image), atol=1e-5)
 
 
+def test_features_are_float32_computed_in_float64_whatever_the_image_dtype():
+    image = draw(moffat(0.45, 3.0), 41, SCALE).astype(np.float16)  # a float16 sum: ~1e-3 off
+    values = features(image)
+    assert values.dtype == np.float32
+    np.testing.assert_array_equal(values, features(image.astype(np.float64)))
+
+
+def test_encircled_energy_at_radii_of_any_dtype_and_at_none():
+    sigma = 0.3 / SCALE  # pixels
+    image = draw(gaussian(0.3), 41, SCALE)
+    psf = image / image.sum()
+    radii = np.array([1.5, 3.0, 6.0])
+    half = encircled_energy(psf, centroid(psf), radii.astype(np.float16))  # exact in float16
+    np.testing.assert_allclose(half, 1 - np.exp(-(radii**2) / (2 * sigma**2)), rtol=0.005)
+    np.testing.assert_allclose(half, encircled_energy(psf, centroid(psf), radii), rtol=1e-12)
+    assert encircled_energy(psf, centroid(psf), []).shape == (0,)
+
+
+def test_a_disc_reaching_past_the_stamp_takes_no_light_from_its_other_side():
+    """The spectrum is zero-padded so that the periodic copy of the light at the stamp's
+    left edge stays out of a disc about a point at its right edge.  Oracle: the two
+    Gaussians (sigma 1.2 px, 8 px either side of the middle of a 25 px stamp) summed over
+    the disc on a grid of 0.02 px."""
+    sigma, radius, centre = 1.2, 10.0, (12.0, 24.0)
+    blobs = ((12.0, 4.0), (12.0, 20.0))
+
+    def profile(y, x):  # y, x: offsets from the middle pixel (12, 12)
+        return sum(
+            np.exp(-((y + 12 - by) ** 2 + (x + 12 - bx) ** 2) / (2 * sigma**2)) for by, bx in blobs
+        )
+
+    image = draw(profile, 25, 1.0)
+    step = 0.02
+    grid = np.arange(-radius, radius + step / 2, step)
+    dy, dx = np.meshgrid(grid, grid, indexing="ij")
+    inside = dy**2 + dx**2 <= radius**2
+    light = profile(centre[0] - 12 + dy[inside], centre[1] - 12 + dx[inside]).sum() * step**2
+    expected = light / (len(blobs) * 2 * np.pi * sigma**2)
+    energy = encircled_energy(image / image.sum(), centre, [radius])
+    assert energy[0] == pytest.approx(expected, abs=5e-4)  # with the wrapped light: +2.6e-3
+
+
+def test_disc_transform_is_the_fourier_transform_of_a_disc():
+    """Against ``integral over the disc of cos(2 pi k x)``, by midpoints over
+    ``x = R sin(t)``; in float64 whatever the dtype of ``k``."""
+    radius = 2.5
+    k = np.array([0.0, 0.05, 0.13, 0.31, 0.5, 0.71], dtype=np.float32)
+    t = (np.arange(4000) + 0.5) / 4000 * np.pi - np.pi / 2
+    expected = [
+        2 * radius**2 * np.pi * np.mean(np.cos(t) ** 2 * np.cos(2 * np.pi * f * radius * np.sin(t)))
+        for f in k.astype(np.float64)
+    ]
+    np.testing.assert_allclose(disc_transform(k, radius), expected, rtol=1e-10, atol=1e-12)
+    assert disc_transform(np.zeros(1), radius)[0] == pytest.approx(np.pi * radius**2)
+
+
+def test_adaptive_moments_of_a_gaussian_narrower_than_a_pixel():
+    """Moments below 1 px^2 (a PSF sampled near its Nyquist rate) are moments too."""
+    image = draw(gaussian(1.0, 0.9), 15, 1.0)  # sigma_x 1 px, sigma_y 0.9 px
+    moments = adaptive_moments(image / image.sum(), centroid(image))
+    np.testing.assert_allclose(moments, np.diag([0.81, 1.0]), rtol=0.01, atol=1e-3)
+
+
+def test_adaptive_moments_of_a_psf_filling_its_stamp_do_not_wrap():
+    """The weight reaches past the stamp's edges; zero-padded far enough, none of the
+    light on the opposite edge comes back into it, so more padding changes nothing."""
+    image = draw(gaussian(4.0, 0.7, 0.3), 15, 1.0)  # sigma 4 px in a 15 px stamp
+    psf = image / image.sum()
+    padded = np.pad(psf, 20)
+    np.testing.assert_allclose(
+        adaptive_moments(psf, centroid(psf)), adaptive_moments(padded, centroid(padded)), rtol=1e-6
+    )
+
+
+def _donut() -> np.ndarray:
+    image = np.zeros((7, 7))
+    image[3, 3] = -1.0
+    image[[1, 3, 3, 5], [3, 1, 5, 3]] = 1.0
+    return image
+
+
+def _moat() -> np.ndarray:
+    image = np.zeros((11, 11))
+    image[5, 5] = 1.0
+    image[[4, 5, 5, 6], [5, 4, 6, 5]] = -0.3
+    image[[1, 5, 5, 9], [5, 1, 9, 5]] = 1.0
+    return image
+
+
+@pytest.mark.parametrize(
+    "image",
+    [_donut(), _moat()],
+    ids=["no flux under the weight", "negative moments"],
+)
+def test_adaptive_moments_keep_the_start_when_the_first_update_is_not_positive(image):
+    """The iteration starts from the round Gaussian of the PSF's peak (unit flux: variance
+    1 / (2 pi peak)) and stops at once if the first update is not positive-definite: a
+    negative centre leaves no flux under the start's weight, and a negative moat about the
+    core makes the weighted moments negative."""
+    psf = image / image.sum()
+    start = 1 / (2 * np.pi * psf.max())
+    assert 0.25 < start < 1.25
+    np.testing.assert_allclose(adaptive_moments(psf, centroid(psf)), start * np.eye(2), rtol=1e-12)
+    assert features(image)[-1] == 0.0
+
+
 @pytest.mark.parametrize(
     ("pixels", "problem"),
     [
@@ -166,6 +274,16 @@ def test_absent_is_zeros_and_the_model_scale_stands_in():
     assumed, _ = measure_psf(PsfImage(image, None, "b"), SCALE)
     np.testing.assert_array_equal(stated, assumed)
     assert "states no pixel scale" in measure_psf(PsfImage(image, None, "c"), None)[1]
+
+
+def test_psf_problem_of_empty_single_pixel_faint_and_cancelling_images():
+    assert psf_problem(np.zeros((0, 5))) == "is empty"
+    assert psf_problem(np.ones((1, 1))) == ""
+    assert psf_problem(np.full((4, 4), 1 / 32)) == ""  # any positive flux: 0.5
+    # summed in float64: 1 (float32 loses the 1 to the 1e8 and sums to 0)
+    assert psf_problem(np.array([[1e8, 1.0, -1e8]], dtype=np.float32)) == ""
+    reason = measure_psf(PsfImage(np.ones((3, 3)), None, "psf.fits"), None)[1]
+    assert reason == "PSF image psf.fits: states no pixel scale, and the model's is unknown"
 
 
 # --- where a galaxy's PSF image comes from -------------------------------------------

@@ -18,7 +18,7 @@ elongated the PSF is; a PSF image says both.  :func:`psf_features` turns one int
 3. the **ellipticity modulus** ``|e| = |(M_xx - M_yy, 2 M_xy)| / (M_xx + M_yy)`` (the
    distortion: ``(1 - q^2) / (1 + q^2)`` for axis ratio ``q``) of the adaptive
    (elliptical-Gaussian-weighted, iterated to the PSF's own shape) second moments ``M``,
-   less the pixel's variance 1/12 px^2 on the diagonal.
+   of the pixel-deconvolved profile (the pixel's top-hat divided out in Fourier space).
 
 Every feature is unchanged by flips and rotations of the PSF image (quarter turns
 exactly; any angle up to sampling), as the training augmentation moves the galaxy
