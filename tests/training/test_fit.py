@@ -452,16 +452,13 @@ def test_init_from_a_bundle_without_psf_images_grows_it_starting_where_it_was(tm
     tuned = load_bundle(train(config))
     assert tuned.preprocessing["scalars"]["psf_image"] and tuned.net.config.n_scalars == 11
     assert (tuned.net.scalar_encoder[1].weight[:, 1:] != 0).any()  # it learnt to use them
+    # a fine-tune of a bundle that takes PSF images keeps them without --psf-image
+    tuned_path = str(tmp_path / "b" / "model")
+    plain = _config(tmp_path / "c", with_psf, conditions=["psf_fwhm"], init_from=tuned_path)
+    assert _scalar_inputs(plain, tuned) == scalars
+    other = _config(tmp_path / "c", with_psf, conditions=[], init_from=tuned_path)
     with pytest.raises(ConfigError, match=r"psf_image: true \(as the bundle"):
-        train(
-            _config(
-                tmp_path / "c",
-                with_psf,
-                epochs=1,
-                conditions=["psf_fwhm"],
-                init_from=str(tmp_path / "b" / "model"),
-            )
-        )
+        _scalar_inputs(other, tuned)
 
 
 def test_resume_of_a_run_from_before_the_psf_fields(tmp_path, labelled):

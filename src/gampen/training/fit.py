@@ -174,13 +174,17 @@ def _background(config: TrainConfig, base: Bundle | None) -> BorderBackground | 
 def _scalar_inputs(config: TrainConfig, base: Bundle | None) -> ScalarInputs:
     """The config's scalar inputs; with ``--init-from``, the bundle's (which must agree),
     plus the PSF features when the config asks for them and the bundle lacks them (its
-    network is grown to take them: :func:`_starting_network`)."""
+    network is grown to take them: :func:`_starting_network`).  A bundle that takes PSF
+    images keeps them without ``--psf-image`` (a network cannot lose inputs)."""
     if base is None:
         return config.scalars
     inherited = ScalarInputs.from_dict(base.preprocessing.get("scalars"))
     grown = dataclasses.replace(inherited, psf_image=True)
     if config.scalars == grown and not inherited.psf_image:
         return grown
+    if inherited.psf_image and config.scalars == dataclasses.replace(grown, psf_image=False):
+        log.info("--init-from: the bundle takes PSF images, and so does this run")
+        return inherited
     if inherited != config.scalars:
         raise ConfigError(
             "--init-from: the bundle's network takes other scalar inputs than the config asks for",
