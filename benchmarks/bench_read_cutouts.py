@@ -31,8 +31,8 @@ SIZE = 96
 def make_cutouts(folder: Path, n: int) -> Table:
     """Write ``n`` 96x96 float32 HSC-like cutouts unless they already exist: a round
     exponential galaxy (mag 20, r_e 0.8 arcsec) in sky noise, with the header a survey
-    cutout has (pixel scale, zero point, a TAN WCS), so every galaxy is read, checked
-    against the model's contract and predicted, none skipped as flagged."""
+    cutout has (pixel scale, zero point, a TAN WCS) and a ``PSF`` HDU, so every galaxy is
+    read, checked against the model's contract and predicted, none skipped as flagged."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     y, x = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
@@ -49,10 +49,21 @@ def make_cutouts(folder: Path, n: int) -> Table:
         path = folder / name
         if not path.exists():
             image = galaxy + rng.normal(0, 0.07, (SIZE, SIZE))
-            fits.PrimaryHDU(image.astype(np.float32), header=header).writeto(path)
+            primary = fits.PrimaryHDU(image.astype(np.float32), header=header)
+            fits.HDUList([primary, psf_hdu()]).writeto(path)
     table = Table({"object_id": np.arange(n), "file_name": names})
     table["psf_fwhm"] = rng.uniform(0.5, 0.9, n)
     return table
+
+
+def psf_hdu(fwhm: float = 0.7, beta: float = 3.0, size: int = 41) -> fits.ImageHDU:
+    """A round Moffat PSF image (unit sum) as the ``PSF`` HDU that ``gampen simulate``
+    writes, so models that take PSF images pay for reading and measuring it."""
+    alpha = fwhm / 0.168 / (2 * np.sqrt(2 ** (1 / beta) - 1))
+    y, x = np.mgrid[:size, :size] - (size - 1) / 2
+    psf = (1 + (x**2 + y**2) / alpha**2) ** -beta
+    header = fits.Header({"EXTNAME": "PSF", "PIXSCALE": 0.168, "PSF_FWHM": fwhm})
+    return fits.ImageHDU((psf / psf.sum()).astype(np.float32), header=header)
 
 
 def rate(dataset, workers: int) -> float:

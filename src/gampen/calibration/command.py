@@ -72,7 +72,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-passes", type=int, default=100, help="MC passes (default 100)")
     p.add_argument("--n-samples", type=int, default=1000, help="samples (default 1000)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--num-workers", type=int, default=1, help="cutout-reading processes")
+    p.add_argument(
+        "--num-workers", type=int, default=2, help="cutout-reading processes (default 2)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the sampling")
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=run)

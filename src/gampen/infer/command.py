@@ -38,7 +38,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--samples-out", help="also write every sample to this HDF5 file")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--num-workers", type=int, default=1, help="cutout-reading processes")
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        default=2,
+        help="cutout-reading processes (default 2: reading, background and PSF features "
+        "keep one busy)",
+    )
     p.add_argument(
         "--devices", type=count_or_auto, default=1, help="devices per node (int or 'auto')"
     )

@@ -19,7 +19,7 @@ class PredictOptions:
     batch_size: int = 64
     chunk_size: int = 512
     seed: int = 0
-    num_workers: int = 1
+    num_workers: int = 2  # reading, background removal and PSF features keep one busy
     devices: int | str = 1
     num_nodes: int = 1
     strategy: str = "auto"
