@@ -117,7 +117,7 @@ def test_library_calls_are_quiet(tmp_path, setup, caplog, capsys):
 def test_same_output_for_any_batching_and_workers(tmp_path, setup):
     catalog, bundle = setup
     a = predict(catalog, model=bundle, options=PredictOptions(**FAST))
-    other = {**FAST, "batch_size": 3, "chunk_size": 8, "num_workers": 1}
+    other = {**FAST, "batch_size": 3, "chunk_size": 8, "num_workers": 2}
     b = predict(catalog, model=bundle, options=PredictOptions(**other))
     for name in a.colnames:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
