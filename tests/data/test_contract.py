@@ -13,7 +13,11 @@ from astropy.wcs import WCS
 from astropy.wcs.utils import proj_plane_pixel_area
 
 from gampen.data.contract import (
+    ZERO_POINT_TOLERANCE,
+    Cards,
+    HeaderFacts,
     InputContract,
+    psf_pixel_scale,
     read_header_facts,
     training_ranges,
     wcs_pixel_scale,
@@ -515,3 +519,141 @@ def test_messages_say_what_to_do():
         assert (facts.zero_point, facts.unit_problem) == (None, "")
     count_rate = read_header_facts(fits.Header({"BUNIT": "ct / s"}))
     assert (count_rate.zero_point, count_rate.unit_problem) == (None, "")
+
+
+def test_psf_pixel_scale_keywords_then_the_cd_or_cdelt_of_the_second_axis():
+    d = 0.2 / 3600  # a 0.2 arcsec pixel in degrees
+    assert psf_pixel_scale(fits.Header({"PIXSCALE": 0.262, "CD2_2": d})) == 0.262
+    assert psf_pixel_scale(fits.Header({"SECPIX": 0.262, "CDELT2": d})) == 0.262
+    # keywords that say nothing (0, negative, text) fall through to the WCS terms
+    for nothing in (0.0, -0.262, "n/a"):
+        header = fits.Header({"PIXSCALE": nothing, "SECPIX": nothing, "CD2_2": -d})
+        assert psf_pixel_scale(header) == pytest.approx(0.2, rel=1e-12)
+    assert psf_pixel_scale(fits.Header({"CDELT2": -d})) == pytest.approx(0.2, rel=1e-12)
+    assert psf_pixel_scale(fits.Header({"CD2_2": 0.0, "CDELT2": d})) == pytest.approx(0.2)
+    assert psf_pixel_scale(fits.Header({"CD2_2": 0.0, "CDELT2": 0.0})) is None
+    assert psf_pixel_scale(fits.Header({"CDELT2": "n/a"})) is None
+    assert psf_pixel_scale(fits.Header({"PIXSCALE": 0.0})) is None
+    assert psf_pixel_scale(fits.Header()) is None
+    # a 2 arcsec pixel (above 1, below 3600 / 3601 of a degree) and a 0.9 arcsec one
+    assert psf_pixel_scale(fits.Header({"CD2_2": 2.0 / 3600})) == pytest.approx(2.0, rel=1e-12)
+    assert psf_pixel_scale(fits.Header({"SECPIX": 0.9})) == 0.9
+
+
+def test_cards_read_the_first_header_holding_a_keyword():
+    image = fits.Header({"PIXSCALE": 0.2})
+    primary = fits.Header({"PIXSCALE": 0.5, "MAGZP": 27.0})
+    cards = Cards(image, primary)
+    assert cards["PIXSCALE"] == 0.2 and cards["MAGZP"] == 27.0
+    assert "MAGZP" in cards and "BUNIT" not in cards
+    with pytest.raises(KeyError) as info:
+        cards["BUNIT"]
+    assert info.value.args == ("BUNIT",)
+
+
+def test_psf_image_is_read_from_the_scalar_inputs():
+    scalars = {"photometry": False, "conditions": [], "psf_image": True}
+    metadata = {**_metadata(), "preprocessing": {"scalars": scalars}}
+    assert InputContract.from_metadata(metadata).psf_image is True
+    without = {**_metadata(), "preprocessing": {"scalars": {**scalars, "psf_image": False}}}
+    assert InputContract.from_metadata(without).psf_image is False
+
+
+def test_cd_keywords_of_either_row_or_column_take_precedence_over_cdelt():
+    d = 0.2 / 3600
+    base = {"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CDELT1": -d, "CDELT2": d}
+    assert wcs_pixel_scale(fits.Header(base)) == pytest.approx(0.2)
+    for key in ("CD1_1", "CD1_2", "CD2_1", "CD2_2"):
+        # one CD keyword: the others are 0 (FITS standard), a matrix of no area
+        assert wcs_pixel_scale(fits.Header({**base, key: d})) is None, key
+    # a blank CUNIT means degrees
+    blank = fits.Header({**base, "CUNIT1": "", "CUNIT2": " "})
+    assert wcs_pixel_scale(blank) == pytest.approx(0.2)
+
+
+def test_boundaries_of_the_tolerances_are_inside():
+    model = InputContract(pixel_scale=100.0, zero_point=30.0, input_size=32)
+    for scale in (99.0, 101.0):  # off by exactly 1 % of 100
+        assert model.check_image(HeaderFacts(pixel_scale=scale)).flags == 0
+    assert model.check_image(HeaderFacts(pixel_scale=101.5)).flags == Flag.WRONG_PIXEL_SCALE
+    shifted = model.check_image(HeaderFacts(zero_point=10.0, zero_point_source="MAGZP"))
+    assert shifted.flags == 0 and shifted.factor == pytest.approx(1e8)  # exactly 20 mag
+    flux = InputContract(0.2, 25.0, 32, ranges={"mag": (20.0, 24.0)})
+    assert flux.check_flux(1e4) == (0, "")  # magnitude 15, exactly the limit
+    assert flux.check_flux(1.0001e4)[0] == Flag.BAD_FLUX
+    # a MAGZP exactly ZERO_POINT_TOLERANCE from what BUNIT means (astropy's AB scale)
+    unit_zp = (1.0 * u.Unit("3631 Jy")).to_value(u.ABmag)
+    keyword = unit_zp + ZERO_POINT_TOLERANCE
+    while abs(unit_zp - keyword) > ZERO_POINT_TOLERANCE:
+        keyword = np.nextafter(keyword, -np.inf)
+    while abs(unit_zp - keyword) < ZERO_POINT_TOLERANCE:
+        keyword = np.nextafter(keyword, np.inf)
+    assert abs(unit_zp - keyword) == ZERO_POINT_TOLERANCE
+    facts = read_header_facts(fits.Header({"BUNIT": "3631 Jy", "MAGZP": float(keyword)}))
+    assert (facts.zero_point, facts.unit_problem) == (float(keyword), "")
+
+
+def test_reasons_are_joined_with_a_semicolon():
+    cards = {"PIXSCALE": 0.3, "BUNIT": "K", "CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN"}
+    header = fits.Header({**cards, "CDELT1": -0.2 / 3600, "CDELT2": 0.2 / 3600})
+    facts = read_header_facts(header)
+    first, second = facts.unit_problem.split("; ")
+    assert first == "PIXSCALE = 0.3 arcsec contradicts the WCS (0.2 arcsec)"
+    assert second.startswith("BUNIT 'K' is not a flux density")
+    reason = CONTRACT.check_image(facts).reason
+    assert reason.split("; ") == [
+        "pixel scale 0.3 arcsec (PIXSCALE), the model expects 0.168 (resample the cutouts, "
+        "or use a model trained at that scale)",
+        first,
+        second,
+    ]
+
+
+def test_condition_checks_need_one_value_per_name_and_read_none_as_missing():
+    with pytest.raises(ValueError):
+        CONTRACT.check_conditions(["psf_fwhm", "depth"], np.array([0.7]))
+    with pytest.raises(ValueError):
+        CONTRACT.check_conditions(["psf_fwhm"], np.array([0.7, 0.8]))
+    flags, reason = CONTRACT.check_conditions(["psf_fwhm"], [None])
+    assert flags == Flag.BAD_CONDITION and reason == (
+        "psf_fwhm = nan arcsec is missing or not positive"
+    )
+    # a condition with no unit may be negative (a colour, a log); one not in any range
+    # does not stop the check of those after it
+    contract = InputContract(
+        0.2,
+        27.0,
+        32,
+        condition_units={"psf_fwhm": "arcsec"},
+        ranges={"psf_fwhm": (0.5, 0.9), "depth": (24.0, 27.0)},
+    )
+    assert contract.check_conditions(["colour"], np.array([-0.5])) == (0, "")
+    flags, reason = contract.check_conditions(["colour", "depth"], np.array([-0.5, 28.0]))
+    assert flags == Flag.CONDITION_RANGE and reason.startswith("depth = 28")
+    flags, _ = contract.check_conditions(["depth", "psf_fwhm"], np.array([28.0, 5.0]))
+    assert flags == Flag.CONDITION_RANGE | Flag.BAD_CONDITION
+
+
+def test_condition_units_other_than_arcsec_and_a_broken_contract_unit():
+    mas = InputContract(0.2, 27.0, 32, condition_units={"psf_fwhm": "mas"})
+    assert mas.condition_in_unit("psf_fwhm", np.array([3.0]), u.pix, "c")[0] == pytest.approx(600)
+    mega = mas.condition_in_unit("psf_fwhm", np.array([3e-6]), u.Unit("Mpix"), "c")
+    assert mega[0] == pytest.approx(600)  # 3 pixels
+    broken = InputContract(0.2, 27.0, 32, condition_units={"psf_fwhm": "zz"})
+    with pytest.raises(CatalogError, match=r"^contract unit of psf_fwhm: unknown unit; got 'zz'"):
+        broken.condition_in_unit("psf_fwhm", np.array([1.0]), u.arcsec, "c")
+    with pytest.raises(CatalogError) as info:
+        broken.condition_in_unit("psf_fwhm", np.array([1.0]), u.arcsec, "c")
+    assert info.value.allowed == "an astropy unit" and str(info.value).endswith(
+        "expected an astropy unit"
+    )
+
+
+def test_training_ranges_hold_float32_values_and_fluxes_below_one():
+    conditions = {"psf_fwhm": np.array([0.7, 1.2], dtype=np.float32)}
+    ranges = training_ranges(["flux"], np.array([[0.5], [2.0]]), 27.0, conditions)
+    lo, hi = ranges["psf_fwhm"]
+    assert lo <= float(np.float32(0.7)) and hi >= float(np.float32(1.2))
+    assert (lo, hi) == (0.6999, 1.201)  # float32 0.7 is 0.69999998..., 1.2 is 1.20000005...
+    mag_lo, mag_hi = 27.0 - 2.5 * math.log10(2.0), 27.0 - 2.5 * math.log10(0.5)
+    assert ranges["mag"] == (math.floor(mag_lo * 100) / 100, math.ceil(mag_hi * 100) / 100)
