@@ -18,14 +18,12 @@ from astropy.io import fits
 
 from gampen import __version__
 from gampen.atomic import atomic_path
+from gampen.data.cutouts import PSF_HDU
 from gampen.errors import CutoutError
 from gampen.flags import Flag
 from gampen.simulation.config import SimulationConfig
 from gampen.simulation.priors import Galaxy
 from gampen.simulation.render import draw_psf
-
-#: EXTNAME of the cutout's PSF image.
-PSF_EXTNAME = "PSF"
 
 
 def cutout_header(galaxy: Galaxy, config: SimulationConfig) -> fits.Header:
@@ -89,7 +87,7 @@ def psf_hdu(galaxy: Galaxy, config: SimulationConfig) -> fits.ImageHDU:
             ("COMMENT", "on the central pixel, normalised to unit sum."),
         ]
     )
-    return fits.ImageHDU(data=draw_psf(galaxy, config), header=header, name=PSF_EXTNAME)
+    return fits.ImageHDU(data=draw_psf(galaxy, config), header=header, name=PSF_HDU)
 
 
 def write_cutout(
@@ -115,7 +113,7 @@ def add_psf_hdu(path: str | os.PathLike[str], galaxy: Galaxy, config: Simulation
     is updated where it lies, for every set that shares it."""
     final = Path(path).resolve()
     with fits.open(final, memmap=False) as hdul:
-        if PSF_EXTNAME in hdul:
+        if PSF_HDU in hdul:
             return False
         primary = hdul[0]
         if len(hdul) != 1 or not primary.is_image or primary.data is None:
