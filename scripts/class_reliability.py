@@ -9,15 +9,11 @@ where interval coverage exceeds nominal by construction.
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
+from error_breakdown import table_command
 
-from gampen.flags import is_fatal
-
-#: column -> (threshold test on the true bt, description)
+#: column -> (membership of the class by true bt, description)
 CLASSES = {
     "p_disk": (lambda bt: bt < 0.1, "bt < 0.1"),
     "p_bulge": (lambda bt: bt > 0.9, "bt > 0.9"),
@@ -26,12 +22,9 @@ CLASSES = {
 EDGES = [0.0, 0.1, 0.3, 0.5, 0.7, 0.9, 1.0]
 
 
-def reliability(predictions: Path, truth: Path) -> str:
-    """A markdown table per class: n, mean predicted probability and observed share per bin."""
-    table = pd.read_csv(truth).merge(
-        pd.read_parquet(predictions), on="object_id", suffixes=("", "_pred")
-    )
-    table = table[[not is_fatal(int(f)) for f in table["flags"]]]
+def reliability(table: pd.DataFrame) -> str:
+    """A markdown table per class: n, mean predicted probability and observed share per
+    bin, for the galaxies of ``error_breakdown.joined`` (fatal flags left out)."""
     lines = ["| class | predicted in | n | mean predicted | observed |", "|---|---|---|---|---|"]
     for column, (member, label) in CLASSES.items():
         observed = member(table["bt"].to_numpy()).astype(float)
@@ -49,17 +42,5 @@ def reliability(predictions: Path, truth: Path) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("predictions", type=Path)
-    parser.add_argument("truth", type=Path)
-    parser.add_argument("--out", type=Path, help="also write the table here")
-    args = parser.parse_args()
-    text = reliability(args.predictions, args.truth)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-
-
 if __name__ == "__main__":
-    main()
+    table_command(__doc__.split("\n\n")[0], reliability)

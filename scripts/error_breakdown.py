@@ -12,6 +12,7 @@ fatal flag are left out.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,17 +69,19 @@ def _row(label: str, group: pd.DataFrame) -> str:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def table_command(description: str, table: Callable[[pd.DataFrame], str]) -> None:
+    """The command line of a script that prints a markdown ``table`` of :func:`joined`
+    PREDICTIONS and TRUTH (and writes it to ``--out``)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("predictions", type=Path)
     parser.add_argument("truth", type=Path)
     parser.add_argument("--out", type=Path, help="also write the table here")
     args = parser.parse_args()
-    text = breakdown(joined(args.predictions, args.truth))
+    text = table(joined(args.predictions, args.truth))
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
-    main()
+    table_command(__doc__.split("\n\n")[0], breakdown)
