@@ -179,22 +179,19 @@ def _scalar_inputs(config: TrainConfig, base: Bundle | None) -> ScalarInputs:
     if base is None:
         return config.scalars
     inherited = ScalarInputs.from_dict(base.preprocessing.get("scalars"))
-    grown = dataclasses.replace(inherited, psf_image=True)
-    if config.scalars == grown and not inherited.psf_image:
-        return grown
-    if inherited.psf_image and config.scalars == dataclasses.replace(grown, psf_image=False):
-        log.info("--init-from: the bundle takes PSF images, and so does this run")
-        return inherited
-    if inherited != config.scalars:
+    asked = config.scalars
+    if dataclasses.replace(asked, psf_image=inherited.psf_image) != inherited:
         raise ConfigError(
             "--init-from: the bundle's network takes other scalar inputs than the config asks for",
-            value=config.scalars.to_dict(),
+            value=asked.to_dict(),
             allowed=f"photometry: {inherited.photometry}, "
             f"conditions: {list(inherited.conditions) or 'none'}, "
             f"psf_image: {'true' if inherited.psf_image else 'false or true'} (as the bundle, "
             "which may gain the PSF image)",
         )
-    return inherited
+    if inherited.psf_image and not asked.psf_image:
+        log.info("--init-from: the bundle takes PSF images, and so does this run")
+    return dataclasses.replace(inherited, psf_image=inherited.psf_image or asked.psf_image)
 
 
 def _starting_network(config: TrainConfig, data: TrainingData, base: Bundle | None) -> GampenNet:
