@@ -179,7 +179,9 @@ def test_psf_family_fwhm_and_reported_error(real: SimulationConfig) -> None:
         # a shear stretches one axis by 1/sqrt(1 - g^2) around (1 + g): FWHM within that
         assert measured == pytest.approx(galaxy.psf_fwhm_true, rel=0.02 + g)
     errors = np.log([g.psf_fwhm / g.psf_fwhm_true for g in galaxies])
-    assert errors.std() == pytest.approx(0.04, rel=0.15) and abs(errors.mean()) < 0.01
+    inexact = errors[errors != 0.0]  # a share of the PSF models is exact (see below)
+    assert inexact.std() == pytest.approx(real.psf.fwhm_error, rel=0.15)
+    assert abs(inexact.mean()) < 0.01
 
 
 def test_sersic_indices_and_clumps_follow_their_priors(real: SimulationConfig) -> None:
@@ -188,11 +190,147 @@ def test_sersic_indices_and_clumps_follow_their_priors(real: SimulationConfig) -
     assert bulge.min() >= 1.5 and bulge.max() <= 6.0
     assert np.allclose(bulge / 0.05, np.round(bulge / 0.05))  # on the 0.05 grid
     disk = np.array([g.disk_n for g in galaxies])
-    assert disk.min() >= 0.7 and disk.max() <= 1.5 and disk.std() > 0.15
+    assert real.central.disk_n == (0.6, 1.6)
+    assert disk.min() >= 0.6 and disk.max() <= 1.6 and disk.std() > 0.15
     clumpy = [g for g in galaxies if g.clump_count]
     assert 0.27 < len(clumpy) / len(galaxies) < 0.39
     assert all(0.05 <= g.clump_fraction <= 0.3 and 10 <= g.clump_count <= 40 for g in clumpy)
     assert all(g.clump_fraction == 0.0 for g in galaxies if not g.clump_count)
+
+
+#: Draws behind the share tests: a binomial share's sd is at most 0.5 / sqrt(4000) = 0.008.
+N_SHARES = 4000
+
+
+def _within(count: int, n: int, p: float) -> bool:
+    """``count`` of ``n`` is within 4 binomial sigma of the share ``p``."""
+    return abs(count - n * p) <= 4 * math.sqrt(n * p * (1 - p))
+
+
+def _spiked(**central) -> SimulationConfig:
+    return _with(None, central={"canonical_n_fraction": 0.5, **central})
+
+
+def test_canonical_n_spikes_half_the_bulges_and_half_the_disks_independently() -> None:
+    # ranges that hold neither 4 nor 1: every 4.0 and 1.0 is the spike, p = 0.5 exactly
+    config = _spiked(bulge_n=[1.5, 3.0], disk_n=[0.6, 0.9])
+    galaxies = [draw_galaxy(config, 21, i) for i in range(N_SHARES)]
+    bulge = np.array([g.bulge_n for g in galaxies])
+    disk = np.array([g.disk_n for g in galaxies])
+    classical, exponential = bulge == 4.0, disk == 1.0
+    assert _within(classical.sum(), N_SHARES, 0.5) and _within(exponential.sum(), N_SHARES, 0.5)
+    # independent spikes: both in a quarter, and a bulge's spike says nothing of its disk's
+    assert _within((classical & exponential).sum(), N_SHARES, 0.25)
+    assert _within((exponential & ~classical).sum(), N_SHARES, 0.25)
+    # the others stay uniform over their range on the 0.05 grid
+    for values, spike, (lo, hi) in (
+        (bulge, classical, (1.5, 3.0)),
+        (disk, exponential, (0.6, 0.9)),
+    ):
+        rest = values[~spike]
+        assert rest.min() >= lo and rest.max() <= hi
+        assert np.allclose(rest / 0.05, np.round(rest / 0.05))
+        sd = (hi - lo) / math.sqrt(12)  # a uniform's; the grid keeps the mean at the midpoint
+        assert abs(rest.mean() - (lo + hi) / 2) < 4 * sd / math.sqrt(len(rest))
+        assert rest.std() == pytest.approx(sd, rel=0.1)
+
+
+def test_the_spike_adds_to_the_grid_draws_that_land_on_the_canonical_n(
+    real: SimulationConfig,
+) -> None:
+    # hsc-real: bulge_n [1.5, 6] and disk_n [0.6, 1.6] hold 4 and 1, each a 0.05-wide bin
+    assert real.central.canonical_n_fraction == 0.5
+    galaxies = [draw_galaxy(real, 22, i) for i in range(N_SHARES)]
+    classical = sum(g.bulge_n == 4.0 for g in galaxies)
+    exponential = sum(g.disk_n == 1.0 for g in galaxies)
+    assert _within(classical, N_SHARES, 0.5 + 0.5 * 0.05 / (6.0 - 1.5))
+    assert _within(exponential, N_SHARES, 0.5 + 0.5 * 0.05 / (1.6 - 0.6))
+
+
+def test_must_fail_no_spike_without_a_canonical_fraction() -> None:
+    config = _with(None, central={"bulge_n": [1.5, 3.0], "disk_n": [0.6, 0.9]})
+    galaxies = [draw_galaxy(config, 21, i) for i in range(N_SHARES)]
+    assert not any(g.bulge_n == 4.0 or g.disk_n == 1.0 for g in galaxies)
+
+
+#: A nuisance config with every range the spikes touch (fwhm_error, bulge_n, disk_n).
+_NUISANCES = {
+    "psf": {"fwhm_error": 0.05, "kolmogorov_fraction": 0.2, "beta": [2.5, 4.5]},
+    "central": {"bulge_n": [1.5, 6.0], "disk_n": [0.6, 1.6], "clump_probability": 0.33},
+    "noise": {"correlation": [0.0, 0.3], "pedestal": 0.3, "gradient": 0.2},
+}
+
+
+def _nuisances(psf=None, central=None) -> SimulationConfig:
+    return _with(
+        None,
+        psf=_NUISANCES["psf"] | (psf or {}),
+        central=_NUISANCES["central"] | (central or {}),
+        noise=_NUISANCES["noise"],
+    )
+
+
+def test_zero_spike_fractions_keep_the_random_streams() -> None:
+    without = _nuisances()
+    zero = _nuisances({"fwhm_exact_fraction": 0.0}, {"canonical_n_fraction": 0.0})
+    assert zero.to_dict() == without.to_dict()  # an off field is left out: same hash
+    for i in range(200):
+        assert draw_galaxy(zero, 5, i) == draw_galaxy(without, 5, i)
+    # oracle: the draws of the code before the spikes (commit 577446a, run by hand); the
+    # gradient angle is the last draw, so every draw before it took the same numbers
+    expected = [
+        (0.8141252522162404, 0.8307385085077084, "moffat", 4.4, 0.95, 39, 298.1286025266819),
+        (0.7349250446773471, 0.7177446432259211, "moffat", 2.75, 0.8, 0, 307.2881151527632),
+        (0.7301831883812698, 0.7434034899745235, "moffat", 1.55, 0.6, 0, 269.35177165088527),
+    ]
+    for i, values in enumerate(expected):
+        g = draw_galaxy(zero, 5, i)
+        drawn = (g.psf_fwhm, g.psf_fwhm_true, g.psf_model, g.bulge_n, g.disk_n)
+        assert (*drawn, g.clump_count, g.gradient_angle) == values
+    # the case that must fail: a fraction that is on takes numbers from the stream
+    for fields in (
+        {"psf": {"fwhm_exact_fraction": 0.5}},
+        {"central": {"canonical_n_fraction": 0.5}},
+    ):
+        on = _nuisances(fields.get("psf"), fields.get("central"))
+        moved = sum(draw_galaxy(on, 5, i) != draw_galaxy(without, 5, i) for i in range(20))
+        assert moved == 20
+
+
+def test_an_exact_fwhm_fraction_reports_half_the_psfs_exactly() -> None:
+    config = _nuisances({"fwhm_exact_fraction": 0.5})
+    galaxies = [draw_galaxy(config, 23, i) for i in range(N_SHARES)]
+    ratios = np.array([g.psf_fwhm / g.psf_fwhm_true for g in galaxies])
+    exact = np.array([g.psf_fwhm == g.psf_fwhm_true for g in galaxies])
+    assert _within(exact.sum(), N_SHARES, 0.5)
+    first = galaxies[int(np.argmax(exact))]
+    row = dict(zip(truth_columns(config), truth_row(first, config), strict=True))
+    assert row["psf_fwhm"] == row["psf_fwhm_true"]  # in the truth catalog as well
+    # the others: ln(reported / rendered) ~ N(0, 0.05), so sum(x^2) / 0.05^2 ~ chi2(k)
+    errors = np.log(ratios[~exact])
+    k = len(errors)
+    assert abs((errors**2).sum() / 0.05**2 - k) < 4 * math.sqrt(2 * k)
+    assert abs(errors.mean()) < 4 * 0.05 / math.sqrt(k)
+
+
+def test_must_fail_no_exact_fwhm_without_the_fraction() -> None:
+    config = _nuisances()
+    galaxies = [draw_galaxy(config, 23, i) for i in range(N_SHARES)]
+    assert not any(g.psf_fwhm == g.psf_fwhm_true for g in galaxies)
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.5, "half"])
+@pytest.mark.parametrize(
+    "section, field", [("psf", "fwhm_exact_fraction"), ("central", "canonical_n_fraction")]
+)
+def test_spike_fractions_are_validated(section: str, field: str, value) -> None:
+    from gampen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"{section}\.{field}"):
+        load_config("hsc", {section: {field: value}})
+    for allowed in (0, 1):  # the ends are allowed
+        config = load_config("hsc", {section: {field: allowed}})
+        assert getattr(getattr(config, section), field) == allowed
 
 
 def test_nuisance_fields_are_validated() -> None:

@@ -142,7 +142,7 @@ class PsfConfig(_Section):
     random angle.  The FWHM reported with the cutout (catalog, ``PSF_FWHM`` header and the
     ``PSF`` HDU's image, dilated to it) differs from the rendered one by a factor
     ``exp(N(0, fwhm_error))``: a PSF model's error, so a network learns how far to trust
-    it."""
+    it; a ``fwhm_exact_fraction`` of galaxies report it exactly (a good PSF model)."""
 
     SECTION: ClassVar[str] = "psf"
     RULES: ClassVar[dict[str, Rule]] = {
@@ -151,12 +151,14 @@ class PsfConfig(_Section):
         "kolmogorov_fraction": _num(0.0, 1.0),
         "ellipticity": _num(0.0, 0.3),
         "fwhm_error": _num(0.0, 0.5),
+        "fwhm_exact_fraction": _num(0.0, 1.0),
         "images": _text,
     }
     OPTIONAL: ClassVar[dict[str, Any]] = {
         "kolmogorov_fraction": 0.0,
         "ellipticity": 0.0,
         "fwhm_error": 0.0,
+        "fwhm_exact_fraction": 0.0,
         "images": "",
     }
     beta: float | Interval
@@ -164,6 +166,7 @@ class PsfConfig(_Section):
     kolmogorov_fraction: float = 0.0  #: share of galaxies with a Kolmogorov PSF
     ellipticity: float = 0.0  #: largest PSF shear |g|
     fwhm_error: float = 0.0  #: sd of ln(reported FWHM / rendered FWHM)
+    fwhm_exact_fraction: float = 0.0  #: share of galaxies whose reported FWHM is exact
     #: a folder of the survey's PSF images: each galaxy gets one of them instead of a
     #: profile (its FWHM, measured, is the rendered one); "" for none
     images: str = ""
@@ -173,7 +176,9 @@ class PsfConfig(_Section):
 class CentralPrior(_Section):
     """Priors of the central bulge + disk galaxy; the position angle is uniform in [0, 180).
 
-    Bulge and disk are Sersic profiles (indices drawn from ``bulge_n`` and ``disk_n``); a
+    Bulge and disk are Sersic profiles (indices drawn from ``bulge_n`` and ``disk_n``, except
+    a ``canonical_n_fraction`` of bulges at exactly n = 4 and, independently, of disks at
+    exactly n = 1: the profiles most fits assume, a spike in the prior); a
     ``clump_probability`` of disks put a share of their light into point-like clumps
     (``galsim.RandomKnots``) spread like the disk."""
 
@@ -188,6 +193,7 @@ class CentralPrior(_Section):
         "offset": _num(0.0, 100.0),
         "bulge_n": _pair(0.3, 6.2),  # the range GalSim's Sersic supports
         "disk_n": _pair(0.3, 6.2),
+        "canonical_n_fraction": _num(0.0, 1.0),
         "clump_probability": _num(0.0, 1.0),
         "clump_fraction": _pair(0.0, 0.9),
         "clump_count": _pair(1, 500),
@@ -197,6 +203,7 @@ class CentralPrior(_Section):
     OPTIONAL: ClassVar[dict[str, Any]] = {
         "bulge_n": (4.0, 4.0),
         "disk_n": (1.0, 1.0),
+        "canonical_n_fraction": 0.0,
         "clump_probability": 0.0,
         "clump_fraction": (0.1, 0.4),
         "clump_count": (10.0, 40.0),
@@ -212,6 +219,7 @@ class CentralPrior(_Section):
     offset: float  #: centre offset from the image centre, uniform in [-offset, offset] pixels
     bulge_n: Interval = (4.0, 4.0)  #: bulge Sersic index, uniform (4: de Vaucouleurs)
     disk_n: Interval = (1.0, 1.0)  #: disk Sersic index, uniform (1: exponential)
+    canonical_n_fraction: float = 0.0  #: share of bulges at n = 4, and of disks at n = 1
     clump_probability: float = 0.0  #: chance that a disk has star-forming clumps
     clump_fraction: Interval = (0.1, 0.4)  #: share of the disk's light in clumps, uniform
     clump_count: Interval = (10.0, 40.0)  #: number of clumps, uniform integer

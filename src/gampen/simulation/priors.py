@@ -154,6 +154,8 @@ def _draw_nuisances(
         return {}
     psf, central, noise = config.psf, config.central, config.noise
     error = rng.normal(0.0, psf.fwhm_error) if psf.fwhm_error else 0.0
+    if _spike(rng, psf.fwhm_exact_fraction):
+        error = 0.0
     kolmogorov = bool(rng.uniform() < psf.kolmogorov_fraction)
     beta = psf.beta if isinstance(psf.beta, float) else _uniform(rng, psf.beta)
     g = float(rng.uniform(0.0, psf.ellipticity))
@@ -168,8 +170,8 @@ def _draw_nuisances(
         "psf_beta": math.nan if kolmogorov else beta,
         "psf_g1": g * math.cos(2 * angle),
         "psf_g2": g * math.sin(2 * angle),
-        "bulge_n": _sersic_index(rng, central.bulge_n),
-        "disk_n": _sersic_index(rng, central.disk_n),
+        "bulge_n": _sersic_index(rng, central.bulge_n, central.canonical_n_fraction, 4.0),
+        "disk_n": _sersic_index(rng, central.disk_n, central.canonical_n_fraction, 1.0),
         "clump_fraction": fraction if clumpy else 0.0,
         "clump_count": count if clumpy else 0,
         "clump_seed": seed_of_clumps if clumpy else 0,
@@ -250,8 +252,19 @@ def _uniform(rng: np.random.Generator, interval: Interval) -> float:
 SERSIC_STEP = 0.05
 
 
-def _sersic_index(rng: np.random.Generator, interval: Interval) -> float:
-    """A uniform draw from ``interval`` rounded to the :data:`SERSIC_STEP` grid."""
+def _spike(rng: np.random.Generator, fraction: float) -> bool:
+    """True with probability ``fraction``; draws nothing when it is 0, so presets without
+    the spike keep their random streams."""
+    return bool(fraction) and bool(rng.uniform() < fraction)
+
+
+def _sersic_index(
+    rng: np.random.Generator, interval: Interval, canonical_fraction: float, canonical: float
+) -> float:
+    """``canonical`` with probability ``canonical_fraction``, else a uniform draw from
+    ``interval`` rounded to the :data:`SERSIC_STEP` grid."""
+    if _spike(rng, canonical_fraction):
+        return canonical
     if interval[0] == interval[1]:
         return float(interval[0])
     value = round(_uniform(rng, interval) / SERSIC_STEP) * SERSIC_STEP
