@@ -37,7 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from gampen.data.background import BorderBackground
-from gampen.data.catalog import Catalog, find_psf
+from gampen.data.catalog import Catalog
 from gampen.data.contract import InputContract
 from gampen.data.cutouts import Cutout, read_cutout, read_psf
 from gampen.data.labels import LabelTransform
@@ -261,9 +261,7 @@ class CutoutDataset(GalaxyDataset):
         self.contract = contract
         self.psf_pixel_scale = contract.pixel_scale if contract else None
         self.source = catalog.source
-        self._files = catalog.files
-        self._psf_files = catalog.psf_files
-        self._psf_folders = catalog.psf_folders
+        self._catalog = catalog
         self.image_dir = catalog.image_dir
         self.input_size = int(input_size)
         self.n_bands = n_bands or catalog.files.shape[1]
@@ -277,7 +275,7 @@ class CutoutDataset(GalaxyDataset):
 
     def paths(self, index: int) -> list[Path]:
         """The file(s) holding row ``index`` (one per band column)."""
-        return [self.image_dir / name.decode() for name in self._files[index]]
+        return self._catalog.paths(index)
 
     def describe(self, index: int) -> str:
         return str(self.paths(index)[0])
@@ -285,9 +283,7 @@ class CutoutDataset(GalaxyDataset):
     def psf_path(self, index: int) -> Path | None:
         """The PSF image file the catalog's ``psf_image`` column names for row ``index``
         (None: no such column, or an empty cell)."""
-        if self._psf_files is None:
-            return None
-        return find_psf(self._psf_files[index], self._psf_folders)
+        return self._catalog.psf_path(index)
 
     def psf(self, index: int, cutout: Cutout) -> tuple[PsfImage | None, str]:
         """The ``psf_image`` file's PSF (it wins), else the cutout's ``PSF`` HDU."""
