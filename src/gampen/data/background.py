@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gampen.data.centring import recentred
 from gampen.errors import ConfigError
 
 #: Clipping threshold, in robust standard deviations of the residuals.
@@ -28,17 +29,22 @@ ROUNDS = 5
 
 @dataclass(frozen=True)
 class BorderBackground:
-    """Removes the plane fitted to a cutout's border frame of ``width`` pixels."""
+    """Removes the plane fitted to a cutout's border frame of ``width`` pixels; with
+    ``recentre``, then rolls the central galaxy back to the centre
+    (:mod:`gampen.data.centring`)."""
 
     width: int = 8
+    recentre: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1:
             raise ConfigError("background width must be a positive integer", value=self.width)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
-        """``image`` (bands, n, n) minus its estimated background, float32."""
-        return (image - self.estimate(image)).astype(np.float32, copy=False)
+        """``image`` (bands, n, n) minus its estimated background (recentred if asked),
+        float32."""
+        cleaned = (image - self.estimate(image)).astype(np.float32, copy=False)
+        return recentred(cleaned) if self.recentre else cleaned
 
     def estimate(self, image: np.ndarray) -> np.ndarray:
         """The fitted background planes (bands, n, n), float64."""
@@ -51,8 +57,10 @@ class BorderBackground:
         return planes
 
     def to_dict(self) -> dict[str, Any]:
-        """The bundle's ``preprocessing.background``."""
-        return {"method": "border", "width": self.width}
+        """The bundle's ``preprocessing.background`` (``recentre`` only when set, so
+        bundles without it read as before)."""
+        data: dict[str, Any] = {"method": "border", "width": self.width}
+        return data | {"recentre": True} if self.recentre else data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> BorderBackground | None:
@@ -62,14 +70,11 @@ class BorderBackground:
         if (
             not isinstance(data, dict)
             or data.get("method") != "border"
-            or set(data)
-            - {
-                "method",
-                "width",
-            }
+            or set(data) - {"method", "width", "recentre"}
+            or not isinstance(data.get("recentre", False), bool)
         ):
             raise ConfigError("unknown background estimate", value=data, allowed="method border")
-        return cls(width=data.get("width", 8))
+        return cls(width=data.get("width", 8), recentre=data.get("recentre", False))
 
 
 def fit_plane(design: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -83,9 +83,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--background",
-        choices=["none", "border"],
+        choices=["none", "border", "border-centred"],
         help="remove each cutout's local background (a plane fitted to its border, outliers "
-        "clipped) before anything is measured; stored in the bundle, predict does the same",
+        "clipped) before anything is measured; border-centred then also rolls the central "
+        "galaxy back to the cutout's centre by whole pixels; stored in the bundle, predict "
+        "does the same",
     )
     g.add_argument(
         "--conditions",
