@@ -50,6 +50,23 @@ SHIFTS: dict[str, tuple[str, dict[str, Any]]] = {
         "pure disks and pure bulges, half each",
         {"central": {"pure_disk_fraction": 0.5, "pure_bulge_fraction": 0.5}},
     ),
+    # Shifts of the survey and the catalog rather than of the physics: probes of what no
+    # issue named (training centres galaxies within half a pixel, 0-3 neighbours).
+    "off-centre-1": ("galaxy up to 1 pixel off the cutout centre", {"central": {"offset": 1.0}}),
+    "off-centre-2": ("galaxy up to 2 pixels off the cutout centre", {"central": {"offset": 2.0}}),
+    "off-centre": ("galaxy up to 3 pixels off the cutout centre", {"central": {"offset": 3.0}}),
+    "crowded": (
+        "crowded: 1-6 neighbours in every cutout",
+        {"neighbours": {"probability": 1.0, "max_count": 6}},
+    ),
+    "shallower": (
+        "sky noise 0.10-0.16 ADU (about 0.6 mag shallower)",
+        {"noise": {"sky_sigma": [0.10, 0.16]}},
+    ),
+    "deeper": (
+        "sky noise 0.02-0.04 ADU (about 1 mag deeper)",
+        {"noise": {"sky_sigma": [0.02, 0.04]}},
+    ),
 }
 
 

@@ -83,6 +83,17 @@ step train-spike base-spike "$GAMPEN" train train-spike/info.csv --out base-spik
     --val-fraction 0.1 --test-fraction 0 --background border --cache --resume --no-progress
 step calibrate hsc-compact "$GAMPEN" calibrate base-spike --catalog cal/info.csv --out hsc-compact \
     --no-progress
+# The shipped bundle then recentres each cutout on its galaxy before anything is measured
+# (preprocessing.background.recentre; gampen.data.centring): its network learnt on
+# galaxies within half a pixel of the centre, where recentring moves nothing, and a
+# galaxy 1-3 pixels off is then measured as a centred one (the model card has the figures).
+recentre() {
+    python -c 'import json, sys; p = sys.argv[1]; b = json.load(open(p))
+b["preprocessing"]["background"]["recentre"] = True
+json.dump(b, open(p, "w"), indent=2)' hsc-compact/gampen.json
+    touch .recentred
+}
+step recentre .recentred recentre
 step predict samples.h5 "$GAMPEN" predict test/info.csv --model hsc-compact \
     --out predictions.parquet --samples-out samples.h5 --no-progress
 step evaluate report "$GAMPEN" evaluate predictions.parquet --truth test/info.csv \
