@@ -2,7 +2,9 @@
 move is the rounded offset (noiseless, and at S/N 30 away from the rounding boundaries), the
 moved light centre lies within half a pixel of the cutout's centre, the pixels are only
 rolled, a neighbour or a galaxy beyond the search box moves nothing, all bands move together,
-and ``BorderBackground(recentre=True)`` is the plane removal followed by that roll."""
+and ``BorderBackground(recentre=True)`` is the plane removal followed by that roll.  The
+windowed centroid itself is checked against GalSim's placement and against a root-finder for
+its defining equation, and the search box's edges pixel by pixel."""
 
 from __future__ import annotations
 
@@ -11,10 +13,19 @@ import itertools
 import galsim
 import numpy as np
 import pytest
-from scipy.ndimage import center_of_mass
+from scipy.ndimage import center_of_mass, gaussian_filter
+from scipy.optimize import root
 
+from gampen.data import centring
 from gampen.data.background import BorderBackground
-from gampen.data.centring import MAX_SHIFT, centre_offset, recentred
+from gampen.data.centring import (
+    MAX_SHIFT,
+    SMOOTHING,
+    WINDOW,
+    centre_offset,
+    recentred,
+    windowed_centroid,
+)
 from gampen.errors import ConfigError
 
 SIZE = 96
@@ -177,6 +188,191 @@ def test_all_bands_move_together():
     for band in range(2):
         expected = np.roll(image[band], (-_rounded(dy), -_rounded(dx)), axis=(0, 1))
         assert np.array_equal(out[band], expected)
+
+
+# --- the windowed centroid itself, against oracles that do not use its doubled step ---
+
+
+def _gaussian(dx: float, dy: float, sigma: float) -> np.ndarray:
+    """A pixel-integrated Gaussian of ``sigma`` pixels (no PSF) at ``(dx, dy)``."""
+    image = galsim.Gaussian(sigma=sigma * SCALE, flux=100.0).drawImage(
+        nx=SIZE, ny=SIZE, scale=SCALE, offset=(dx, dy)
+    )
+    return image.array.astype(np.float64)
+
+
+def _window_root(image: np.ndarray, start: tuple[float, float], window: float) -> np.ndarray:
+    """Where the first moment of ``image`` in a Gaussian window of ``window`` pixels about
+    the point vanishes (the definition of the windowed centroid), by root-finding from
+    ``start``: independent of the iteration under test."""
+    y, x = np.indices(image.shape, dtype=np.float64)
+
+    def moment(point: np.ndarray) -> list[float]:
+        dy, dx = y - point[0], x - point[1]
+        weights = image * np.exp(-(dy**2 + dx**2) / (2 * window**2))
+        return [(weights * dy).sum() / weights.sum(), (weights * dx).sum() / weights.sum()]
+
+    solution = root(moment, np.asarray(start, dtype=np.float64), tol=1e-12)
+    assert solution.success
+    return solution.x
+
+
+def _is_float_pair(point: tuple[float, float]) -> bool:
+    return len(point) == 2 and all(type(v) is float for v in point)
+
+
+#: Starts (dy, dx) up to 0.95 px from the light centre, along each axis and diagonally.
+STARTS = [(0.95, 0.0), (0.0, -0.95), (-0.9, 0.9), (0.6, 0.7), (-0.4, -0.3), (0.0, 0.0)]
+
+
+@pytest.mark.parametrize("smoothed", [False, True], ids=["raw", "smoothed"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_windowed_centroid_lands_on_a_symmetric_galaxy(shape, smoothed):
+    """Whatever its shape and tilt, from starts up to 0.95 px off: within 0.01 px of where
+    GalSim drew it (raw, or smoothed as ``centre_offset`` does), as Python floats."""
+    for dx, dy in [(0.3, -0.2), (-2.37, 1.61)]:
+        image = _galaxy(dx, dy, shape)
+        if smoothed:
+            image = gaussian_filter(image, SMOOTHING)
+        true = (CENTRE + dy, CENTRE + dx)
+        for sy, sx in STARTS:
+            got = windowed_centroid(image, (true[0] + sy, true[1] + sx))
+            assert _is_float_pair(got)
+            assert got == pytest.approx(true, abs=0.01), (dx, dy, sy, sx)
+
+
+def test_the_windowed_centroid_converges_on_a_sharp_star():
+    """A sharp star drawn on a pixel corner, so that its sampled light is symmetric about
+    it.  At sigma 1 px the doubled step overshoots it by 0.6 of the distance and 20 rounds
+    land within 0.003 px from anywhere within a pixel.  An undersampled star (sigma 0.5 px)
+    is overshot by 0.9 of the distance, so the 20 rounds only shrink what the first step
+    leaves: capped at one pixel, a step from 0.98 px off leaves 0.02 px, and the rounds
+    land within 0.003 px (uncapped, the first overshoot leaves ~0.008 px)."""
+    true = (CENTRE, CENTRE)
+    corners = [(0.98, -0.98), (-0.98, 0.98), (0.98, 0.0), (0.0, -0.98)]
+    for sigma, starts in [(1.0, [*corners, (0.5, 0.3), (-0.2, 0.1)]), (0.5, corners)]:
+        image = _gaussian(0.0, 0.0, sigma)
+        for sy, sx in starts:
+            got = windowed_centroid(image, (CENTRE + sy, CENTRE + sx))
+            assert got == pytest.approx(true, abs=0.003), (sigma, sy, sx)
+    # at a sub-pixel position too (sampling moves the centre by < 1e-3 px at sigma 1)
+    image = _gaussian(0.3, -0.2, 1.0)
+    got = windowed_centroid(image, (CENTRE - 0.2 - 0.9, CENTRE + 0.3 + 0.9))
+    assert got == pytest.approx((CENTRE - 0.2, CENTRE + 0.3), abs=0.003)
+
+
+@pytest.mark.parametrize("window", [WINDOW, 3.0])
+def test_the_windowed_centroid_of_lopsided_light_is_where_its_windowed_moment_vanishes(
+    window, monkeypatch
+):
+    """A companion 3 px from a galaxy pulls the centroid by ~0.7 px, by an amount that
+    depends on the window's width: it is the point where the first moment in a Gaussian
+    window of :data:`WINDOW` pixels vanishes (found by root-finding)."""
+    monkeypatch.setattr(centring, "WINDOW", window)
+    image = _galaxy(0.3, -0.2, TILTED) + _star(3.3, 0.3, flux=100.0)
+    start = (CENTRE - 0.2 + 0.4, CENTRE + 0.3 - 0.3)
+    expected = _window_root(image, start, window)
+    assert np.abs(expected - (CENTRE - 0.2, CENTRE + 0.3)).max() > 0.3  # lopsided indeed
+    assert windowed_centroid(image, start) == pytest.approx(tuple(expected), abs=0.005)
+    # another width puts it elsewhere
+    assert np.abs(expected - _window_root(image, start, window * 1.25)).max() > 0.02
+
+
+def test_the_windowed_centroid_does_not_depend_on_the_flux_scale():
+    image = _galaxy(0.3, -0.2, ELONGATED)
+    start = (CENTRE + 0.5, CENTRE - 0.4)
+    reference = windowed_centroid(image, start)
+    assert reference == pytest.approx((CENTRE - 0.2, CENTRE + 0.3), abs=0.01)
+    for scale in (1e-6, 1e-3, 1e4):
+        assert windowed_centroid(image * scale, start) == pytest.approx(reference, abs=1e-6)
+
+
+def test_without_positive_windowed_light_the_start_comes_back():
+    start = (40.25, 51.5)
+    blank = np.zeros((SIZE, SIZE))
+    negative = -_galaxy(0.3, -0.2, ROUND)
+    # light far outside the window is no light either (its weight underflows to 0)
+    far = np.zeros((SIZE, SIZE))
+    far[-1, -1] = 1.0
+    for image, at in [(blank, start), (negative, start), (far, (0.25, 1.5))]:
+        got = windowed_centroid(image, at)
+        assert _is_float_pair(got) and got == at
+    # integer starts come back as floats
+    got = windowed_centroid(blank, (np.int64(40), 51))
+    assert _is_float_pair(got) and got == (40.0, 51.0)
+
+
+def test_a_centroid_that_wanders_more_than_a_pixel_gives_the_start_back():
+    """An isolated galaxy 1.2-1.8 px from the start: the centroid reaches it, more than a
+    pixel away, and the start comes back; from 0.95 px it is found."""
+    dx, dy = 0.3, -0.2
+    image = _galaxy(dx, dy, ROUND)
+    true = (CENTRE + dy, CENTRE + dx)
+    for sy, sx in [(1.2, 0.0), (0.0, -1.5), (-1.8, 0.4), (1.1, 1.1), (-0.3, 1.9)]:
+        start = (true[0] + sy, true[1] + sx)
+        got = windowed_centroid(image, start)
+        assert _is_float_pair(got)
+        assert got == start, (sy, sx)
+    assert windowed_centroid(image, (true[0] + 0.95, true[1])) == pytest.approx(true, abs=0.01)
+
+
+@pytest.mark.parametrize("sep", [3.0, 4.0])
+def test_a_bright_neighbour_does_not_drag_the_centroid_away(sep):
+    """A faint galaxy with a compact neighbour ten times brighter 3-4 px away: the windowed
+    centroid from the faint one's peak runs to the neighbour (root-finding confirms it lies
+    more than a pixel away), so the peak itself comes back."""
+    image = _galaxy(0.3, -0.2, ROUND, flux=100.0) + _star(0.3 + sep, -0.2, flux=1000.0)
+    start = (float(round(CENTRE - 0.2)), float(round(CENTRE + 0.3)))
+    assert np.abs(_window_root(image, start, WINDOW) - start).max() > 1.5
+    got = windowed_centroid(image, start)
+    assert _is_float_pair(got) and got == start
+
+
+def test_a_point_source_exactly_a_pixel_away_is_found():
+    """A single lit pixel one pixel (per axis) from the start: one step reaches it exactly,
+    exactly one pixel is not more than one, so its position is the answer."""
+    image = np.zeros((SIZE, SIZE))
+    image[40, 50] = 5.0
+    for start in [(41.0, 49.0), (39.0, 50.0), (40.0, 51.0), (39.0, 51.0)]:
+        got = windowed_centroid(image, start)
+        assert _is_float_pair(got) and got == (40.0, 50.0), start
+
+
+# --- centre_offset at the edges of its search box, and its input types ---
+
+
+@pytest.mark.parametrize(
+    ("size", "inside", "edge"),
+    [
+        # an even cutout: the box spans centre +-(MAX_SHIFT + 0.5); a peak pixel at its edge
+        # (a galaxy 6-7 px off) is refused, one inside it (5.5-6 px) moves MAX_SHIFT
+        (SIZE, MAX_SHIFT - 0.1, MAX_SHIFT + 0.2),
+        # an odd cutout: the box spans the central pixel +-MAX_SHIFT, whose edge is refused
+        (SIZE - 1, MAX_SHIFT - 0.6, MAX_SHIFT),
+    ],
+    ids=["even", "odd"],
+)
+def test_the_edges_of_the_search_box_on_each_side(size, inside, edge):
+    for sign in (1, -1):
+        move = _rounded(sign * inside)
+        assert centre_offset(_galaxy(sign * inside, 0.0, size=size)[None]) == (0, move)
+        assert centre_offset(_galaxy(0.0, sign * inside, size=size)[None]) == (move, 0)
+        assert centre_offset(_galaxy(sign * edge, 0.0, size=size)[None]) == (0, 0), sign
+        assert centre_offset(_galaxy(0.0, sign * edge, size=size)[None]) == (0, 0), sign
+        # both axes at once: the move is refused if either axis is on the edge
+        assert centre_offset(_galaxy(sign * inside, -sign * edge, size=size)[None]) == (0, 0)
+        assert centre_offset(_galaxy(sign * edge, sign * inside, size=size)[None]) == (0, 0)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.uint16, np.float32])
+def test_an_integer_counts_image_is_smoothed_in_floating_point(dtype):
+    """A faint galaxy in whole counts (at most 2 a pixel): smoothed in integers it would be
+    all zeros (its smoothed peak is ~1.2 counts), smoothed in floats it is found."""
+    dx, dy = 2.3, -3.1
+    counts = np.round(_galaxy(dx, dy, ROUND, flux=100.0)).astype(dtype)[None]
+    assert counts.max() <= 2
+    assert centre_offset(counts) == (_rounded(dy), _rounded(dx))
+    assert centre_offset(counts) == centre_offset(counts.astype(np.float64))
 
 
 def _sky_and_galaxy(dx: float, dy: float, *, noise: float = 0.0) -> np.ndarray:
