@@ -23,6 +23,9 @@ SMOOTHING = 1.5
 MAX_SHIFT = 6
 #: Width (sigma, pixels) of the Gaussian window of the centroid that refines the peak.
 WINDOW = 2.0
+#: Pixels kept beyond the search box (the window's reach, 7 sigma, and the smoothing's):
+#: the centre is found in the middle of the cutout alone, which keeps it fast.
+MARGIN = 14
 #: Centroid iterations at most.
 ROUNDS = 20
 
@@ -32,9 +35,13 @@ def centre_offset(image: np.ndarray) -> tuple[int, int]:
     at it, for a background-free ``image`` (bands, n, n): the peak of the smoothed image
     within :data:`MAX_SHIFT` of the centre, refined by a windowed centroid; ``(0, 0)``
     when the peak lies on the box's edge."""
-    smooth = gaussian_filter(np.asarray(image, dtype=np.float64).sum(axis=0), SMOOTHING)
-    size = smooth.shape[-1]
-    centre = (size - 1) / 2.0
+    total = np.asarray(image, dtype=np.float64).sum(axis=0)
+    size = total.shape[-1]
+    # only the middle matters: the search box, the centroid's window and the smoothing
+    first = max(int(np.floor((size - 1) / 2.0)) - MAX_SHIFT - MARGIN, 0)
+    region = total[first : size - first, first : size - first]
+    smooth = gaussian_filter(region, SMOOTHING)
+    centre = (region.shape[-1] - 1) / 2.0
     low = int(np.floor(centre)) - MAX_SHIFT
     high = int(np.ceil(centre)) + MAX_SHIFT
     box = smooth[low : high + 1, low : high + 1]
