@@ -111,8 +111,10 @@ def summary(table: Table) -> dict[str, float]:
     return row
 
 
-def table(rows: dict[str, dict[str, float]]) -> str:
-    """The battery as Markdown."""
+def table(rows: dict[str, dict[str, float]], labels: dict[str, str] | None = None) -> str:
+    """The battery as Markdown; each row named by ``labels`` (default: the shift's
+    description)."""
+    labels = labels or {name: SHIFTS[name][0] for name in rows}
     lines = [
         "| shift | flagged (fatal) | worst 68 % coverage | 68 % bt / r_e / flux "
         "| 95 % bt / r_e / flux | errors bt / r_e / flux |",
@@ -123,7 +125,7 @@ def table(rows: dict[str, dict[str, float]]) -> str:
         c95 = [r[f"{p}_ci95"] for p in ("bt", "r_e", "flux")]
         worst = max(c68, key=lambda c: abs(c - 0.6827))
         lines.append(
-            f"| {SHIFTS[name][0]} | {r['flagged']:.1%} ({r['fatal']:.1%}) | {worst:.1%} | "
+            f"| {labels[name]} | {r['flagged']:.1%} ({r['fatal']:.1%}) | {worst:.1%} | "
             + " / ".join(f"{c:.1%}" for c in c68)
             + " | "
             + " / ".join(f"{c:.1%}" for c in c95)
