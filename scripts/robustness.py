@@ -83,9 +83,14 @@ def run_shift(name: str, args: argparse.Namespace) -> Table:
         workers=args.workers,
         progress=False,
     )
-    out = folder / "predictions.parquet"
+    return predicted(catalog, folder / "predictions.parquet", args.model)
+
+
+def predicted(catalog: Path, out: Path, model: str | None) -> Table:
+    """The model's predictions of ``catalog`` (made once, into ``out``), with the truth
+    beside them as ``true_<param>``."""
     if not out.exists():
-        gampen.predict(catalog, out=out, model=args.model, progress=False)
+        gampen.predict(catalog, out=out, model=model, progress=False)
     predictions = Table.read(out)
     truth = Table.read(catalog, format="ascii.csv")
     for column in ("bt", "r_e", "flux"):

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 from astropy.table import Table
-from robustness import summary, table
+from robustness import predicted, summary, table
 
 import gampen
 
@@ -59,14 +59,7 @@ def run(name: str, skies: Path, args: argparse.Namespace) -> Table:
         workers=2,
         progress=False,
     )
-    out = folder / "predictions.parquet"
-    if not out.exists():
-        gampen.predict(catalog, out=out, model=args.model, progress=False)
-    predictions = Table.read(out)
-    truth = Table.read(catalog, format="ascii.csv")
-    for column in ("bt", "r_e", "flux"):
-        predictions[f"true_{column}"] = truth[column]
-    return predictions
+    return predicted(catalog, folder / "predictions.parquet", args.model)
 
 
 def main() -> None:
