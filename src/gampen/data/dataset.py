@@ -262,7 +262,6 @@ class CutoutDataset(GalaxyDataset):
         self.psf_pixel_scale = contract.pixel_scale if contract else None
         self.source = catalog.source
         self._catalog = catalog
-        self.image_dir = catalog.image_dir
         self.input_size = int(input_size)
         self.n_bands = n_bands or catalog.files.shape[1]
         self.hdu = hdu
