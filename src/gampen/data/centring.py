@@ -61,17 +61,12 @@ def windowed_centroid(image: np.ndarray, start: tuple[float, float]) -> tuple[fl
     y, x = np.indices(image.shape, dtype=np.float64)
     estimate = np.asarray(start, dtype=np.float64)
     for _ in range(ROUNDS):
-        weights = image * np.exp(
-            -((y - estimate[0]) ** 2 + (x - estimate[1]) ** 2) / (2 * WINDOW**2)
-        )
+        dy, dx = y - estimate[0], x - estimate[1]
+        weights = image * np.exp(-(dy**2 + dx**2) / (2 * WINDOW**2))
         total = weights.sum()
         if not total > 0:
             return float(start[0]), float(start[1])
-        step = (
-            2.0
-            * np.array([(weights * (y - estimate[0])).sum(), (weights * (x - estimate[1])).sum()])
-            / total
-        )
+        step = 2.0 * np.array([(weights * dy).sum(), (weights * dx).sum()]) / total
         step = np.clip(step, -1.0, 1.0)
         estimate = estimate + step
         if np.abs(step).max() < 1e-3:
