@@ -88,9 +88,9 @@ step calibrate hsc-compact "$GAMPEN" calibrate base-spike --catalog cal/info.csv
 # galaxies within half a pixel of the centre, where recentring moves nothing, and a
 # galaxy 1-3 pixels off is then measured as a centred one (the model card has the figures).
 recentre() {
-    python -c 'import json, sys; p = sys.argv[1]; b = json.load(open(p))
+    python -c 'import json, os, sys; p = sys.argv[1]; b = json.load(open(p))
 b["preprocessing"]["background"]["recentre"] = True
-json.dump(b, open(p, "w"), indent=2)' hsc-compact/gampen.json
+json.dump(b, open(p + ".tmp", "w"), indent=2); os.replace(p + ".tmp", p)' hsc-compact/gampen.json
     touch .recentred
 }
 step recentre .recentred recentre
