@@ -67,6 +67,10 @@ SHIFTS: dict[str, tuple[str, dict[str, Any]]] = {
         "sky noise 0.02-0.04 ADU (about 1 mag deeper)",
         {"noise": {"sky_sigma": [0.02, 0.04]}},
     ),
+    "sky-bump": (
+        "residual sky bump, peak up to +-1 sigma, sigma 5-15 arcsec",
+        {"noise": {"bump": 1.0}},
+    ),
 }
 
 

@@ -152,7 +152,7 @@ def test_residual_sky_is_the_drawn_pedestal_and_gradient() -> None:
     config = _with(None, noise={"pedestal": 0.5, "gradient": 0.4})
     for i in range(5):
         galaxy = draw_galaxy(config, 4, i)
-        sky = residual_sky(galaxy, 96)
+        sky = residual_sky(galaxy, 96, 0.168)
         sigma = galaxy.sky_sigma
         assert sky.mean() == pytest.approx(galaxy.sky_pedestal * sigma, abs=1e-12)
         assert abs(galaxy.sky_pedestal) <= 0.5 and 0 <= galaxy.sky_gradient <= 0.4
@@ -387,3 +387,65 @@ def test_a_missing_psf_folder_is_named():
     config = load_config("hsc", {"psf": {"images": "no/such/psfs"}})
     with pytest.raises(ConfigError, match=r"psf\.images: not a folder; got 'no/such/psfs'"):
         draw_galaxy(config, 1, 0)
+
+
+def test_a_sky_bump_is_the_drawn_gaussian_in_the_rendered_cutout() -> None:
+    from astropy.modeling.models import Gaussian2D
+
+    config = _with(None, noise={"bump": 0.8, "bump_width": [4.0, 9.0]})
+    scale, side = config.survey.pixel_scale, config.survey.stamp_size
+    for i in range(4):
+        galaxy = draw_galaxy(config, 6, i)
+        assert abs(galaxy.sky_bump) <= 0.8 and 4.0 <= galaxy.bump_sigma <= 9.0
+        assert max(abs(galaxy.bump_dx), abs(galaxy.bump_dy)) <= side * scale
+        flat = dataclasses.replace(galaxy, sky_bump=0.0)
+        cutout = render_cutout(galaxy, config, 3).astype(np.float64)
+        bump = cutout - render_cutout(flat, config, 3)  # the same galaxy and noise without it
+        # oracle: astropy's Gaussian, in pixels, centred at the cutout's centre + offset
+        centre = (side - 1) / 2.0
+        model = Gaussian2D(
+            amplitude=galaxy.sky_bump * galaxy.sky_sigma,
+            x_mean=centre + galaxy.bump_dx / scale,
+            y_mean=centre + galaxy.bump_dy / scale,
+            x_stddev=galaxy.bump_sigma / scale,
+            y_stddev=galaxy.bump_sigma / scale,
+        )
+        y, x = np.mgrid[:side, :side]
+        expected = model(x, y)
+        rounding = 2 * np.finfo(np.float32).eps * (np.abs(cutout) + galaxy.sky_sigma)
+        assert np.all(np.abs(bump - expected) <= rounding)  # the cutouts are float32
+        # the case that must fail: the offset read as pixels instead of arcsec
+        wrong = Gaussian2D(
+            galaxy.sky_bump * galaxy.sky_sigma,
+            centre + galaxy.bump_dx,
+            centre + galaxy.bump_dy,
+            galaxy.bump_sigma / scale,
+            galaxy.bump_sigma / scale,
+        )(x, y)
+        assert np.abs(bump - wrong).max() > 1e-3 * abs(galaxy.sky_bump) * galaxy.sky_sigma
+
+
+def test_a_sky_bump_is_recorded_and_off_by_default(real: SimulationConfig) -> None:
+    from gampen.simulation.truth import BUMP_COLUMNS
+
+    assert real.noise.bump == 0.0 and not set(BUMP_COLUMNS) & set(truth_columns(real))
+    bumpy = load_config("hsc-real", {"noise": {"bump": 0.5}})
+    assert truth_columns(bumpy) == TRUTH_COLUMNS + NUISANCE_COLUMNS + BUMP_COLUMNS
+    galaxy = draw_galaxy(bumpy, 9, 3)
+    row = dict(zip(truth_columns(bumpy), truth_row(galaxy, bumpy), strict=True))
+    assert [row[name] for name in BUMP_COLUMNS] == [
+        galaxy.sky_bump,
+        galaxy.bump_sigma,
+        galaxy.bump_dx,
+        galaxy.bump_dy,
+    ]
+    assert galaxy.sky_bump != 0.0
+    # drawn last: every other parameter of the galaxy is the one drawn without the bump
+    plain = draw_galaxy(real, 9, 3)
+    assert dataclasses.replace(galaxy, **{f: getattr(plain, f) for f in _BUMP_FIELDS}) == plain
+    for bad in ({"bump": -0.1}, {"bump_width": [0.0, 3.0]}, {"bump_width": [5.0, 2.0]}):
+        with pytest.raises(ValueError, match="bump"):
+            load_config("hsc", {"noise": bad})
+
+
+_BUMP_FIELDS = ("sky_bump", "bump_sigma", "bump_dx", "bump_dy")

@@ -263,8 +263,8 @@ class NeighbourPrior(_Section):
 @dataclass(frozen=True)
 class NoiseConfig(_Section):
     """Background-limited noise of a sky-subtracted coadd (Poisson on galaxy + sky), made
-    ``correlation``-correlated between neighbouring pixels, plus a residual sky pedestal
-    and gradient left by imperfect sky subtraction."""
+    ``correlation``-correlated between neighbouring pixels, plus a residual sky pedestal,
+    gradient and broad bump left by imperfect sky subtraction."""
 
     SECTION: ClassVar[str] = "noise"
     RULES: ClassVar[dict[str, Rule]] = {
@@ -273,11 +273,15 @@ class NoiseConfig(_Section):
         "correlation": _pair(0.0, 0.45),
         "pedestal": _num(0.0, 10.0),
         "gradient": _num(0.0, 10.0),
+        "bump": _num(0.0, 10.0),
+        "bump_width": _pair(0.0, 1e3, positive=True),
     }
     OPTIONAL: ClassVar[dict[str, Any]] = {
         "correlation": (0.0, 0.0),
         "pedestal": 0.0,
         "gradient": 0.0,
+        "bump": 0.0,
+        "bump_width": (5.0, 15.0),
     }
     sky_level: float  #: sky per pixel (flux units) before subtraction; sets the effective gain
     sky_sigma: Interval  #: per-galaxy sky noise per pixel (flux units), uniform
@@ -286,6 +290,12 @@ class NoiseConfig(_Section):
     correlation: Interval = (0.0, 0.0)
     pedestal: float = 0.0  #: residual sky, uniform in [-pedestal, pedestal] x sky sigma
     gradient: float = 0.0  #: residual sky slope: centre-to-edge rise up to gradient x sigma
+    #: a sky that is not a plane (a star's halo, scattered light, over-subtraction around a
+    #: bright galaxy): a circular Gaussian of peak uniform in [-bump, bump] x sky sigma ...
+    bump: float = 0.0
+    #: ... of sigma uniform in this range (arcsec), centred anywhere within one cutout
+    #: side of the cutout's centre (so a cutout sees its peak, its flank or its edge)
+    bump_width: Interval = (5.0, 15.0)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,10 @@ class Galaxy:
     sky_pedestal: float = 0.0  #: residual sky per pixel, in units of ``sky_sigma``
     sky_gradient: float = 0.0  #: residual sky rise from centre to edge, x ``sky_sigma``
     gradient_angle: float = 0.0  #: degrees, direction of the rise
+    sky_bump: float = 0.0  #: peak of the residual sky's Gaussian bump, x ``sky_sigma``
+    bump_sigma: float = 0.0  #: its sigma, arcsec
+    bump_dx: float = 0.0  #: its centre, arcsec from the cutout's centre
+    bump_dy: float = 0.0
     psf_file: str = ""  #: the survey PSF image drawn with ("" for a profile)
 
     @property
@@ -186,6 +190,14 @@ def _draw_nuisances(
         drawn |= {"psf_file": chosen.name, "psf_fwhm_true": chosen.fwhm, "psf_model": "image"}
         drawn |= {"psf_fwhm": chosen.fwhm * math.exp(error), "psf_beta": math.nan}
         drawn |= {"psf_g1": 0.0, "psf_g2": 0.0}
+    if noise.bump:  # drawn last, and only when on: older sets keep their random streams
+        reach = config.survey.stamp_size * config.survey.pixel_scale
+        drawn |= {
+            "sky_bump": float(rng.uniform(-noise.bump, noise.bump)),
+            "bump_sigma": _uniform(rng, noise.bump_width),
+            "bump_dx": float(rng.uniform(-reach, reach)),
+            "bump_dy": float(rng.uniform(-reach, reach)),
+        }
     return drawn
 
 

@@ -170,7 +170,8 @@ def render_cutout(
     pixels = image.array
     if noiseless is not None:
         pixels = noiseless + correlate(pixels - noiseless, galaxy.noise_correlation)
-    return (pixels + residual_sky(galaxy, pixels.shape[0])).astype(np.float32)
+    sky = residual_sky(galaxy, pixels.shape[0], config.survey.pixel_scale)
+    return (pixels + sky).astype(np.float32)
 
 
 def correlate(noise: np.ndarray, rho: float) -> np.ndarray:
@@ -185,16 +186,21 @@ def correlate(noise: np.ndarray, rho: float) -> np.ndarray:
     return ndimage.convolve(noise, kernel, mode="wrap")
 
 
-def residual_sky(galaxy: Galaxy, size: int) -> np.ndarray | float:
-    """The sky a real coadd's subtraction leaves: a pedestal plus a plane rising by
-    ``sky_gradient`` from the centre to the edge along ``gradient_angle`` (both in units
-    of the galaxy's sky noise)."""
-    if not (galaxy.sky_pedestal or galaxy.sky_gradient):
+def residual_sky(galaxy: Galaxy, size: int, pixel_scale: float) -> np.ndarray | float:
+    """The sky a real coadd's subtraction leaves: a pedestal, a plane rising by
+    ``sky_gradient`` from the centre to the edge along ``gradient_angle`` and a circular
+    Gaussian bump of peak ``sky_bump`` (all in units of the galaxy's sky noise)."""
+    if not (galaxy.sky_pedestal or galaxy.sky_gradient or galaxy.sky_bump):
         return 0.0
-    y, x = (np.mgrid[:size, :size] - (size - 1) / 2.0) / (size / 2.0)
+    centred = np.mgrid[:size, :size] - (size - 1) / 2.0  # pixels from the cutout's centre
+    y, x = centred / (size / 2.0)
     angle = math.radians(galaxy.gradient_angle)
     plane = x * math.cos(angle) + y * math.sin(angle)
-    return galaxy.sky_sigma * (galaxy.sky_pedestal + galaxy.sky_gradient * plane)
+    sky = galaxy.sky_pedestal + galaxy.sky_gradient * plane
+    if galaxy.sky_bump:
+        dy, dx = centred * pixel_scale - np.array([galaxy.bump_dy, galaxy.bump_dx])[:, None, None]
+        sky = sky + galaxy.sky_bump * np.exp(-(dx**2 + dy**2) / (2.0 * galaxy.bump_sigma**2))
+    return galaxy.sky_sigma * sky
 
 
 def _add_object(image: galsim.Image, profile: galsim.GSObject, position: galsim.PositionD) -> None:

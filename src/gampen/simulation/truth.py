@@ -61,6 +61,10 @@ NUISANCE_COLUMNS: tuple[str, ...] = (
 )
 
 
+#: Columns appended when a configuration puts a bump in the residual sky: its peak (x the
+#: sky sigma), sigma and centre (arcsec from the cutout's centre).
+BUMP_COLUMNS: tuple[str, ...] = ("sky_bump", "bump_sigma", "bump_dx", "bump_dy")
+
 #: Columns appended when galaxies are drawn into real sky cutouts (``--backgrounds``):
 #: the file and the 0-based pixel of the crop's corner in it.
 BACKGROUND_COLUMNS: tuple[str, ...] = ("background", "background_x", "background_y")
@@ -69,7 +73,8 @@ BACKGROUND_COLUMNS: tuple[str, ...] = ("background", "background_x", "background
 def truth_columns(config: SimulationConfig, *, backgrounds: bool = False) -> tuple[str, ...]:
     """The columns of ``info.csv`` for ``config`` (with or without real backgrounds)."""
     nuisances = NUISANCE_COLUMNS if config.has_nuisances else ()
-    return TRUTH_COLUMNS + nuisances + (BACKGROUND_COLUMNS if backgrounds else ())
+    bumps = BUMP_COLUMNS if config.noise.bump else ()
+    return TRUTH_COLUMNS + nuisances + bumps + (BACKGROUND_COLUMNS if backgrounds else ())
 
 
 def cutout_name(object_id: int) -> str:
@@ -142,7 +147,8 @@ def truth_row(galaxy: Galaxy, config: SimulationConfig) -> tuple:
     if galaxy.psf_model == "moffat" and math.isnan(beta):
         beta = float(config.psf.beta)  # a fixed beta
     drawn = {"psf_fwhm_true": galaxy.rendered_fwhm, "psf_beta": beta}
-    return row + tuple(drawn.get(name, getattr(galaxy, name, None)) for name in NUISANCE_COLUMNS)
+    row += tuple(drawn.get(name, getattr(galaxy, name, None)) for name in NUISANCE_COLUMNS)
+    return row + tuple(getattr(galaxy, name) for name in BUMP_COLUMNS) if config.noise.bump else row
 
 
 def psf_galaxy(row: Mapping[str, Any], config: SimulationConfig) -> Galaxy:
