@@ -439,5 +439,7 @@ def test_training_asks_for_it_with_border_centred():
     assert _background(config, None) == BorderBackground(recentre=True)
     assert _background(TrainConfig(background="border"), None) == BorderBackground()
     assert _background(TrainConfig(background="none"), None) is None
+    masked = BorderBackground(recentre=True, mask_sources=True)
+    assert _background(TrainConfig(background="masked-centred"), None) == masked
     with pytest.raises(ConfigError, match="'background' is invalid"):
         TrainConfig(background="centred")

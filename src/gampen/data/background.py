@@ -8,6 +8,17 @@ border is at zero on average: per band, a plane (pedestal and gradient) fitted t
 pixels of a frame ``width`` pixels wide around the edge, with iterative 3-sigma clipping
 of the residuals (their MAD scale) so that neighbours and artefacts on the border do not
 pull it, is subtracted from the whole cutout.
+
+Clipping catches a neighbour's core but not its wings, nor the outskirts of a large central
+galaxy reaching the border: both raise the plane, and every galaxy's flux comes out low
+(on a crowded set, by 0.5 % on the median within twice r_e, 8 % at the 95th percentile).
+With ``mask_sources`` the frame's pixels that belong to a source are left out of the fit:
+the first plane's residual image, smoothed by a Gaussian of :data:`SMOOTH` pixels, is
+thresholded at :data:`DETECT` robust sigmas of its frame, detections smaller than
+:data:`MIN_AREA` pixels dropped and the rest grown by :data:`GROW` pixels (a segmentation
+as SExtractor's, on the smoothed image).  On that crowded set the median bias fell to
+0.2 % and the 95th percentile to 3 % (``scripts/background_bias.py``); wings below any
+threshold still pull the plane a little.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ from functools import cache
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from gampen.data.centring import recentred
 from gampen.errors import ConfigError
@@ -25,16 +37,23 @@ from gampen.errors import ConfigError
 CLIP = 3.0
 #: Rounds of fitting and clipping at most.
 ROUNDS = 5
+#: Source masking: Gaussian smoothing (pixels), detection threshold (robust sigmas of the
+#: smoothed frame), fewest connected pixels of a detection (smaller ones are noise peaks,
+#: whose masking alone would lower the plane by 0.05 sky sigma), growth of each detection
+#: (pixels) and the least share of the frame that must stay free (else the clipped plane of
+#: all of it is kept).
+SMOOTH, DETECT, MIN_AREA, GROW, MIN_FREE = 1.5, 2.0, 20, 3, 0.2
 
 
 @dataclass(frozen=True)
 class BorderBackground:
-    """Removes the plane fitted to a cutout's border frame of ``width`` pixels; with
-    ``recentre``, then rolls the central galaxy back to the centre
-    (:mod:`gampen.data.centring`)."""
+    """Removes the plane fitted to a cutout's border frame of ``width`` pixels, with the
+    frame's sources masked first if ``mask_sources``; with ``recentre``, then rolls the
+    central galaxy back to the centre (:mod:`gampen.data.centring`)."""
 
     width: int = 8
     recentre: bool = False
+    mask_sources: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width < 1:
@@ -52,15 +71,22 @@ class BorderBackground:
         design, frame, full = _geometry(size, self.width)
         planes = np.empty(image.shape, dtype=np.float64)
         for band, pixels in enumerate(np.asarray(image, dtype=np.float64)):
-            coefficients = fit_plane(design, pixels.ravel()[frame])
-            planes[band] = (full @ coefficients).reshape(size, size)
+            values = pixels.ravel()[frame]
+            plane = (full @ fit_plane(design, values)).reshape(size, size)
+            if self.mask_sources:
+                masked = source_mask(pixels - plane, self.width).ravel()[frame]
+                if np.count_nonzero(~masked) >= MIN_FREE * len(frame):
+                    values = np.where(masked, np.nan, values)
+                    plane = (full @ fit_plane(design, values)).reshape(size, size)
+            planes[band] = plane
         return planes
 
     def to_dict(self) -> dict[str, Any]:
         """The bundle's ``preprocessing.background`` (``recentre`` only when set, so
         bundles without it read as before)."""
         data: dict[str, Any] = {"method": "border", "width": self.width}
-        return data | {"recentre": True} if self.recentre else data
+        data |= {"recentre": True} if self.recentre else {}
+        return data | {"mask_sources": True} if self.mask_sources else data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> BorderBackground | None:
@@ -70,11 +96,30 @@ class BorderBackground:
         if (
             not isinstance(data, dict)
             or data.get("method") != "border"
-            or set(data) - {"method", "width", "recentre"}
+            or set(data) - {"method", "width", "recentre", "mask_sources"}
             or not isinstance(data.get("recentre", False), bool)
+            or not isinstance(data.get("mask_sources", False), bool)
         ):
             raise ConfigError("unknown background estimate", value=data, allowed="method border")
-        return cls(width=data.get("width", 8), recentre=data.get("recentre", False))
+        return cls(
+            width=data.get("width", 8),
+            recentre=data.get("recentre", False),
+            mask_sources=data.get("mask_sources", False),
+        )
+
+
+def source_mask(residual: np.ndarray, width: int) -> np.ndarray:
+    """Pixels of a background-free image (n, n) that belong to a source: the image smoothed
+    by :data:`SMOOTH`, above :data:`DETECT` robust sigmas (the MAD scale of the smoothed
+    border frame ``width`` pixels wide, nearly all sky) over at least :data:`MIN_AREA`
+    connected pixels, grown by :data:`GROW` pixels."""
+    smoothed = ndimage.gaussian_filter(np.nan_to_num(residual), SMOOTH)
+    edge = smoothed[~_inner(residual.shape[-1], width)]
+    scale = 1.4826 * np.median(np.abs(edge - np.median(edge)))
+    labels, count = ndimage.label(smoothed > np.median(edge) + DETECT * scale)
+    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    sources = (areas >= MIN_AREA)[labels] & (labels > 0)
+    return ndimage.binary_dilation(sources, iterations=GROW)
 
 
 def fit_plane(design: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -104,7 +149,12 @@ def _geometry(size: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     matrix of the whole cutout (coordinates in units of the half side)."""
     y, x = (np.mgrid[:size, :size] - (size - 1) / 2.0) / (size / 2.0)
     full = np.stack([np.ones(size * size), x.ravel(), y.ravel()], axis=1)
+    frame = np.flatnonzero(~_inner(size, width).ravel())
+    return full[frame], frame, full
+
+
+def _inner(size: int, width: int) -> np.ndarray:
+    """True inside the frame ``width`` pixels wide around the edge of a (size, size) image."""
     inner = np.zeros((size, size), dtype=bool)
     inner[width:-width, width:-width] = True
-    frame = np.flatnonzero(~inner.ravel())
-    return full[frame], frame, full
+    return inner

@@ -83,11 +83,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     g.add_argument(
         "--background",
-        choices=["none", "border", "border-centred"],
+        choices=["none", "border", "border-centred", "masked-centred"],
         help="remove each cutout's local background (a plane fitted to its border, outliers "
         "clipped) before anything is measured; border-centred then also rolls the central "
-        "galaxy back to the cutout's centre by whole pixels; stored in the bundle, predict "
-        "does the same",
+        "galaxy back to the cutout's centre by whole pixels; masked-centred does both, "
+        "leaving the border's sources (neighbours, the galaxy's outskirts) out of the plane; "
+        "stored in the bundle, predict does the same",
     )
     g.add_argument(
         "--conditions",

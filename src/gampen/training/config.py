@@ -28,7 +28,7 @@ LOSSES = ("nll", "diagonal", "mse", "moments", "mixture")
 LOGGERS = ("csv", "tensorboard", "mlflow")
 FREEZABLE = ("stn", "backbone")
 #: ``--background``: none, or a plane fitted to the border removed first (data/background.py).
-BACKGROUNDS = ("none", "border", "border-centred")
+BACKGROUNDS = ("none", "border", "border-centred", "masked-centred")
 
 
 @dataclass

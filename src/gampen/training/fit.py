@@ -164,8 +164,11 @@ def _background(config: TrainConfig, base: Bundle | None) -> BorderBackground | 
     """The background estimate: ``--background border`` when asked (a fine-tune may add
     it: the network then learns on background-free cutouts); else, with ``--init-from``,
     the bundle's (the network learnt on its cutouts)."""
-    if config.background in ("border", "border-centred"):
-        return BorderBackground(recentre=config.background == "border-centred")
+    if config.background != "none":
+        return BorderBackground(
+            recentre=config.background.endswith("-centred"),
+            mask_sources=config.background == "masked-centred",
+        )
     if base is not None:
         return BorderBackground.from_dict(base.preprocessing.get("background"))
     return None
