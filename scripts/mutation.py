@@ -19,6 +19,7 @@ tests among these that call the mutated function):
 * ``data/provenance.py``  tests/data/test_provenance.py
 * ``data/psf_features.py``  tests/data/test_psf_features.py
 * ``data/centring.py``    tests/data/test_centring.py
+* ``data/background.py``  tests/data/test_background.py
 
 The repository is never edited: ``src``, ``tests`` and ``pyproject.toml`` are copied to a
 scratch folder (``build/mutation`` by default, ``--work`` to change it) with its own
@@ -66,6 +67,7 @@ MODULES: dict[str, list[str]] = {
     "data/provenance.py": ["tests/data/test_provenance.py"],
     "data/psf_features.py": ["tests/data/test_psf_features.py"],
     "data/centring.py": ["tests/data/test_centring.py"],
+    "data/background.py": ["tests/data/test_background.py"],
 }
 #: mutmut exit codes (mutmut.stats.status_by_exit_code) that mean "the tests noticed".
 DETECTED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout"}

@@ -189,3 +189,72 @@ def test_a_model_with_the_border_estimate_ignores_a_residual_sky(tmp_path, pedes
     assert raw_flux_flagged.any() == (pedestal < 0)  # without the estimate, faint ones
     # the case that must fail: the same network without the estimate is moved by the sky
     assert shift("bundle") > 100 * max(shift("cleaning"), 1e-6)
+
+
+def test_width_bounds_and_what_a_bad_width_error_says():
+    assert BorderBackground(width=1).width == 1  # the narrowest frame is allowed
+    for bad in (0, -3, True, 2.0):
+        with pytest.raises(ConfigError, match="positive integer") as caught:
+            BorderBackground(width=bad)
+        assert str(caught.value).startswith("background width must be a positive integer")
+        assert repr(bad) in str(caught.value)  # the message names the value
+
+
+def test_from_dict_defaults_and_refusals_name_what_was_given():
+    assert BorderBackground.from_dict({"method": "border"}) == BorderBackground()
+    assert BorderBackground.from_dict({"method": "border"}).width == 8
+    for bad in ({"method": "border", "extra": 1}, {"method": "border", "recentre": "yes"}):
+        with pytest.raises(ConfigError, match="unknown background estimate") as caught:
+            BorderBackground.from_dict(bad)
+        message = str(caught.value)
+        assert message.startswith("unknown background estimate")
+        assert repr(bad) in message and "expected method border" in message
+
+
+def test_recentring_happens_only_when_asked():
+    y, x = np.mgrid[:SIZE, :SIZE] - (SIZE - 1) / 2
+    off = np.exp(-0.5 * ((x - 3) ** 2 + y**2) / 2.0**2)[None]  # 3 pixels right of centre
+    plain = BorderBackground()(off)
+    centred = BorderBackground(recentre=True)(off)
+    assert np.argmax(plain[0].sum(axis=0)) in (50, 51)  # left where it was
+    assert np.argmax(centred[0].sum(axis=0)) in (47, 48)  # rolled back to the centre
+
+
+def test_the_estimate_is_computed_in_float64_whatever_the_image_dtype():
+    rng = np.random.default_rng(11)
+    image = (_sky(3.0, 0.5, -0.25) + rng.normal(0, 0.07, (SIZE, SIZE)))[None]
+    single = image.astype(np.float32)
+    for method in (BorderBackground(), BorderBackground(mask_sources=True)):
+        estimate = method.estimate(single)
+        assert estimate.dtype == np.float64
+        np.testing.assert_array_equal(estimate, method.estimate(single.astype(np.float64)))
+
+
+def test_masking_works_on_a_steep_sky():
+    # the mask is found on the image with the first plane removed: on the raw image a
+    # steep gradient would swamp the detection threshold and leave the wings unmasked
+    rng = np.random.default_rng(12)
+    truth = _sky(0.5, 0.6, -0.4)
+    neighbour = _sersic_wings(40.0, 12.0, 30.0, 6.0)
+    image = truth + _galaxy(3000.0, 9.0) + neighbour + rng.normal(0, 0.07, (SIZE, SIZE))
+    centre = slice(SIZE // 2 - 10, SIZE // 2 + 10)
+    masked = BorderBackground(mask_sources=True).estimate(image[None])[0]
+    clipped = BorderBackground().estimate(image[None])[0]
+    masked_bias = np.mean(masked[centre, centre] - truth[centre, centre])
+    clipped_bias = np.mean(clipped[centre, centre] - truth[centre, centre])
+    assert abs(masked_bias) < 0.5 * clipped_bias
+
+
+def test_fit_plane_edge_cases():
+    rng = np.random.default_rng(13)
+    design = np.column_stack([np.ones(50), rng.uniform(-1, 1, 50), rng.uniform(-1, 1, 50)])
+    exact = design @ np.array([0.3, -1.0, 2.0])
+    # a noiseless plane (zero residual scale) is returned exactly, not dropped
+    np.testing.assert_allclose(fit_plane(design, exact), [0.3, -1.0, 2.0], atol=1e-12)
+    # three finite points still determine the plane
+    few = np.full(50, np.nan)
+    few[:3] = exact[:3]
+    np.testing.assert_allclose(fit_plane(design, few), [0.3, -1.0, 2.0], atol=1e-9)
+    # fewer than three: no fit, a zero plane (nothing is removed)
+    few[2] = np.nan
+    np.testing.assert_array_equal(fit_plane(design, few), np.zeros(3))
