@@ -87,14 +87,9 @@ def run_shift(name: str, args: argparse.Namespace) -> Table:
         workers=args.workers,
         progress=False,
     )
-    return predicted(catalog, folder / "predictions.parquet", args.model)
-
-
-def predicted(catalog: Path, out: Path, model: str | None) -> Table:
-    """The model's predictions of ``catalog`` (made once, into ``out``), with the truth
-    beside them as ``true_<param>``."""
+    out = folder / "predictions.parquet"
     if not out.exists():
-        gampen.predict(catalog, out=out, model=model, progress=False)
+        gampen.predict(catalog, out=out, model=args.model, progress=False)
     predictions = Table.read(out)
     truth = Table.read(catalog, format="ascii.csv")
     for column in ("bt", "r_e", "flux"):
@@ -120,10 +115,8 @@ def summary(table: Table) -> dict[str, float]:
     return row
 
 
-def table(rows: dict[str, dict[str, float]], labels: dict[str, str] | None = None) -> str:
-    """The battery as Markdown; each row named by ``labels`` (default: the shift's
-    description)."""
-    labels = labels or {name: SHIFTS[name][0] for name in rows}
+def table(rows: dict[str, dict[str, float]]) -> str:
+    """The battery as Markdown."""
     lines = [
         "| shift | flagged (fatal) | worst 68 % coverage | 68 % bt / r_e / flux "
         "| 95 % bt / r_e / flux | errors bt / r_e / flux |",
@@ -134,7 +127,7 @@ def table(rows: dict[str, dict[str, float]], labels: dict[str, str] | None = Non
         c95 = [r[f"{p}_ci95"] for p in ("bt", "r_e", "flux")]
         worst = max(c68, key=lambda c: abs(c - 0.6827))
         lines.append(
-            f"| {labels[name]} | {r['flagged']:.1%} ({r['fatal']:.1%}) | {worst:.1%} | "
+            f"| {SHIFTS[name][0]} | {r['flagged']:.1%} ({r['fatal']:.1%}) | {worst:.1%} | "
             + " / ".join(f"{c:.1%}" for c in c68)
             + " | "
             + " / ".join(f"{c:.1%}" for c in c95)

@@ -5,8 +5,9 @@
 # background removed, then fine-tuned again taking each galaxy's PSF image, then once more
 # on today's hsc-real, whose prior holds spikes at the canonical profiles (n = 4 bulges,
 # n = 1 disks) and at an exact PSF FWHM, then longer on the same set with each galaxy
-# recentred; then calibrate on hsc-real and evaluate on a fixed hsc-real test set.  Stages 2 and 3 draw their set from the hsc-real of their day
-# (scripts/hsc-real-v1.yaml restores it), so the script retraces the shipped model.
+# recentred; then calibrate on hsc-real and evaluate on a fixed hsc-real test set.
+# Stages 2 and 3 draw their set from the hsc-real of their day (scripts/hsc-real-v1.yaml
+# restores it), so the script retraces the shipped model.
 # Training is the slow part: each step runs 8 dropout passes, and an epoch of 21,600
 # galaxies took ~5 minutes on 2 CPU cores alone (~20 when they are shared; stage 2,
 # measured) against ~15 s on one GPU (stage 1 of the shipped model: 24 epochs in 344 s);

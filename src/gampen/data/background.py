@@ -74,7 +74,7 @@ class BorderBackground:
             values = pixels.ravel()[frame]
             plane = (full @ fit_plane(design, values)).reshape(size, size)
             if self.mask_sources:
-                masked = source_mask(pixels - plane, self.width).ravel()[frame]
+                masked = source_mask(pixels - plane, frame).ravel()[frame]
                 if np.count_nonzero(~masked) >= MIN_FREE * len(frame):
                     values = np.where(masked, np.nan, values)
                     plane = (full @ fit_plane(design, values)).reshape(size, size)
@@ -108,16 +108,16 @@ class BorderBackground:
         )
 
 
-def source_mask(residual: np.ndarray, width: int) -> np.ndarray:
+def source_mask(residual: np.ndarray, frame: np.ndarray) -> np.ndarray:
     """Pixels of a background-free image (n, n) that belong to a source: the image smoothed
     by :data:`SMOOTH`, above :data:`DETECT` robust sigmas (the MAD scale of the smoothed
-    border frame ``width`` pixels wide, nearly all sky) over at least :data:`MIN_AREA`
-    connected pixels, grown by :data:`GROW` pixels."""
+    border frame, whose flat indices are ``frame``: nearly all sky) over at least
+    :data:`MIN_AREA` connected pixels, grown by :data:`GROW` pixels."""
     smoothed = ndimage.gaussian_filter(np.nan_to_num(residual), SMOOTH)
-    edge = smoothed[~_inner(residual.shape[-1], width)]
+    edge = smoothed.ravel()[frame]
     scale = 1.4826 * np.median(np.abs(edge - np.median(edge)))
-    labels, count = ndimage.label(smoothed > np.median(edge) + DETECT * scale)
-    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    labels, _ = ndimage.label(smoothed > np.median(edge) + DETECT * scale)
+    areas = np.bincount(labels.ravel())  # every label has a pixel: one count per label
     sources = (areas >= MIN_AREA)[labels] & (labels > 0)
     return ndimage.binary_dilation(sources, iterations=GROW)
 
@@ -149,12 +149,7 @@ def _geometry(size: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     matrix of the whole cutout (coordinates in units of the half side)."""
     y, x = (np.mgrid[:size, :size] - (size - 1) / 2.0) / (size / 2.0)
     full = np.stack([np.ones(size * size), x.ravel(), y.ravel()], axis=1)
-    frame = np.flatnonzero(~_inner(size, width).ravel())
-    return full[frame], frame, full
-
-
-def _inner(size: int, width: int) -> np.ndarray:
-    """True inside the frame ``width`` pixels wide around the edge of a (size, size) image."""
     inner = np.zeros((size, size), dtype=bool)
     inner[width:-width, width:-width] = True
-    return inner
+    frame = np.flatnonzero(~inner.ravel())
+    return full[frame], frame, full

@@ -161,9 +161,9 @@ def _contract(data: TrainingData, base: Bundle | None) -> dict[str, Any]:
 
 
 def _background(config: TrainConfig, base: Bundle | None) -> BorderBackground | None:
-    """The background estimate: ``--background border`` when asked (a fine-tune may add
-    it: the network then learns on background-free cutouts); else, with ``--init-from``,
-    the bundle's (the network learnt on its cutouts)."""
+    """The background estimate ``--background`` asks for (border, border-centred or
+    masked-centred; a fine-tune may add one: the network then learns on background-free
+    cutouts); else, with ``--init-from``, the bundle's (the network learnt on its cutouts)."""
     if config.background != "none":
         return BorderBackground(
             recentre=config.background.endswith("-centred"),
