@@ -16,13 +16,13 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert (tmp_path / "demo" / "predictions.fits").exists()
 
 
-def test_demo_draws_hsc_real_unless_told(tmp_path, capsys):
+def test_demo_draws_clean_hsc_unless_told(tmp_path, capsys):
     from astropy.table import Table
 
     bundle = tiny_bundle(tmp_path, pixel_scale=0.168)
     for preset, out in (("hsc-real", "real"), ("hsc", "clean")):
         args = ["demo", "--out", str(tmp_path / out), "--n", "3", "--model", str(bundle)]
-        assert main(args + (["--preset", preset] if preset == "hsc" else [])) == 0
+        assert main(args + (["--preset", preset] if preset == "hsc-real" else [])) == 0
         assert f"3 {preset} galaxies" in capsys.readouterr().out
         truth = Table.read(tmp_path / out / "sims" / "info.csv")
         assert ("psf_model" in truth.colnames) == (preset == "hsc-real")

@@ -1,7 +1,8 @@
 """``gampen demo``: the built-in default job, end to end, on galaxies it simulates itself.
 
-Simulates a small HSC-like set (``gampen simulate --preset hsc-real``: the nuisances of
-real coadds the shipped default is built for; ``--preset hsc`` for clean images), predicts
+Simulates a small HSC-like set (``gampen simulate --preset hsc``, the images the shipped
+default's intervals are calibrated on; ``--preset hsc-real`` adds the nuisances of real
+coadds, where they are narrower than nominal), predicts
 posteriors with the shipped default model, prints the coverage of the credible intervals and
 writes a figure of predicted against true values with their 68 % intervals — what a newcomer
 wants to see first.
@@ -36,9 +37,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=12345, help="simulation seed")
     p.add_argument(
         "--preset",
-        default="hsc-real",
-        help="simulation preset (default hsc-real: the nuisances of real coadds, which the "
-        "shipped model is built for; hsc: clean images, where it over-covers)",
+        default="hsc",
+        help="simulation preset (default hsc: the clean images the shipped model's intervals "
+        "are calibrated on; hsc-real adds the nuisances of real coadds)",
     )
     p.set_defaults(func=run)
 
