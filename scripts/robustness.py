@@ -8,13 +8,17 @@ flag, and the share it flags.
 Every shift draws the same galaxies (the nuisances are drawn after all other parameters,
 and the pixel noise comes from the same seed), so the rows differ by the shift alone.
 Writes ``OUT/<shift>/`` (the simulated set and the predictions) and ``OUT/battery.md``
-(the table, also printed).  Coverage is of the table's 68.27 / 95.45 / 99.73 % intervals; errors
-are bt's mean absolute error and the median absolute fractional error of r_e and flux.
+(the table and how far chance alone moves its coverage, also printed).  Coverage is of the
+table's 68.27 / 95.45 / 99.73 % intervals; errors are bt's mean absolute error and the
+median absolute fractional error of r_e and flux.  Every row shares one draw of galaxies,
+so at the default 600 a lucky or unlucky draw moves all rows together: compare close
+models with ``--n 2000`` or more.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +141,16 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def precision(n: int) -> str:
+    """How far a row's coverage moves by chance alone: one binomial sd at each level."""
+    sds = [100 * math.sqrt(c * (1 - c) / n) for c in (0.6827, 0.9545, 0.9973)]
+    return (
+        f"{n} galaxies per row: one binomial sd of a 68.27 / 95.45 / 99.73 % coverage is "
+        + " / ".join(f"{sd:.1f}" for sd in sds)
+        + " points, and every row shares the same galaxies."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="model bundle (default: the shipped one)")
@@ -148,7 +162,7 @@ def main() -> None:
     parser.add_argument("--shifts", nargs="+", default=list(SHIFTS), choices=list(SHIFTS))
     args = parser.parse_args()
     rows = {name: summary(run_shift(name, args)) for name in args.shifts}
-    text = table(rows)
+    text = table(rows) + "\n\n" + precision(args.n)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "battery.md").write_text(text + "\n")
     print(text)
