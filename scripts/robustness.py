@@ -18,7 +18,6 @@ models with ``--n 2000`` or more.
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,9 @@ import numpy as np
 from astropy.table import Table
 
 import gampen
+from gampen.calibration.workflow import binomial_sd
 from gampen.flags import is_fatal
+from gampen.infer.summary import LEVELS
 
 #: shift name -> (description, simulation config overrides on the preset)
 SHIFTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -76,10 +77,6 @@ SHIFTS: dict[str, tuple[str, dict[str, Any]]] = {
         {"noise": {"bump": 1.0}},
     ),
 }
-
-
-#: The output table's interval columns the battery judges.
-LEVELS = ("ci68", "ci95", "ci99")
 
 
 def run_shift(name: str, args: argparse.Namespace) -> Table:
@@ -132,7 +129,7 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     ]
     for name, r in rows.items():
         cover = {level: [r[f"{p}_{level}"] for p in ("bt", "r_e", "flux")] for level in LEVELS}
-        worst = max(cover["ci68"], key=lambda c: abs(c - 0.6827))
+        worst = max(cover["ci68"], key=lambda c: abs(c - LEVELS["ci68"]))
         lines.append(
             f"| {SHIFTS[name][0]} | {r['flagged']:.1%} ({r['fatal']:.1%}) | {worst:.1%} | "
             + " | ".join(" / ".join(f"{c:.1%}" for c in cover[level]) for level in LEVELS)
@@ -143,7 +140,7 @@ def table(rows: dict[str, dict[str, float]]) -> str:
 
 def precision(n: int) -> str:
     """How far a row's coverage moves by chance alone: one binomial sd at each level."""
-    sds = [100 * math.sqrt(c * (1 - c) / n) for c in (0.6827, 0.9545, 0.9973)]
+    sds = [100 * binomial_sd(level, n) for level in LEVELS.values()]
     return (
         f"{n} galaxies per row: one binomial sd of a 68.27 / 95.45 / 99.73 % coverage is "
         + " / ".join(f"{sd:.1f}" for sd in sds)

@@ -62,6 +62,12 @@ WHERE = "calibration option"
 CHECK_PRECISION = 0.01
 
 
+def binomial_sd(level: float, n: int) -> float:
+    """How far chance alone moves the coverage of ``n`` calibrated galaxies at ``level``
+    (one binomial standard deviation)."""
+    return math.sqrt(level * (1 - level) / n)
+
+
 def needed_galaxies(level: float, precision: float) -> int:
     """Galaxies needed to measure coverage ``level`` to ``precision`` (one binomial
     standard deviation, ``sqrt(level (1 - level) / n)``)."""
@@ -98,7 +104,7 @@ class CalibrationResult:
         need, and how much the fit's own noise (the bootstrap spread) adds."""
         n = self.calibration["check"]["n"]
         level = LEVELS["ci68"]
-        sd = math.sqrt(level * (1 - level) / n)
+        sd = binomial_sd(level, n)
         need = needed_galaxies(level, CHECK_PRECISION)
         note = (
             f"{n} check galaxies measure 68.27 % coverage to +-{100 * sd:.1f} points (1 sigma); "
