@@ -1,0 +1,51 @@
+"""``scripts/robustness.py``'s reading of issue 19's bars, on rows made by hand: a row
+inside every bar holds, and each bar crossed by a hair is named."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def battery():
+    spec = importlib.util.spec_from_file_location("robustness", ROOT / "scripts/robustness.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(**changes: float) -> dict[str, float]:
+    row = {"flagged": 0.01, "fatal": 0.0, "bt_error": 0.08, "r_e_error": 0.03, "flux_error": 0.01}
+    for p in ("bt", "r_e", "flux"):
+        row.update({f"{p}_ci68": 0.6827, f"{p}_ci95": 0.9545, f"{p}_ci99": 0.9973})
+    return row | changes
+
+
+def test_a_row_inside_every_bar_holds(battery):
+    base = _row()
+    edge = _row(bt_ci68=0.6827 + 0.049, flux_ci95=0.9545 - 0.049, r_e_error=0.0449, flagged=0.1)
+    assert battery.misses(edge, base) == []
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"bt_ci68": 0.6827 - 0.051}, "bt 68"),
+        ({"r_e_ci95": 0.9545 + 0.051}, "r_e 95"),
+        ({"flux_error": 0.0151}, "flux error"),
+        ({"flagged": 0.101}, "flagged"),
+    ],
+)
+def test_each_bar_crossed_is_named(battery, change, named):
+    assert battery.misses(_row(**change), _row()) == [named]
+
+
+def test_the_table_counts_the_rows_that_hold(battery):
+    text = battery.table({"none": _row(), "clumps": _row(r_e_ci68=0.55)})
+    assert "1 of 2 rows hold" in text
+    assert "| r_e 68 |" in text
