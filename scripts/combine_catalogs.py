@@ -7,8 +7,8 @@ catalog lacks are left empty), rewrites ``file_name`` (and a ``psf_image`` colum
 present) relative to ``OUT``'s folder so the images stay where they are, numbers the rows
 0..n-1 as ``object_id``, keeps each row's origin in ``source`` and ``source_id``, and
 writes ``OUT`` with ``combine.json`` beside it (each source's ``simulate.json``, seed and
-preset, so the mixture's provenance stays readable).  The shipped default's last stage
-trains on half ``hsc-real`` and half clean ``hsc`` this way (scripts/train_default.sh).
+preset, so the mixture's provenance stays readable).  The half-clean candidates of
+scripts/train_candidates.sh train on sets combined this way.
 """
 
 from __future__ import annotations
@@ -40,11 +40,10 @@ def relocated(table: Table, column: str, source: Path, out_dir: Path) -> None:
     folder = source.parent.resolve()
     values = np.asarray(np.ma.getdata(table[column])).astype(str)
     empty = np.ma.getmaskarray(table[column]) | (np.char.strip(values) == "")
-    moved = [
-        v if e or os.path.isabs(v) else os.path.relpath(folder / v, out_dir)
+    table[column] = [
+        "" if e else v if os.path.isabs(v) else os.path.relpath(folder / v, out_dir)
         for v, e in zip(values.tolist(), empty.tolist(), strict=True)
     ]
-    table[column] = np.where(empty, "", np.asarray(moved, dtype=object)).astype(str)
 
 
 def load_part(source: Path, count: int | None, out_dir: Path) -> Table:
@@ -81,7 +80,7 @@ def main() -> None:
     args = parser.parse_args()
     out_dir = args.out.parent.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = [(path, count) for path, count in map(parse_source, args.sources)]
+    parts = [parse_source(text) for text in args.sources]
     combined = vstack([load_part(p, n, out_dir) for p, n in parts], join_type="outer")
     combined.add_column(np.arange(len(combined)), name="object_id", index=0)
     write_table(combined, args.out)

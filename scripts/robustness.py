@@ -9,9 +9,9 @@ Every shift draws the same galaxies (the nuisances are drawn after all other par
 and the pixel noise comes from the same seed), so the rows differ by the shift alone.
 Writes ``OUT/<shift>/`` (the simulated set and the predictions) and ``OUT/battery.md``
 (the table, what keeps each row from issue 19's bars, and how far chance alone moves
-its coverage; also printed).  Coverage is of the
-table's 68.27 / 95.45 / 99.73 % intervals; errors are bt's mean absolute error and the
-median absolute fractional error of r_e and flux.  Every row shares one draw of galaxies,
+its coverage; also printed).  Coverage is of the table's 68.27 / 95.45 / 99.73 %
+intervals; errors are bt's mean absolute error and the median absolute fractional error
+of r_e and flux.  Every row shares one draw of galaxies,
 so at the default 600 a lucky or unlucky draw moves all rows together: compare close
 models with ``--n 2000`` or more.
 """
