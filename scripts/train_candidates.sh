@@ -4,12 +4,14 @@
 #   6   stage 5 + 12 epochs on hsc-real with a curved residual sky (hsc-real-bump.yaml),
 #       the border background fitted with the border's sources masked;
 #   7   stage 6 + 6 epochs on half stage 6's set, half clean hsc (no pure galaxies);
-#   7b  the same with clean hsc holding hsc-real's pure disks and bulges (hsc-clean-pure.yaml).
+#   7b  the same with clean hsc holding hsc-real's pure disks and bulges (hsc-clean-pure.yaml);
+#   7c  the same with hsc-real keeping only what an image shows instead of clean hsc
+#       (hsc-real-observable.yaml: no clumps, canonical Sersic indices, exact PSF FWHM).
 # Each is calibrated on the default's clean calibration set (hsc, seed 23).
 #
 #   scripts/train_candidates.sh WORK_DIR     (the WORK_DIR of a finished train_default.sh)
 #
-# Resumable like train_default.sh. About 95 + 35 + 35 minutes of training and 3 x 9 of
+# Resumable like train_default.sh. About 95 + 3 x 35 minutes of training and 4 x 9 of
 # calibration on 2 CPU cores.
 set -euo pipefail
 
@@ -53,4 +55,8 @@ simulate_set hsc $((N_TRAIN / 2)) 43 train-clean-pure --config "$SCRIPTS/hsc-cle
 mix train-mix-pure train-clean-pure
 tune base-mix-pure base-bump train-mix-pure/info.csv 6 3e-4 41
 calibrate base-mix-pure candidate-7b
-echo "candidates: $WORK/candidate-6 $WORK/candidate-7 $WORK/candidate-7b"
+simulate_set hsc-real $((N_TRAIN / 2)) 47 train-observable --config "$SCRIPTS/hsc-real-observable.yaml"
+mix train-mix-observable train-observable
+tune base-mix-observable base-bump train-mix-observable/info.csv 6 3e-4 41
+calibrate base-mix-observable candidate-7c
+echo "candidates: $WORK/candidate-6 $WORK/candidate-7 $WORK/candidate-7b $WORK/candidate-7c"
