@@ -3,23 +3,20 @@ ratios are known by construction (the oracle is the arithmetic of the constructi
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.table import Table
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..scripts import load_script
+
 N = 400
 
 
 @pytest.fixture(scope="module")
 def widths():
-    spec = importlib.util.spec_from_file_location("widths", ROOT / "scripts/battery_widths.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("battery_widths")
 
 
 def _write_row(folder: Path, sd_factor: float, error_factor: float, order: np.ndarray) -> None:

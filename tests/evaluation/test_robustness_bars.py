@@ -3,20 +3,14 @@ inside every bar holds, and each bar crossed by a hair is named."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def battery():
-    spec = importlib.util.spec_from_file_location("robustness", ROOT / "scripts/robustness.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("robustness")
 
 
 def _row(**changes: float) -> dict[str, float]:

@@ -4,7 +4,6 @@ GalSim profiles made here, second moments for the shear, byte identity for the b
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import shutil
@@ -23,9 +22,9 @@ from gampen.simulation.presets import load_config
 from gampen.simulation.psf_images import psf_library
 from gampen.simulation.runner import simulate
 
+from ..scripts import load_script
 from .conftest import REFERENCE_N, REFERENCE_SEED, folder_bytes
 
-ROOT = Path(__file__).resolve().parents[2]
 SIDE = 41
 #: A nuisance set whose reported FWHMs are far from the rendered ones (sd 0.3 in ln), with
 #: Moffat and Kolmogorov PSFs and no shear (the FWHM is then one number).
@@ -194,10 +193,7 @@ def test_a_survey_psf_image_is_dilated_to_the_reported_fwhm(tmp_path: Path) -> N
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("add_psf_hdus", ROOT / "scripts/add_psf_hdus.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("add_psf_hdus")
 
 
 def strip_psf_hdus(folder: Path) -> None:

@@ -4,7 +4,6 @@ labels are the sources' rows (checked against the source files read here), and b
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -15,16 +14,11 @@ from astropy.table import Table
 
 from gampen.data.catalog import load_catalog
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..scripts import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "combine_catalogs", ROOT / "scripts/combine_catalogs.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("combine_catalogs")
 
 
 def _catalog(folder: Path, n: int, start: float, extra: str | None) -> Path:
