@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from gampen.errors import CatalogError
 from gampen.evaluation import evidence as ev
 from gampen.evaluation.conditional import (
     bt_subsets,
@@ -15,6 +16,7 @@ from gampen.evaluation.conditional import (
     subsets,
 )
 from gampen.evaluation.inputs import load_inputs
+from gampen.evaluation.options import EvaluateOptions
 
 from .posteriors import (
     expected_joint,
@@ -137,3 +139,57 @@ def test_quantile_bins_exact():
     single = quantile_subsets(np.full(5, 0.7), "psf", "psf", n_bins=4)
     assert len(single) == 1 and single[0].mask.all()
     assert quantile_subsets(np.full(3, np.nan), "x", "x") == []
+
+
+def _by_population(tmp_path, narrow: float, wide: float):
+    """The bright/faint mixture of :func:`scale_mixture_population`, its truth carrying a
+    number column (bright in [0, 1), faint in [10, 11)) and a name column keyed the same."""
+    pop = scale_mixture_population(N, narrow=narrow, wide=wide, n_samples=400, seed=5)
+    bright = np.asarray(pop.truth["mag"]) < 21
+    rng = np.random.default_rng(2)
+    pop.truth["depth"] = np.where(bright, 0.0, 10.0) + rng.random(N)
+    pop.truth["psf_model"] = np.where(bright, "moffat", "kolmogorov")
+    matched = load_inputs(*write_inputs(tmp_path, pop)[:2], samples=tmp_path / "samples.h5")
+    return matched, ev.collect(matched, rng=np.random.default_rng(0), progress=False)
+
+
+def test_by_columns_bin_numbers_by_quartile_and_names_one_by_one(tmp_path):
+    narrow, wide = 0.5, 1.5
+    matched, found = _by_population(tmp_path, narrow, wide)
+    parts = [s for s in subsets(matched, by=("depth", "psf_model")) if s.split.startswith("by ")]
+    cond = conditional_coverage(found, parts)
+    assert len(cond["by depth"]) == 4 and sum(e["n"] for e in cond["by depth"]) == N
+    assert [e["label"] for e in cond["by psf_model"]] == [
+        "psf_model = kolmogorov",
+        "psf_model = moffat",
+    ]
+    bright = np.asarray(matched.truth["mag"]) < 21
+    models = np.asarray(matched.truth["psf_model"]).astype(str)
+    for part in parts[4:]:  # each name's bin holds exactly the galaxies of that name
+        assert np.array_equal(part.mask, models == part.label.removeprefix("psf_model = "))
+    entries = cond["by depth"] + cond["by psf_model"]
+    judged = {narrow: 0, wide: 0}
+    for part, entry in zip(parts, entries, strict=True):
+        if bright[part.mask].all() or not bright[part.mask].any():  # a bin of one kind
+            sd = narrow if bright[part.mask].all() else wide
+            for name, level in (("ci68", 0.6827), ("ci95", 0.9545)):
+                q = mixture_half_width(level, narrow, wide)
+                expected = 2 * stats.norm.cdf(q / sd) - 1  # truth from N(0, sd^2) in +-q
+                got = entry["params"]["x"]["intervals"][name]["empirical"]
+                assert abs(got - expected) < _tolerance(expected, entry["n"]), (
+                    entry["label"],
+                    name,
+                )
+            judged[sd] += 1
+    assert judged[narrow] >= 2 and judged[wide] >= 2  # quartiles and names of each kind
+
+
+def test_by_a_column_the_truth_lacks_is_refused_naming_it(tmp_path):
+    matched, _ = _by_population(tmp_path, 0.5, 1.5)
+    with pytest.raises(CatalogError, match=r"no 'noise_correlation' column.*depth"):
+        subsets(matched, by=("noise_correlation",))
+
+
+def test_by_given_alone_through_the_options_is_one_column():
+    assert EvaluateOptions(by="psf_model").by == ("psf_model",)
+    assert EvaluateOptions(by=["depth", "psf_model"]).by == ("depth", "psf_model")

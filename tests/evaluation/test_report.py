@@ -136,6 +136,20 @@ def test_truth_bins_table_with_table_and_sample_columns(metrics):
     assert "Coverage by true" not in render(metrics)
 
 
+def test_by_columns_table_only_for_the_columns_asked_for(metrics):
+    assert "Coverage by the columns asked for" not in render(metrics)
+    metrics["conditional"]["by psf_model"] = [
+        _entry("psf_model = kolmogorov", 30, [0.55, 0.9, 1.0]),
+        _entry("psf_model = moffat", 70, [0.7, 0.95, 1.0]),
+    ]
+    text = render(metrics)
+    assert "## Coverage by the columns asked for" in text
+    assert "one bin per name, of `psf_model` (`--by`)" in text
+    assert "| psf_model = kolmogorov | 30 | bt | **55.0** | **90.0** | 100.0 |" in text
+    assert "| psf_model = moffat | 70 | bt | 70.0 | 95.0 | 100.0 |" in text
+    assert text.index("Coverage by the columns") > text.index("## Coverage of the credible")
+
+
 def test_header_names_the_model_its_eps_and_a_training_overlap(metrics):
     assert "eps = 0.001 (GaMPEN's default; no --model given)" in render(metrics)
     metrics["inputs"].update(model="m.zip", logit_eps=0.05, training_overlap="it repeats them")

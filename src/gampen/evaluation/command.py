@@ -82,6 +82,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default=500,
         help="samples for model runs (default 500)",
     )
+    p.add_argument(
+        "--by",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="also judge coverage in quartiles of this column of CATALOG, e.g. "
+        "noise_correlation or sky_sigma (a column of names, e.g. psf_model: one bin per "
+        "name); repeatable",
+    )
     p.add_argument("--seed", type=int, metavar="N", default=0, help="seed of every random choice")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     p.set_defaults(func=run)
@@ -106,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         n_samples=args.n_samples,
         seed=args.seed,
         progress=args.progress,
+        by=tuple(args.by),
     )
     metrics = evaluate(
         args.predictions, args.truth, out=args.out, samples=args.samples, options=options

@@ -5,8 +5,9 @@ galaxies, too narrow for faint ones; good for mixed galaxies, bad for pure disks
 coverage is also judged per subset, wherever the truth catalog has the column: magnitude
 (halves at mag 21, the headline split), ``n_neighbours`` (isolated against with
 neighbours), the true values (fifths of B/T with fixed edges plus pure disks and pure
-bulges, fifths by quantile of magnitude and size), ``psf_fwhm``, and each parameter's
-predicted 68 % interval width (relative for log-scaled parameters).
+bulges, fifths by quantile of magnitude and size), ``psf_fwhm``, each parameter's
+predicted 68 % interval width (relative for log-scaled parameters), and any truth column
+the user names (``gampen evaluate --by COLUMN``: quartiles, or one bin per name).
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from astropy.table import Table
 
 from gampen.data.labels import DEFAULT_TRANSFORMS
+from gampen.errors import CatalogError
 from gampen.evaluation.evidence import Evidence, summarise
 from gampen.evaluation.inputs import Matched, floats
 
@@ -32,6 +35,8 @@ TRUTH_BINS = 5
 BT_EDGES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: Splits by a true value, reported together (their own table and figure).
 TRUTH_SPLITS: tuple[str, ...] = ("bt", "mag", "r_e")
+#: Prefix of the splits by user-named truth columns (``--by``).
+BY_PREFIX = "by "
 #: Covariates binned by quantile: truth column -> (description with unit, bins).
 QUANTILE_COVARIATES: dict[str, tuple[str, int]] = {
     "mag": ("magnitude", TRUTH_BINS),
@@ -50,8 +55,9 @@ class Subset:
     params: tuple[str, ...] | None = None
 
 
-def subsets(matched: Matched) -> list[Subset]:
-    """Every subset the truth catalog and predictions allow, headline splits first."""
+def subsets(matched: Matched, by: Sequence[str] = ()) -> list[Subset]:
+    """Every subset the truth catalog and predictions allow, headline splits first, then
+    those of the truth columns named in ``by``."""
     truth = matched.truth
     out: list[Subset] = []
     if "n_neighbours" in truth.colnames:
@@ -79,7 +85,26 @@ def subsets(matched: Matched) -> list[Subset]:
             Subset(s.split, s.label, s.mask, (p,))
             for s in quantile_subsets(width, split, described, n_bins=N_BINS)
         ]
+    for column in by:
+        out += column_subsets(truth, column)
     return out
+
+
+def column_subsets(truth: Table, column: str) -> list[Subset]:
+    """Quartiles of a numeric truth column, or one bin per value of a column of names
+    (e.g. ``psf_model``); a column the catalog lacks is refused, naming the ones it has."""
+    if column not in truth.colnames:
+        raise CatalogError(
+            f"--by: the truth catalog has no '{column}' column",
+            value=column,
+            allowed=f"one of {list(truth.colnames)}",
+        )
+    split = BY_PREFIX + column
+    values = np.asarray(truth[column])
+    if values.dtype.kind in "biuf":
+        return quantile_subsets(floats(truth[column]), split, column, n_bins=N_BINS)
+    names = values.astype(str)
+    return [Subset(split, f"{column} = {name}", names == name) for name in np.unique(names)]
 
 
 def bt_subsets(bt: np.ndarray) -> list[Subset]:

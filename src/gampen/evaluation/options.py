@@ -25,6 +25,8 @@ class EvaluateOptions:
     n_samples: int = 500
     seed: int = 0
     progress: bool = True
+    #: Truth columns whose bins get their own coverage (``--by``).
+    by: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse out-of-range counts and seeds with a message naming the option."""
@@ -33,6 +35,8 @@ class EvaluateOptions:
         check_int(WHERE, "n_passes", self.n_passes, 1, 100_000)
         check_int(WHERE, "n_samples", self.n_samples, 1, 1_000_000)
         check_int(WHERE, "seed", self.seed, 0, 2**63 - 1)
+        # one column name given alone (by="psf_model") is one column, not its letters
+        self.by = (self.by,) if isinstance(self.by, str) else tuple(str(c) for c in self.by)
 
     @property
     def needs_model(self) -> bool:

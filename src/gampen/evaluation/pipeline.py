@@ -72,7 +72,7 @@ def evaluate(
     metrics = _inputs(matched, predictions, truth, samples)
     metrics["inputs"].update(model=options.model, logit_eps=eps, training_overlap=overlap)
     figures: list[str] = []
-    parts = conditional.subsets(matched)
+    parts = conditional.subsets(matched, options.by)
     metrics.update(_calibration(matched, found, parts, out=out, figures=figures))
     metrics.update(_accuracy(matched, parts, out=out, figures=figures))
     metrics["rotation"] = _model_checks(matched, bundle, options, rng=rng, out=out, figures=figures)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from gampen.atomic import atomic_path
-from gampen.evaluation.conditional import TRUTH_SPLITS
+from gampen.evaluation.conditional import BY_PREFIX, TRUTH_SPLITS
 from gampen.infer.summary import LEVELS
 
 #: Figure captions in report order (files that were not written are skipped).
@@ -70,6 +70,7 @@ def render(metrics: dict[str, Any]) -> str:
         _header(m),
         coverage_section(m),
         truth_bins_section(m),
+        by_columns_section(m),
         _joint(m),
         _accuracy(m),
         _rotation(m),
@@ -138,25 +139,43 @@ def coverage_section(m: dict[str, Any]) -> str:
 def truth_bins_section(m: dict[str, Any]) -> str:
     """Coverage per bin of true B/T, magnitude and size: the table's intervals and, with
     samples, the samples' own central intervals (from the PIT)."""
-    bins = [(s, e) for s in TRUTH_SPLITS for e in m["conditional"].get(s, [])]
+    bins = [e for s in TRUTH_SPLITS for e in m["conditional"].get(s, [])]
+    intro = (
+        "Fifths of true B/T with fixed edges (the last includes 1), galaxies with B/T exactly "
+        "0 and exactly 1 again on their own, and fifths (equal counts) of true magnitude and "
+        "r_e."
+    )
+    return _bins_section("Coverage by true B/T, magnitude and size", intro, bins)
+
+
+def by_columns_section(m: dict[str, Any]) -> str:
+    """Coverage per bin of the truth columns named with ``--by``."""
+    splits = [s for s in m["conditional"] if s.startswith(BY_PREFIX)]
+    bins = [e for s in splits for e in m["conditional"][s]]
+    names = ", ".join(f"`{s.removeprefix(BY_PREFIX)}`" for s in splits)
+    intro = f"Quartiles (equal counts), or one bin per name, of {names} (`--by`)."
+    return _bins_section("Coverage by the columns asked for", intro, bins)
+
+
+def _bins_section(title: str, intro: str, bins: list[dict[str, Any]]) -> str:
+    """A coverage table, one row per bin and parameter: the table's intervals and, with
+    samples, the samples' central intervals (from the PIT); empty without bins."""
     if not bins:
         return ""
-    sampled = any("pit_intervals" in cell for _, e in bins for cell in e["params"].values())
+    sampled = any("pit_intervals" in cell for e in bins for cell in e["params"].values())
     levels = [f"{100 * v:.2f} %" for v in LEVELS.values()]
     columns = [f"table {v}" for v in levels] + ([f"samples {v}" for v in levels] if sampled else [])
     lines = [
-        "## Coverage by true B/T, magnitude and size",
+        f"## {title}",
         "",
-        "Fifths of true B/T with fixed edges (the last includes 1), galaxies with B/T exactly "
-        "0 and exactly 1 again on their own, and fifths (equal counts) of true magnitude and "
-        "r_e. `table`: the table's intervals"
+        f"{intro} `table`: the table's intervals"
         + ("; `samples`: the samples' central intervals, from the PIT" if sampled else "")
         + ". **Bold**: outside the 95 % binomial band.",
         "",
         "| bin | n | param | " + " | ".join(columns) + " |",
         "|---|---|---|" + "---|" * len(columns),
     ]
-    for _, entry in bins:
+    for entry in bins:
         for p, cell in entry["params"].items():
             values = [_percent(cell["intervals"][name]) for name in LEVELS]
             if sampled:
