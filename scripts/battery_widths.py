@@ -17,27 +17,13 @@ from pathlib import Path
 
 import numpy as np
 from astropy.table import Table
-
-PARAMS = ("bt", "r_e", "flux")
+from robustness import PARAMS, error, with_truth
 
 
 def load_row(folder: Path) -> Table:
     """A battery row's predictions with the truth of each galaxy beside them."""
     predictions = Table.read(folder / "predictions.parquet")
-    truth = Table.read(folder / "sims" / "info.csv", format="ascii.csv")
-    where = {int(o): i for i, o in enumerate(truth["object_id"])}
-    rows = np.array([where[int(o)] for o in predictions["object_id"]])
-    for p in PARAMS:
-        predictions[f"true_{p}"] = np.asarray(truth[p], float)[rows]
-    return predictions
-
-
-def error(table: Table, p: str) -> float:
-    """The battery's accuracy figure: bt's mean absolute error, the others' median
-    absolute fractional error."""
-    truth = np.asarray(table[f"true_{p}"], float)
-    miss = np.abs(np.asarray(table[f"{p}_median"], float) - truth)
-    return float(np.mean(miss)) if p == "bt" else float(np.median(miss / truth))
+    return with_truth(predictions, Table.read(folder / "sims" / "info.csv", format="ascii.csv"))
 
 
 def ratios(shifted: Table, unshifted: Table) -> dict[str, tuple[float, float]]:

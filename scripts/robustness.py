@@ -30,6 +30,8 @@ from gampen.calibration.workflow import binomial_sd
 from gampen.flags import is_fatal
 from gampen.infer.summary import LEVELS
 
+#: The parameters judged, in the table's order.
+PARAMS = ("bt", "r_e", "flux")
 #: shift name -> (description, simulation config overrides on the preset)
 SHIFTS: dict[str, tuple[str, dict[str, Any]]] = {
     "none": ("none", {}),
@@ -96,11 +98,27 @@ def run_shift(name: str, args: argparse.Namespace) -> Table:
     out = folder / "predictions.parquet"
     if not out.exists():
         gampen.predict(catalog, out=out, model=args.model, progress=False)
-    predictions = Table.read(out)
-    truth = Table.read(catalog, format="ascii.csv")
-    for column in ("bt", "r_e", "flux"):
-        predictions[f"true_{column}"] = truth[column]
+    return with_truth(Table.read(out), Table.read(catalog, format="ascii.csv"))
+
+
+def with_truth(predictions: Table, truth: Table) -> Table:
+    """``predictions`` with each galaxy's true values beside them (``true_bt`` ...),
+    matched by object_id."""
+    where = {int(o): i for i, o in enumerate(truth["object_id"])}
+    rows = np.array([where[int(o)] for o in predictions["object_id"]])
+    for p in PARAMS:
+        predictions[f"true_{p}"] = np.asarray(truth[p], dtype=float)[rows]
     return predictions
+
+
+def error(table: Table, p: str) -> float:
+    """The battery's error of parameter ``p`` over ``table``'s galaxies: bt's mean
+    absolute error, the others' median absolute fractional error."""
+    truth = np.asarray(table[f"true_{p}"], dtype=float)
+    median = np.asarray(table[f"{p}_median"], dtype=float)
+    if p == "bt":
+        return float(np.mean(np.abs(median - truth)))
+    return float(np.median(np.abs(median / truth - 1)))
 
 
 def summary(table: Table) -> dict[str, float]:
@@ -108,16 +126,12 @@ def summary(table: Table) -> dict[str, float]:
     flags = np.asarray(table["flags"])
     kept = table[flags == 0]
     row = {"flagged": float(np.mean(flags != 0)), "fatal": float(np.mean(is_fatal(flags)))}
-    for p in ("bt", "r_e", "flux"):
+    for p in PARAMS:
         truth = np.asarray(kept[f"true_{p}"], dtype=float)
         for level in LEVELS:
             lo, hi = np.asarray(kept[f"{p}_{level}_lo"]), np.asarray(kept[f"{p}_{level}_hi"])
             row[f"{p}_{level}"] = float(np.mean((lo <= truth) & (truth <= hi)))
-        median = np.asarray(kept[f"{p}_median"], dtype=float)
-        if p == "bt":
-            row["bt_error"] = float(np.mean(np.abs(median - truth)))
-        else:
-            row[f"{p}_error"] = float(np.median(np.abs(median / truth - 1)))
+        row[f"{p}_error"] = error(kept, p)
     return row
 
 

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         n_samples=args.n_samples,
         seed=args.seed,
         progress=args.progress,
-        by=tuple(args.by),
+        by=args.by,
     )
     metrics = evaluate(
         args.predictions, args.truth, out=args.out, samples=args.samples, options=options

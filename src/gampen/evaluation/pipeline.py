@@ -65,6 +65,7 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     matched = load_inputs(predictions, truth, samples=samples)
     log.info("evaluating %d galaxies (left out: %s)", len(matched), matched.dropped)
+    parts = conditional.subsets(matched, options.by)  # a missing --by column stops here
     bundle, overlap = _given_model(matched, truth, options)
     eps = LOGIT_EPS if bundle is None else label_eps(bundle)
     rng = np.random.default_rng(options.seed)
@@ -72,7 +73,6 @@ def evaluate(
     metrics = _inputs(matched, predictions, truth, samples)
     metrics["inputs"].update(model=options.model, logit_eps=eps, training_overlap=overlap)
     figures: list[str] = []
-    parts = conditional.subsets(matched, options.by)
     metrics.update(_calibration(matched, found, parts, out=out, figures=figures))
     metrics.update(_accuracy(matched, parts, out=out, figures=figures))
     metrics["rotation"] = _model_checks(matched, bundle, options, rng=rng, out=out, figures=figures)
