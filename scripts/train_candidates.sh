@@ -55,6 +55,7 @@ simulate_set hsc $((N_TRAIN / 2)) 43 train-clean-pure --config "$SCRIPTS/hsc-cle
 mix train-mix-pure train-clean-pure
 tune base-mix-pure base-bump train-mix-pure/info.csv 6 3e-4 41
 calibrate base-mix-pure candidate-7b
+
 simulate_set hsc-real $((N_TRAIN / 2)) 47 train-observable --config "$SCRIPTS/hsc-real-observable.yaml"
 mix train-mix-observable train-observable
 tune base-mix-observable base-bump train-mix-observable/info.csv 6 3e-4 41
