@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from astropy.io import fits
+from lightning.pytorch.callbacks import Callback
 from safetensors.torch import load_file
 
 import gampen
@@ -21,6 +22,7 @@ from gampen.data.packfile import write_pack
 from gampen.errors import CatalogError, ConfigError
 from gampen.infer.predict import PredictOptions, predict
 from gampen.model.bundle import load_bundle
+from gampen.training.checkpoint_io import SafeCheckpointIO
 from gampen.training.config import TrainConfig
 from gampen.training.fit import train
 from gampen.training.module import GampenModule, TrainingDivergedError
@@ -92,6 +94,32 @@ KILLER = textwrap.dedent(
     train(TrainConfig(**{config}), callbacks=[Kill()])
     """
 )
+
+
+class WorsenAfterFirstEpoch(Callback):
+    """Scrambles the weights before every validation but the first, so no later epoch
+    beats epoch 0 on val_nll."""
+
+    def on_validation_start(self, trainer, module):
+        if trainer.current_epoch > 0:
+            with torch.no_grad():
+                for p in module.parameters():
+                    p.add_(torch.randn_like(p))
+
+
+def test_last_checkpoint_is_the_latest_epoch_even_when_it_did_not_improve(tmp_path, labelled):
+    """--resume starts from last.ckpt: it must hold the last epoch, not the best one
+    (Lightning's save_last only writes it when the best improves)."""
+    config = _config(tmp_path, labelled, epochs=3, early_stopping_patience=0)
+    bundle = load_bundle(train(config, callbacks=[WorsenAfterFirstEpoch()]))
+    folder = tmp_path / "model.run" / "checkpoints"
+    io = SafeCheckpointIO()
+    assert io.load_checkpoint(folder / "last.ckpt")["epoch"] == 2
+    assert io.load_checkpoint(folder / "best.ckpt")["epoch"] == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
+    best = io.load_checkpoint(folder / "best.ckpt")["state_dict"]
+    weights = bundle.net.state_dict()
+    assert all(torch.equal(weights[k.removeprefix("net.")], v) for k, v in best.items())
 
 
 @pytest.mark.parametrize("loss, workers", [("nll", 0), ("mixture", 1)])

@@ -237,18 +237,18 @@ def _network_config(config: TrainConfig, data: TrainingData) -> NetworkConfig:
 
 def _trainer(config: TrainConfig, run_dir: Path, callbacks: Sequence[Callback]) -> pl.Trainer:
     """A Lightning Trainer with safe checkpoints, early stopping and the chosen loggers."""
-    checkpoints = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
-        filename="best",
-        monitor="val_nll",
-        mode="min",
-        save_top_k=1,
-        save_last=True,
+    best = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best", monitor="val_nll", mode="min"
+    )
+    # Not save_last=True: Lightning writes last.ckpt only when best.ckpt improves, so a run
+    # killed after epochs that did not improve would --resume from the best one, losing them.
+    latest = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="last", enable_version_counter=False
     )
     stopper = EarlyStopping(
         monitor="val_nll", mode="min", patience=max(1, config.early_stopping_patience)
     )
-    wanted = [checkpoints, *callbacks]
+    wanted = [best, latest, *callbacks]
     if config.early_stopping_patience > 0:
         wanted.append(stopper)
     return pl.Trainer(
@@ -321,9 +321,9 @@ def _prepare_run_dir(
 
 
 def _best_checkpoint(trainer: pl.Trainer) -> str:
-    """The best checkpoint by val_nll (the last one if none was scored)."""
-    callback = trainer.checkpoint_callback
-    return callback.best_model_path or callback.last_model_path
+    """The best checkpoint by val_nll (the latest one if none was scored)."""
+    best, latest = trainer.checkpoint_callbacks
+    return best.best_model_path or latest.best_model_path
 
 
 def _metrics(
