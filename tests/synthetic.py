@@ -62,10 +62,12 @@ def tiny_bundle(
     conditions: tuple[str, ...] = (),
     contract: dict | None = None,
     name: str = "bundle",
+    condition_std: float = 1.0,
 ) -> Path:
     """An untrained tiny bundle (random weights, scalers fitted to plausible labels) for
     cutouts of ``pixel_scale`` arcsec (0.2: :func:`write_labelled_set`'s; 0.168: HSC's),
-    taking ``conditions`` beside the image, with an input ``contract`` when given."""
+    taking ``conditions`` beside the image (standardised by ``condition_std``: a small one
+    makes the output swing with them), with an input ``contract`` when given."""
     import torch
 
     from gampen.data.labels import LabelTransform
@@ -76,6 +78,9 @@ def tiny_bundle(
 
     torch.manual_seed(seed)
     net = GampenNet(NetworkConfig(input_size=size, n_scalars=len(conditions), **TINY_NETWORK))
+    if conditions and condition_std != 1.0:
+        n = len(conditions)
+        net.set_scalar_statistics(torch.full((n,), 0.7), torch.full((n,), condition_std))
     rng = np.random.default_rng(seed)
     labels = LabelTransform.fit(
         ["bt", "r_e", "flux"],

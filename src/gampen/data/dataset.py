@@ -43,7 +43,7 @@ from gampen.data.cutouts import Cutout, read_cutout, read_psf
 from gampen.data.labels import LabelTransform
 from gampen.data.normalize import ArcsinhStretch
 from gampen.data.packfile import PackReader
-from gampen.data.psf_features import ABSENT, PsfImage, measure_psf
+from gampen.data.psf_features import ABSENT, PsfImage, measure_psf, widened_features
 from gampen.data.scalars import ScalarInputs, annulus_fluxes, crowding_index
 from gampen.errors import CatalogError, CutoutError
 from gampen.flags import Flag, is_fatal
@@ -79,6 +79,8 @@ class GalaxyDataset(Dataset):
         self.psf_pixel_scale: float | None = None
         #: Each row's PSF features once measured (None: measured at every read).
         self._psf_memo: dict[tuple[int, float | None], tuple[np.ndarray, str, str]] | None = None
+        #: PSF size factors at which items also carry ``node_scalars`` (None: they don't).
+        self.psf_factors: np.ndarray | None = None
         self._warned = 0
 
     def __len__(self) -> int:
@@ -112,9 +114,36 @@ class GalaxyDataset(Dataset):
             "crowding": crowding_index(fluxes, self.stretch.softening),
             "sources": sources,
         }
+        if self.psf_factors is not None:
+            nodes = self._node_scalars(index, cutout, fluxes, row) if not is_fatal(flags) else None
+            item["node_scalars"] = torch.from_numpy(
+                np.repeat(scalars[None], len(self.psf_factors), axis=0) if nodes is None else nodes
+            )
         if self._targets is not None:
             item["target"] = torch.from_numpy(self._targets[index])
         return item
+
+    def _node_scalars(
+        self, index: int, cutout: Cutout, fluxes: np.ndarray, row: np.ndarray
+    ) -> np.ndarray:
+        """The galaxy's scalar inputs with its PSF widened by each of :attr:`psf_factors`
+        (n_factors, n_scalars): the ``psf_fwhm`` condition times the factor, the PSF
+        image's features as if it were that much wider."""
+        factors = self.psf_factors
+        assert factors is not None
+        conditions = list(self.scalars.conditions)
+        psf = self.psf(index, cutout)[0] if self.scalars.psf_image else None
+        scale = None if psf is None else psf.pixel_scale or self.psf_pixel_scale
+        features = np.repeat(ABSENT[None], len(factors), axis=0)
+        if psf is not None and scale:  # usable: an unusable one is fatal, never here
+            features = widened_features(psf.pixels, scale, factors)
+        out = []
+        for factor, node_features in zip(factors, features, strict=True):
+            widened = np.array(row, dtype=np.float64)
+            if "psf_fwhm" in conditions:
+                widened[conditions.index("psf_fwhm")] *= factor
+            out.append(self.scalars.values(fluxes, self.stretch.softening, widened, node_features))
+        return np.stack(out)
 
     def _without_background(self, image: np.ndarray, flags: int) -> np.ndarray:
         """The image less the background estimate (as it is when there is none, or when

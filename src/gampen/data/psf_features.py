@@ -94,12 +94,23 @@ def psf_features(image: np.ndarray, pixel_scale: float) -> np.ndarray:
     """The :data:`PSF_FEATURES` numbers of a usable PSF ``image`` (see
     :func:`psf_problem`) sampled at ``pixel_scale`` arcsec/px: 1, the encircled
     energies at :data:`EE_RADII` and ``|e|``; float32."""
+    return widened_features(image, pixel_scale, [1.0])[0]
+
+
+def widened_features(
+    image: np.ndarray, pixel_scale: float, factors: Sequence[float] | np.ndarray
+) -> np.ndarray:
+    """:func:`psf_features` of the same PSF made each of ``factors`` times wider
+    (len(factors), :data:`PSF_FEATURES`): a PSF ``f`` times wider holds within ``R`` what
+    this one holds within ``R / f``, and its indicator and ``|e|`` are this one's."""
     psf = np.asarray(image, dtype=np.float64)
     psf = psf / psf.sum()
     centre = centroid(psf)
-    radii = np.asarray(EE_RADII, dtype=np.float64) / float(pixel_scale)
-    energies = encircled_energy(psf, centre, radii)
-    values = np.concatenate([[1.0], energies, [ellipticity(psf, centre)]])
+    scales = float(pixel_scale) * np.asarray(factors, dtype=np.float64)[:, None]
+    radii = np.asarray(EE_RADII, dtype=np.float64)[None, :] / scales
+    energies = encircled_energy(psf, centre, radii.ravel()).reshape(radii.shape)
+    ones = np.ones((len(radii), 1))
+    values = np.hstack([ones, energies, ones * ellipticity(psf, centre)])
     return values.astype(np.float32)
 
 

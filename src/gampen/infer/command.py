@@ -71,6 +71,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "unit (arcsec, mas, pix ...) is converted",
     )
     p.add_argument(
+        "--psf-fwhm-error",
+        type=float,
+        default=0.0,
+        metavar="SIGMA",
+        help="how wrong the PSF model's sizes may be: the rms of ln(true / reported FWHM), "
+        "e.g. 0.05 for 5 %%. Each posterior is then marginalised over PSFs that much wider "
+        "or narrower, and widens where the PSF matters (default 0: the PSF is exact)",
+    )
+    p.add_argument(
         "--overwrite", action="store_true", help="replace --out and --samples-out if they exist"
     )
     p.add_argument("--no-progress", dest="progress", action="store_false")

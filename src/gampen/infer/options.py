@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from gampen.checks import check_int
+from gampen.checks import check_float, check_int
+
+#: Largest --psf-fwhm-error accepted: beyond it the PSF model is no model.
+MAX_PSF_ERROR = 0.5
 
 WHERE = "prediction option"
 
@@ -33,6 +36,9 @@ class PredictOptions:
     #: Catalog column (or header keyword) holding each condition the model takes, where
     #: it is not the condition's own name, e.g. ``{"psf_fwhm": "SEEING"}``.
     conditions: dict[str, str] = field(default_factory=dict)
+    #: rms of ln(true / reported PSF FWHM): the posterior is marginalised over a PSF
+    #: that much wider or narrower (:mod:`gampen.infer.psf_error`); 0: the PSF is exact.
+    psf_fwhm_error: float = 0.0
 
     def __post_init__(self) -> None:
         check_int(WHERE, "n_passes", self.n_passes, 1, 100_000)
@@ -41,3 +47,4 @@ class PredictOptions:
         check_int(WHERE, "chunk_size", self.chunk_size, 1, 1_000_000)
         check_int(WHERE, "seed", self.seed, 0, 2**63 - 1)
         check_int(WHERE, "num_workers", self.num_workers, 0, 256)
+        check_float(WHERE, "psf_fwhm_error", self.psf_fwhm_error, low=0.0, high=MAX_PSF_ERROR)

@@ -136,6 +136,7 @@ def file_metadata(model_name: str, bundle: Bundle, options: PredictOptions) -> d
         "SEED": options.seed,
         "NPASSES": options.n_passes,
         "NSAMPLES": options.n_samples,
+        "PSFERR": options.psf_fwhm_error,
         "DATE": _now(),
         "PIXSCALE": bundle.pixel_scale,
         "ZEROPT": bundle.zero_point,

@@ -44,6 +44,7 @@ from gampen.infer.output import (
     refuse_unwritable_text,
 )
 from gampen.infer.parts import PartStore, add_counts
+from gampen.infer.psf_error import psf_factors
 from gampen.infer.sampling import galaxy_keys, posterior_samples
 from gampen.infer.summary import LEVELS, min_samples
 from gampen.infer.summary import summarise as summarise_samples
@@ -116,6 +117,7 @@ def _run(
     n_chunks = max(1, math.ceil(len(catalog) / options.chunk_size))
     store = PartStore(out, _settings(bundle, catalog, options))
     dataset = bundle_dataset(bundle, catalog, hdu=options.hdu)
+    dataset.psf_factors = psf_factors(dataset.scalars, options.psf_fwhm_error, options.n_passes)
     module = PosteriorModule(bundle, store, options, catalog)
     trainer = pl.Trainer(
         accelerator=options.accelerator,
@@ -223,7 +225,11 @@ class ChunkDataset(Dataset):
             return {"chunk": NO_CHUNK}
         rows = range(chunk * self.chunk_size, min(len(self.dataset), (chunk + 1) * self.chunk_size))
         items = [self.dataset[i] for i in rows]
+        nodes = {}
+        if items and "node_scalars" in items[0]:
+            nodes["node_scalars"] = torch.stack([item["node_scalars"] for item in items])
         return {
+            **nodes,
             "chunk": chunk,
             "rows": np.asarray(rows, dtype=np.int64),
             "images": torch.stack([item["image"] for item in items]),
@@ -349,7 +355,7 @@ class PosteriorModule(pl.LightningModule):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Standardised samples (m, S, k), zooms (m,) and OOD scores (m,); NaN for
         unusable galaxies (and scores NaN without an OOD model)."""
-        images, scalars = batch["images"], batch["scalars"]
+        images, scalars, nodes = batch["images"], batch["scalars"], batch.get("node_scalars")
         crowding = _numpy(batch["crowding"])
         o = self.options
         k = len(self.bundle.param_names)
@@ -370,6 +376,7 @@ class PosteriorModule(pl.LightningModule):
                 n_samples=o.n_samples,
                 spread=self.spread,
                 scalars=scalars[idx].to(self.device),
+                node_scalars=None if nodes is None else nodes[idx].to(self.device),
                 crowding=crowding[idx],
                 embeddings=embedded,
             )
@@ -456,10 +463,20 @@ def _numpy(value: Any) -> np.ndarray:
 
 def _settings(bundle: Bundle, catalog: Catalog, options: PredictOptions) -> dict[str, Any]:
     """What determines the output; a resumed run must match it."""
-    kept = ("n_passes", "n_samples", "chunk_size", "seed", "image_dir", "hdu", "samples_out")
+    kept = (
+        "n_passes",
+        "n_samples",
+        "chunk_size",
+        "seed",
+        "image_dir",
+        "hdu",
+        "samples_out",
+    )
     wanted = {k: v for k, v in asdict(options).items() if k in kept}
     if options.conditions:
         wanted["conditions"] = dict(options.conditions)
+    if options.psf_fwhm_error:
+        wanted["psf_fwhm_error"] = options.psf_fwhm_error
     return {
         **wanted,
         "model_sha256": bundle.sha256,

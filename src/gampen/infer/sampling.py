@@ -53,12 +53,17 @@ def posterior_samples(
     n_samples: int,
     spread: Maps | None = None,
     scalars: torch.Tensor | None = None,
+    node_scalars: torch.Tensor | None = None,
     crowding: np.ndarray | None = None,
     embeddings: list[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Samples (B, n_samples, k) in standardised space and the STN zoom (B,).
 
     ``scalars`` (B, n_scalars) are the per-galaxy numbers of networks that take them.
+    ``node_scalars`` (B, n_nodes, n_scalars), when given, are the same numbers at each of
+    ``n_nodes`` PSF sizes (:mod:`gampen.infer.psf_error`): pass j then takes node j mod
+    n_nodes, and ``spread`` reshapes the draws about their node's centre, keeping the
+    shifts between nodes.
     When ``embeddings`` is a list, the galaxies' deterministic head input (B, d), dropout
     off, is appended to it (the features :mod:`gampen.model.ood` scores), at the cost of
     one pass of the suffix.
@@ -77,14 +82,21 @@ def posterior_samples(
     layers = dropout_layers(net)
     if embeddings is not None:
         embeddings.append(deterministic(net, layers, lambda: net.head_input(features)))
+    node, encoded = None, None
+    if node_scalars is not None:
+        node = torch.arange(n_passes) % node_scalars.shape[1]
+        encoded = net.encode_scalars(node_scalars.flatten(0, 1).to(images.dtype))
+        encoded = encoded.unflatten(0, node_scalars.shape[:2])
     samples = []
     for i, key in enumerate(keys):
         rng = np.random.default_rng(int(key))
-        one = Features(*(t[i : i + 1] for t in features))
+        one = Features(*(t[i : i + 1] for t in features)).repeat_interleave(n_passes)
+        if encoded is not None:
+            one = one._replace(scalars=encoded[i][node])
         with seeded_dropout(layers, rng):
-            passes = net.from_features(one.repeat_interleave(n_passes))
+            passes = net.from_features(one)
         samples.append(
-            _draw(passes.mean, passes.scale_tril, n_samples, rng, spread, _at(crowding, i))
+            _draw(passes.mean, passes.scale_tril, n_samples, rng, spread, _at(crowding, i), node)
         )
     return torch.stack(samples), features.zoom
 
@@ -158,9 +170,12 @@ def _draw(
     rng: np.random.Generator,
     spread: Maps | None = None,
     crowding: float | None = None,
+    node: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``n_samples`` draws from one galaxy's passes, sample j from pass j mod P, through the
-    map of ``spread`` that the galaxy's ``crowding`` index and raw draws pick."""
+    map of ``spread`` that the galaxy's ``crowding`` index and raw draws pick.  With each
+    pass's PSF ``node`` (P,), the map reshapes the draws less their node's mean pass
+    (plus the mean of all), and the shifts between nodes are added back unchanged."""
     n_passes, k = mean.shape
     which = torch.arange(n_samples) % n_passes
     eps = torch.from_numpy(rng.standard_normal((n_samples, k, 1), dtype=np.float32))
@@ -169,7 +184,17 @@ def _draw(
     if spread is None:
         return draws
     values = draws.cpu().numpy().astype(np.float64)
-    chosen = spread.pick(crowding, values)
+    shift = 0.0 if node is None else _node_shifts(mean, node)[which.numpy()]
+    chosen = spread.pick(crowding, values - shift)
     if chosen is None:
         return draws
-    return torch.from_numpy(chosen.apply(values)).to(device=mean.device, dtype=mean.dtype)
+    calibrated = chosen.apply(values - shift) + shift
+    return torch.from_numpy(calibrated).to(device=mean.device, dtype=mean.dtype)
+
+
+def _node_shifts(mean: torch.Tensor, node: torch.Tensor) -> np.ndarray:
+    """Per pass (P, k): its node's mean of the pass means less the mean over nodes."""
+    means = mean.cpu().numpy().astype(np.float64)
+    nodes = node.numpy()
+    centres = np.stack([means[nodes == j].mean(axis=0) for j in range(int(nodes.max()) + 1)])
+    return (centres - centres.mean(axis=0))[nodes]

@@ -155,7 +155,11 @@ class GampenNet(nn.Module):
                 value=None if scalars is None else tuple(scalars.shape),
                 allowed=f"(batch, {n})",
             )
-        return self.scalar_encoder(scalars.to(x.dtype))
+        return self.encode_scalars(scalars.to(x.dtype))
+
+    def encode_scalars(self, scalars: torch.Tensor) -> torch.Tensor:
+        """The scalar encoder alone: (N, n_scalars) raw numbers to (N, SCALAR_HIDDEN)."""
+        return self.scalar_encoder(scalars)
 
     def _check_input(self, x: torch.Tensor) -> None:
         """Refuse images whose shape differs from the configured bands and input size."""
