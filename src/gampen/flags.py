@@ -33,7 +33,7 @@ class Flag(enum.IntFlag):
 #: What each bit means (quoted in the output files' metadata and the docs).
 MEANINGS: dict[Flag, str] = {
     Flag.UNREADABLE: "file missing, truncated, not FITS, or without a float image",
-    Flag.NONFINITE: "NaN/inf pixels set to 0 (count in n_bad_pixels)",
+    Flag.NONFINITE: "pixels without data (NaN/inf, or zero blocks) filled (n_bad_pixels)",
     Flag.CROPPED: "cutout larger than the model input, centre-cropped",
     Flag.EMPTY: "every pixel zero or the image constant",
     Flag.STN_ZOOM_LIMIT: "spatial transformer zoom at its allowed limit",
@@ -41,7 +41,7 @@ MEANINGS: dict[Flag, str] = {
     Flag.BAD_CONDITION: "a condition (psf_fwhm) missing, not positive or absurd",
     Flag.WRONG_PIXEL_SCALE: "header pixel scale differs from the model's",
     Flag.BAD_UNITS: "pixel units (BUNIT/zero point) not convertible",
-    Flag.MASKED_CORE: "over 5 % of the central pixels NaN/inf",
+    Flag.MASKED_CORE: "over 5 % of the central pixels without data",
     Flag.BAD_FLUX: "aperture flux not positive, or absurdly bright",
     Flag.CONDITION_RANGE: "a condition (psf_fwhm) outside the training range",
     Flag.PARAM_RANGE: "mag or r_e (68 % interval) outside the training range",

@@ -25,6 +25,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 
 from gampen.data.contract import Cards, HeaderFacts, psf_pixel_scale, read_header_facts
+from gampen.data.missing import blank_pixels
 from gampen.data.psf_features import PsfImage
 from gampen.errors import CutoutError
 from gampen.flags import Flag
@@ -55,6 +56,8 @@ class Cutout:
     facts: HeaderFacts = NO_FACTS
     #: The PSF image of the (first) file's ``PSF`` HDU, when asked for and present.
     psf: PsfImage | None = None
+    #: Pixels without data (NaN/inf, or blocks of exact zeros; now 0), or None if none.
+    missing: np.ndarray | None = None
 
 
 def read_cutout(
@@ -284,16 +287,21 @@ def _finish(path: PathLike, cube: np.ndarray, size: int) -> Cutout:
         cube = np.ascontiguousarray(center_crop(cube, size))
         flags |= Flag.CROPPED
     bad = ~np.isfinite(cube)
-    n_bad = int(np.count_nonzero(bad))
-    if n_bad:
+    if bad.any():
         cube[bad] = 0.0
-        flags |= Flag.NONFINITE
-        if core_damage(bad) > MAX_CORE_DAMAGE:
-            flags |= Flag.MASKED_CORE
     flat = cube.reshape(cube.shape[0], -1)
-    if np.any(flat.max(axis=1) == flat.min(axis=1)):
+    empty = bool(np.any(flat.max(axis=1) == flat.min(axis=1)))
+    missing = bad if empty else bad | blank_pixels(cube)  # a blank image is EMPTY alone
+    n_bad = int(np.count_nonzero(missing))
+    if empty:
         flags |= Flag.EMPTY
-    return Cutout(image=cube, flags=int(flags), n_bad_pixels=n_bad)
+    if n_bad:
+        flags |= Flag.NONFINITE
+        if core_damage(missing) > MAX_CORE_DAMAGE:
+            flags |= Flag.MASKED_CORE
+    return Cutout(
+        image=cube, flags=int(flags), n_bad_pixels=n_bad, missing=missing if n_bad else None
+    )
 
 
 def core_damage(bad: np.ndarray) -> float:

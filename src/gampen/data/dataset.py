@@ -41,6 +41,7 @@ from gampen.data.catalog import Catalog
 from gampen.data.contract import InputContract
 from gampen.data.cutouts import Cutout, read_cutout, read_psf
 from gampen.data.labels import LabelTransform
+from gampen.data.missing import filled
 from gampen.data.normalize import ArcsinhStretch
 from gampen.data.packfile import PackReader
 from gampen.data.psf_features import ABSENT, PsfImage, measure_psf, widened_features
@@ -97,7 +98,7 @@ class GalaxyDataset(Dataset):
             if psf_problem:
                 flags |= Flag.BAD_CONDITION
                 self.report(f"{self.describe(index)}: {psf_problem}")
-            image = self._without_background(cutout.image, flags)
+            image = self._without_background(cutout.image, flags, cutout.missing)
             fluxes, sources = annulus_fluxes(image), {}
         if psf_source:
             sources["psf_image"] = psf_source
@@ -145,12 +146,15 @@ class GalaxyDataset(Dataset):
             out.append(self.scalars.values(fluxes, self.stretch.softening, widened, node_features))
         return np.stack(out)
 
-    def _without_background(self, image: np.ndarray, flags: int) -> np.ndarray:
-        """The image less the background estimate (as it is when there is none, or when
-        the galaxy is already fatally flagged)."""
-        if self.background is None or is_fatal(flags):
+    def _without_background(
+        self, image: np.ndarray, flags: int, missing: np.ndarray | None
+    ) -> np.ndarray:
+        """The image with its ``missing`` pixels filled (:mod:`gampen.data.missing`), less
+        the background estimate (none: as it is); as it is for a fatally flagged one."""
+        if is_fatal(flags):
             return image
-        return self.background(image)
+        image = filled(image, missing)
+        return image if self.background is None else self.background(image)
 
     def _psf_features(self, index: int, cutout: Cutout) -> tuple[np.ndarray, str, str]:
         """The galaxy's PSF features, why its PSF image is unusable ('' when it is not),
@@ -197,7 +201,7 @@ class GalaxyDataset(Dataset):
                 image = image * np.float32(check.factor)
             flags |= check.flags
             reasons.append(check.reason)
-        image = self._without_background(image, flags)
+        image = self._without_background(image, flags, cutout.missing)
         fluxes = annulus_fluxes(image)
         if not is_fatal(flags):
             flux_flags, reason = contract.check_flux(float(fluxes[:, 0].sum()))

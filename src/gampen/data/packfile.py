@@ -35,6 +35,7 @@ from gampen import __version__
 from gampen.atomic import atomic_path
 from gampen.data.catalog import IN_MEMORY, Catalog
 from gampen.data.cutouts import Cutout, header_photometry, read_cutout, read_psf
+from gampen.data.missing import blank_pixels
 from gampen.data.psf_features import PsfImage, psf_problem
 from gampen.errors import CatalogError, CutoutError
 from gampen.flags import is_fatal, summarise
@@ -163,10 +164,16 @@ class PackReader:
         return PsfImage(pixels, scale if np.isfinite(scale) else None, name, problem)
 
     def cutout(self, index: int) -> Cutout:
-        """The stored cutout of row ``index``."""
+        """The stored cutout of row ``index``; its pixels without data were stored as 0,
+        so they are the blocks of exact zeros again (single stray pixels are left)."""
         image = self._file()["images"][index]
+        n_bad = int(self.n_bad_pixels[index])
+        missing = blank_pixels(image) if n_bad else None
         return Cutout(
-            image=image, flags=int(self.flags[index]), n_bad_pixels=int(self.n_bad_pixels[index])
+            image=image,
+            flags=int(self.flags[index]),
+            n_bad_pixels=n_bad,
+            missing=missing if missing is not None and missing.any() else None,
         )
 
     def table(self) -> Table:

@@ -43,7 +43,7 @@ FIXED_DESCRIPTIONS: dict[str, str] = {
     "stn_zoom": "spatial transformer zoom (crop side / cutout side)",
     "ood_score": "distance from the training set's features / threshold",
     "flags": "quality bitmask (bits in the FLAGn metadata)",
-    "n_bad_pixels": "NaN/inf pixels replaced by 0",
+    "n_bad_pixels": "pixels without data (NaN/inf, or blocks of exact zeros), filled",
 }
 #: Columns written after the bt summaries when the model has a 'bt' parameter.
 CLASS_DESCRIPTIONS: dict[str, str] = {

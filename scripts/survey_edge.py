@@ -1,0 +1,63 @@
+"""Cutouts at a survey's edge: a copy of a simulated set with a strip of each cutout holding
+no data (the figures of docs/inputs.md, "Pixels without data").
+
+    .venv/bin/python scripts/survey_edge.py SET OUT [--fill zero|nan] [--pedestal 0.5]
+        [--width 10 30] [--seed 6]
+    gampen predict OUT/info.csv --out OUT.parquet
+    gampen evaluate OUT.parquet --truth SET/info.csv --out OUT-report
+
+Per cutout of ``SET`` (a ``gampen simulate`` folder): optionally a residual sky pedestal,
+uniform in +-``pedestal`` times the cutout's ``sky_sigma``, is added, then a strip of
+``width`` pixels (uniform in the range) along a random side is set to ``fill``: zeros,
+as some pipelines leave pixels without data, or NaN.  The truth catalog is copied as it
+is; the galaxies are the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from gampen.data.catalog import read_catalog, write_table
+
+
+def damaged(image: np.ndarray, width: int, side: int, fill: float, pedestal: float) -> np.ndarray:
+    """``image`` plus ``pedestal``, its first ``width`` columns after ``side`` quarter
+    turns set to ``fill`` (the image is turned back)."""
+    turned = np.rot90(image.astype(np.float32) + np.float32(pedestal), side).copy()
+    turned[:, :width] = fill
+    return np.rot90(turned, -side).copy()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("set", type=Path, help="a gampen simulate folder")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--fill", choices=["zero", "nan"], default="zero")
+    parser.add_argument("--pedestal", type=float, default=0.0, help="in sky sigmas (+-)")
+    parser.add_argument("--width", type=int, nargs=2, default=[10, 30], metavar=("MIN", "MAX"))
+    parser.add_argument("--seed", type=int, default=6)
+    args = parser.parse_args()
+    catalog = read_catalog(args.set / "info.csv")
+    rng = np.random.default_rng(args.seed)
+    if args.out.exists():
+        shutil.rmtree(args.out)
+    fill = 0.0 if args.fill == "zero" else np.nan
+    for name, sigma in zip(catalog["file_name"], catalog["sky_sigma"], strict=True):
+        with fits.open(args.set / name) as hdus:
+            pedestal = rng.uniform(-args.pedestal, args.pedestal) * sigma
+            width = int(rng.integers(args.width[0], args.width[1]))
+            side = int(rng.integers(4))
+            hdus[0].data = damaged(hdus[0].data, width, side, fill, pedestal)
+            (args.out / name).parent.mkdir(parents=True, exist_ok=True)
+            hdus.writeto(args.out / name)
+    write_table(catalog, args.out / "info.csv")
+    print(f"wrote {len(catalog)} cutouts at a survey's edge to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
