@@ -16,13 +16,12 @@ is; the galaxies are the same.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import numpy as np
+from altered_set import alter_set
 from astropy.io import fits
-
-from gampen.data.catalog import read_catalog, write_table
+from astropy.table import Row
 
 
 def damaged(image: np.ndarray, width: int, side: int, fill: float, pedestal: float) -> np.ndarray:
@@ -42,21 +41,16 @@ def main() -> None:
     parser.add_argument("--width", type=int, nargs=2, default=[10, 30], metavar=("MIN", "MAX"))
     parser.add_argument("--seed", type=int, default=6)
     args = parser.parse_args()
-    catalog = read_catalog(args.set / "info.csv")
     rng = np.random.default_rng(args.seed)
-    if args.out.exists():
-        shutil.rmtree(args.out)
     fill = 0.0 if args.fill == "zero" else np.nan
-    for name, sigma in zip(catalog["file_name"], catalog["sky_sigma"], strict=True):
-        with fits.open(args.set / name) as hdus:
-            pedestal = rng.uniform(-args.pedestal, args.pedestal) * sigma
-            width = int(rng.integers(args.width[0], args.width[1]))
-            side = int(rng.integers(4))
-            hdus[0].data = damaged(hdus[0].data, width, side, fill, pedestal)
-            (args.out / name).parent.mkdir(parents=True, exist_ok=True)
-            hdus.writeto(args.out / name)
-    write_table(catalog, args.out / "info.csv")
-    print(f"wrote {len(catalog)} cutouts at a survey's edge to {args.out}")
+
+    def alter(hdus: fits.HDUList, row: Row) -> None:
+        pedestal = rng.uniform(-args.pedestal, args.pedestal) * row["sky_sigma"]
+        width = int(rng.integers(args.width[0], args.width[1]))
+        side = int(rng.integers(4))
+        hdus[0].data = damaged(hdus[0].data, width, side, fill, pedestal)
+
+    alter_set(args.set, args.out, alter, "at a survey's edge")
 
 
 if __name__ == "__main__":

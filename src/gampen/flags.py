@@ -45,7 +45,7 @@ MEANINGS: dict[Flag, str] = {
     Flag.BAD_FLUX: "aperture flux not positive, or absurdly bright",
     Flag.CONDITION_RANGE: "a condition (psf_fwhm) outside the training range",
     Flag.PARAM_RANGE: "mag or r_e (68 % interval) outside the training range",
-    Flag.OUT_OF_DISTRIBUTION: "image unlike the training set's (ood_score > 1)",
+    Flag.OUT_OF_DISTRIBUTION: "image unlike the training set's: ood_score > 1, or a star beside it",
 }
 
 

@@ -30,6 +30,7 @@ import numpy as np
 from astropy import units as u
 from astropy.io import fits
 
+from gampen.data.neighbours import MAX_PEAK_RATIO, SEPARATION, peak_ratio
 from gampen.errors import BundleError, CatalogError
 from gampen.flags import Flag
 
@@ -185,6 +186,18 @@ class InputContract:
             return int(Flag.BAD_FLUX), (
                 f"aperture magnitude {mag:.1f} is absurdly bright for zero point "
                 f"{self.zero_point:g} (brighter than {limit:g}): wrong pixel units?"
+            )
+        return 0, ""
+
+    def check_neighbours(self, image: np.ndarray) -> tuple[int, str]:
+        """``OUT_OF_DISTRIBUTION`` when a background-free ``image``'s brightest neighbour
+        peaks more than :data:`~gampen.data.neighbours.MAX_PEAK_RATIO` times above the
+        galaxy (:func:`~gampen.data.neighbours.peak_ratio`); with the reason."""
+        ratio = peak_ratio(image, self.pixel_scale)
+        if ratio > MAX_PEAK_RATIO:
+            return int(Flag.OUT_OF_DISTRIBUTION), (
+                f"a source beyond {SEPARATION:g} arcsec peaks {ratio:.3g} times above the "
+                f"galaxy (training neighbours stay below {MAX_PEAK_RATIO:g}): a bright star?"
             )
         return 0, ""
 

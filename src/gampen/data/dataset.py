@@ -205,8 +205,9 @@ class GalaxyDataset(Dataset):
         fluxes = annulus_fluxes(image)
         if not is_fatal(flags):
             flux_flags, reason = contract.check_flux(float(fluxes[:, 0].sum()))
-            flags |= flux_flags
-            reasons.append(reason)
+            neighbour_flags, neighbour = contract.check_neighbours(image)
+            flags |= flux_flags | neighbour_flags
+            reasons += [reason, neighbour]
         condition_flags, reason = contract.check_conditions(self.scalars.conditions, row)
         flags |= condition_flags | (Flag.BAD_CONDITION if psf_problem else 0)
         reasons += [reason, psf_problem]
