@@ -11,7 +11,7 @@ from astropy.table import Table
 from gampen.data.catalog import load_catalog
 from gampen.data.contract import InputContract
 from gampen.data.dataset import CutoutDataset
-from gampen.data.neighbours import MAX_PEAK_RATIO, peak_ratio
+from gampen.data.neighbours import MAX_PEAK_RATIO, peak_ratio, ratio_above
 from gampen.flags import Flag
 
 SIZE, SCALE = 65, 0.2  # odd: the centre is a pixel, as are the sources below
@@ -62,3 +62,13 @@ def test_predict_flags_a_galaxy_beside_a_bright_star(tmp_path):
         contract=InputContract(SCALE, 27.0, SIZE),
     )
     assert [data[i]["flags"] for i in range(2)] == [0, Flag.OUT_OF_DISTRIBUTION]
+
+
+def test_ratio_above_a_limit_is_the_peak_ratio_or_none():
+    bright = (_gaussian(1.0, 0.0) + _gaussian(40.0, 4.4))[None]
+    faint = (_gaussian(1.0, 0.0) + _gaussian(3.0, 4.4))[None]
+    assert ratio_above(bright, SCALE, 25.0) == pytest.approx(40.0, rel=1e-3)
+    assert ratio_above(faint, SCALE, 25.0) is None
+    # wings beyond 2.5 arcsec of a source inside it: bright pixels there, but no peak
+    inside = (_gaussian(1.0, 0.0) + _gaussian(5000.0, 2.2, sigma_pix=1.5))[None]
+    assert ratio_above(inside, SCALE, 25.0) is None

@@ -30,7 +30,7 @@ import numpy as np
 from astropy import units as u
 from astropy.io import fits
 
-from gampen.data.neighbours import MAX_PEAK_RATIO, SEPARATION, peak_ratio
+from gampen.data.neighbours import MAX_PEAK_RATIO, SEPARATION, ratio_above
 from gampen.errors import BundleError, CatalogError
 from gampen.flags import Flag
 
@@ -193,8 +193,8 @@ class InputContract:
         """``OUT_OF_DISTRIBUTION`` when a background-free ``image``'s brightest neighbour
         peaks more than :data:`~gampen.data.neighbours.MAX_PEAK_RATIO` times above the
         galaxy (:func:`~gampen.data.neighbours.peak_ratio`); with the reason."""
-        ratio = peak_ratio(image, self.pixel_scale)
-        if ratio > MAX_PEAK_RATIO:
+        ratio = ratio_above(image, self.pixel_scale, MAX_PEAK_RATIO)
+        if ratio is not None:
             return int(Flag.OUT_OF_DISTRIBUTION), (
                 f"a source beyond {SEPARATION:g} arcsec peaks {ratio:.3g} times above the "
                 f"galaxy (training neighbours stay below {MAX_PEAK_RATIO:g}): a bright star?"

@@ -37,8 +37,11 @@ BLOCK = 3
 def blank_pixels(cube: np.ndarray) -> np.ndarray:
     """Where ``cube`` (bands, n, n) holds exact zeros that belong to a block of at least
     :data:`BLOCK` x :data:`BLOCK` of them (bool, same shape)."""
+    zero = cube == 0
+    if not zero.any():  # nearly every cutout: skip the morphology
+        return zero
     square = np.ones((1, BLOCK, BLOCK), dtype=bool)
-    return ndimage.binary_opening(cube == 0, structure=square)
+    return ndimage.binary_opening(zero, structure=square)
 
 
 def filled(image: np.ndarray, missing: np.ndarray | None) -> np.ndarray:
