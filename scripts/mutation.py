@@ -8,18 +8,21 @@
 Modules and the fast test files that test them (mutmut runs, for each mutant, only the
 tests among these that call the mutated function):
 
-* ``infer/sampling.py``   tests/infer/test_sampling.py
+* ``infer/sampling.py``   tests/infer/test_sampling.py, tests/infer/test_psf_error.py
+* ``infer/psf_error.py``  tests/infer/test_psf_error.py
 * ``infer/summary.py``    tests/infer/test_summary_known_answer.py, tests/infer/test_sampling.py
 * ``data/labels.py``      tests/data/test_transforms.py, tests/infer/test_summary_known_answer.py
 * ``model/loss.py``       tests/model/test_gaussian_nll.py, tests/model/test_censored_nll.py
 * ``calibration/maps.py``  tests/calibration/test_maps.py, tests/infer/test_sampling.py
 * ``calibration/fit.py``   tests/calibration/test_fit.py
 * ``data/scalars.py``     tests/data/test_scalars.py
-* ``data/contract.py``    tests/data/test_contract.py
+* ``data/contract.py``    tests/data/test_contract.py, tests/data/test_neighbours.py
 * ``data/provenance.py``  tests/data/test_provenance.py
-* ``data/psf_features.py``  tests/data/test_psf_features.py
+* ``data/psf_features.py``  tests/data/test_psf_features.py, tests/infer/test_psf_error.py
 * ``data/centring.py``    tests/data/test_centring.py
 * ``data/background.py``  tests/data/test_background.py
+* ``data/missing.py``     tests/data/test_missing.py
+* ``data/neighbours.py``  tests/data/test_neighbours.py
 
 The repository is never edited: ``src``, ``tests`` and ``pyproject.toml`` are copied to a
 scratch folder (``build/mutation`` by default, ``--work`` to change it) with its own
@@ -49,7 +52,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULES: dict[str, list[str]] = {
-    "infer/sampling.py": ["tests/infer/test_sampling.py"],
+    "infer/sampling.py": ["tests/infer/test_sampling.py", "tests/infer/test_psf_error.py"],
+    "infer/psf_error.py": ["tests/infer/test_psf_error.py"],
     "infer/summary.py": [
         "tests/infer/test_summary_known_answer.py",
         "tests/infer/test_sampling.py",
@@ -63,11 +67,13 @@ MODULES: dict[str, list[str]] = {
     "calibration/maps.py": ["tests/calibration/test_maps.py", "tests/infer/test_sampling.py"],
     "calibration/fit.py": ["tests/calibration/test_fit.py"],
     "data/scalars.py": ["tests/data/test_scalars.py"],
-    "data/contract.py": ["tests/data/test_contract.py"],
+    "data/contract.py": ["tests/data/test_contract.py", "tests/data/test_neighbours.py"],
     "data/provenance.py": ["tests/data/test_provenance.py"],
-    "data/psf_features.py": ["tests/data/test_psf_features.py"],
+    "data/psf_features.py": ["tests/data/test_psf_features.py", "tests/infer/test_psf_error.py"],
     "data/centring.py": ["tests/data/test_centring.py"],
     "data/background.py": ["tests/data/test_background.py"],
+    "data/missing.py": ["tests/data/test_missing.py"],
+    "data/neighbours.py": ["tests/data/test_neighbours.py"],
 }
 #: mutmut exit codes (mutmut.stats.status_by_exit_code) that mean "the tests noticed".
 DETECTED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout"}

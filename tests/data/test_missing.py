@@ -58,6 +58,22 @@ def test_a_missing_strip_comes_back_from_the_other_side():
     assert filled(damaged, None) is damaged
 
 
+def test_each_band_is_filled_from_its_own_pixels_and_a_blank_band_is_left():
+    """Band 0 has no data at all (left as it is), band 1 a strip whose half-turn image
+    is whole but whose mirror images are missing too: the half turn, not a mirror, fills."""
+    truth = _symmetric_galaxy()[0]
+    image = np.stack([np.zeros_like(truth), truth])
+    lost = np.zeros(image.shape, dtype=bool)
+    lost[0] = True
+    lost[1, 5:15, :8] = lost[1, 5:15, -8:] = True  # a strip and its left-right mirror
+    lost[1, 2:6, 10:14] = lost[1, -6:-2, 10:14] = True  # a patch and its up-down mirror
+    damaged = np.where(lost, 0.0, image)
+    out = filled(damaged, lost)
+    assert np.all(out[0] == 0.0)
+    np.testing.assert_allclose(out[1], truth, rtol=0, atol=1e-6)  # float32 symmetry
+    assert np.all(damaged[1][lost[1]] == 0.0)  # the input is left alone
+
+
 def test_where_both_sides_are_missing_the_fill_is_the_median_of_the_rest():
     image = np.full((1, SIZE, SIZE), 0.3)
     image[0, 0, 0] = 5.0  # one bright pixel does not move a median

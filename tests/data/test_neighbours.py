@@ -34,6 +34,9 @@ def test_light_within_the_training_separation_is_not_a_neighbour():
     image = (_gaussian(1.0, 0.0) + _gaussian(50.0, 1.6))[None]  # 1.6 arcsec: the galaxy's
     assert peak_ratio(image, SCALE) == 0.0
     assert peak_ratio((_gaussian(-1.0, 0.0) + _gaussian(2.0, 5.0))[None], SCALE) == np.inf
+    assert peak_ratio((_gaussian(-1.0, 0.0) + _gaussian(0.5, 5.0))[None], SCALE) == np.inf
+    assert peak_ratio((_gaussian(-1.0, 0.0) - _gaussian(0.5, 5.0))[None], SCALE) == 0.0
+    assert peak_ratio(np.zeros((1, SIZE, SIZE)), SCALE) == 0.0
 
 
 def test_a_bright_star_is_flagged_and_a_neighbour_like_the_training_ones_is_not():

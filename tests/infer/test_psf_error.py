@@ -7,6 +7,9 @@ mixture of separate predictions made with the catalog's FWHM scaled by hand (end
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import galsim
 import numpy as np
 import pytest
@@ -14,10 +17,10 @@ import torch
 from astropy.table import Table
 
 from gampen.calibration.maps import SpreadMap
-from gampen.data.psf_features import psf_features, widened_features
-from gampen.errors import ConfigError
+from gampen.data.psf_features import psf_features, size_factors, widened_features
+from gampen.errors import CatalogError, ConfigError
 from gampen.infer.predict import PredictOptions, predict
-from gampen.infer.psf_error import NODES, size_factors
+from gampen.infer.psf_error import NODES
 from gampen.infer.sampling import _draw
 
 from ..synthetic import tiny_bundle, write_labelled_set
@@ -108,6 +111,53 @@ def test_predict_gives_the_mixture_over_psf_sizes(swinging):
     # the must-fail case: the posterior with the PSF taken as exact is narrower
     assert np.median(np.asarray(exact["r_e_std"]) / mixture_sd) < 0.92
     assert marginal.meta["PSFERR"] == sigma and exact.meta["PSFERR"] == 0.0
+
+
+def test_a_column_gives_each_galaxy_its_own_psf_error(swinging):
+    """Galaxies with 0 in the column get exactly the exact-PSF posterior, those with 0.3
+    exactly the posterior of --psf-fwhm-error 0.3: each galaxy's draws depend on its own
+    key and PSF sizes only."""
+    catalog, raw = swinging
+    bundle = catalog.parent / "calibrated"  # the spread map must not see one PSF size as ten
+    if not bundle.exists():
+        shutil.copytree(raw, bundle)
+        meta = json.loads((bundle / "gampen.json").read_text())
+        meta["calibration"] = {"method": "spread", "scale": {"bt": 0.5, "r_e": 0.7, "flux": 0.6}}
+        (bundle / "gampen.json").write_text(json.dumps(meta))
+    table = Table.read(catalog)
+    table["psf_err"] = np.where(np.arange(len(table)) % 2 == 0, 0.0, 0.3)
+    path = catalog.parent / "with-errors.csv"
+    table.write(path, overwrite=True)
+    options = {"progress": False, "num_workers": 0}
+    mixed = predict(
+        str(path), model=str(bundle), options=PredictOptions(psf_fwhm_error="psf_err", **options)
+    )
+    exact = predict(str(catalog), model=str(bundle), options=PredictOptions(**options))
+    wide = predict(
+        str(catalog), model=str(bundle), options=PredictOptions(psf_fwhm_error=0.3, **options)
+    )
+    even = np.arange(len(table)) % 2 == 0
+    for name in ("r_e_median", "r_e_std", "bt_ci68_lo", "flux_ci95_hi"):
+        np.testing.assert_array_equal(np.asarray(mixed[name])[even], np.asarray(exact[name])[even])
+        np.testing.assert_array_equal(np.asarray(mixed[name])[~even], np.asarray(wide[name])[~even])
+    assert not np.array_equal(
+        np.asarray(exact["r_e_std"])[~even], np.asarray(wide["r_e_std"])[~even]
+    )
+    assert list(mixed["psf_err"]) == list(table["psf_err"]) and mixed.meta["PSFERR"] == "psf_err"
+    table["psf_err"][3] = -0.1
+    table.write(path, overwrite=True)
+    with pytest.raises(CatalogError, match=r"'psf_err' holds 1 PSF FWHM error.*object_id 3"):
+        predict(
+            str(path),
+            model=str(bundle),
+            options=PredictOptions(psf_fwhm_error="psf_err", **options),
+        )
+    with pytest.raises(CatalogError, match="names a column the catalog lacks"):
+        predict(
+            str(catalog),
+            model=str(bundle),
+            options=PredictOptions(psf_fwhm_error="nope", **options),
+        )
 
 
 def test_psf_fwhm_error_refuses_a_model_told_nothing_of_the_psf(swinging, tmp_path):

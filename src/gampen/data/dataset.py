@@ -44,7 +44,13 @@ from gampen.data.labels import LabelTransform
 from gampen.data.missing import filled
 from gampen.data.normalize import ArcsinhStretch
 from gampen.data.packfile import PackReader
-from gampen.data.psf_features import ABSENT, PsfImage, measure_psf, widened_features
+from gampen.data.psf_features import (
+    ABSENT,
+    PsfImage,
+    measure_psf,
+    size_factors,
+    widened_features,
+)
 from gampen.data.scalars import ScalarInputs, annulus_fluxes, crowding_index
 from gampen.errors import CatalogError, CutoutError
 from gampen.flags import Flag, is_fatal
@@ -80,8 +86,10 @@ class GalaxyDataset(Dataset):
         self.psf_pixel_scale: float | None = None
         #: Each row's PSF features once measured (None: measured at every read).
         self._psf_memo: dict[tuple[int, float | None], tuple[np.ndarray, str, str]] | None = None
-        #: PSF size factors at which items also carry ``node_scalars`` (None: they don't).
-        self.psf_factors: np.ndarray | None = None
+        #: Each row's PSF FWHM error; where it is given, items also carry
+        #: ``node_scalars`` at :attr:`psf_nodes` PSF sizes (:mod:`gampen.infer.psf_error`).
+        self.psf_sigmas: np.ndarray | None = None
+        self.psf_nodes = 1
         self._warned = 0
 
     def __len__(self) -> int:
@@ -115,23 +123,22 @@ class GalaxyDataset(Dataset):
             "crowding": crowding_index(fluxes, self.stretch.softening),
             "sources": sources,
         }
-        if self.psf_factors is not None:
-            nodes = self._node_scalars(index, cutout, fluxes, row) if not is_fatal(flags) else None
-            item["node_scalars"] = torch.from_numpy(
-                np.repeat(scalars[None], len(self.psf_factors), axis=0) if nodes is None else nodes
-            )
+        if self.psf_sigmas is not None:
+            factors = size_factors(float(self.psf_sigmas[index]), self.psf_nodes)
+            nodes = np.repeat(scalars[None], len(factors), axis=0)
+            if not is_fatal(flags):
+                nodes = self._node_scalars(index, cutout, fluxes, row, factors)
+            item["node_scalars"] = torch.from_numpy(nodes)
         if self._targets is not None:
             item["target"] = torch.from_numpy(self._targets[index])
         return item
 
     def _node_scalars(
-        self, index: int, cutout: Cutout, fluxes: np.ndarray, row: np.ndarray
+        self, index: int, cutout: Cutout, fluxes: np.ndarray, row: np.ndarray, factors: np.ndarray
     ) -> np.ndarray:
-        """The galaxy's scalar inputs with its PSF widened by each of :attr:`psf_factors`
+        """The galaxy's scalar inputs with its PSF widened by each of ``factors``
         (n_factors, n_scalars): the ``psf_fwhm`` condition times the factor, the PSF
         image's features as if it were that much wider."""
-        factors = self.psf_factors
-        assert factors is not None
         conditions = list(self.scalars.conditions)
         psf = self.psf(index, cutout)[0] if self.scalars.psf_image else None
         scale = None if psf is None else psf.pixel_scale or self.psf_pixel_scale

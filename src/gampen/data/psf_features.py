@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import j1
+from scipy.stats import norm
 
 #: Radii (arcsec) of the circles whose encircled-energy fractions describe a PSF.
 EE_RADII: tuple[float, ...] = (0.15, 0.25, 0.35, 0.5, 0.7, 1.0, 1.4, 2.0)
@@ -209,3 +210,13 @@ def weighted_moments(
         for i, j in ((0, 0), (1, 1), (0, 1))
     )
     return np.array([[yy, xy], [xy, xx]])  # symmetric by construction: no drift
+
+
+def size_factors(sigma: float, n: int) -> np.ndarray:
+    """``n`` equal-weight factors by which to widen the PSF, ``exp(sigma * u)``, with the
+    ``u`` the normal quantiles at ``(j + 0.5) / n`` rescaled so their mean is 0 and their
+    rms exactly 1 (the raw quantiles' rms is below 1, most for small ``n``)."""
+    u = norm.ppf((np.arange(n) + 0.5) / n)
+    if n > 1:
+        u = u / np.sqrt(np.mean(u**2))
+    return np.exp(sigma * u)

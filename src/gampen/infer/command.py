@@ -72,18 +72,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--psf-fwhm-error",
-        type=float,
+        type=number_or_column,
         default=0.0,
-        metavar="SIGMA",
+        metavar="SIGMA|COLUMN",
         help="how wrong the PSF model's sizes may be: the rms of ln(true / reported FWHM), "
-        "e.g. 0.05 for 5 %%. Each posterior is then marginalised over PSFs that much wider "
-        "or narrower, and widens where the PSF matters (default 0: the PSF is exact)",
+        "e.g. 0.05 for 5 %%, or the catalog column holding each galaxy's (copied to the "
+        "output). Each posterior is then marginalised over PSFs that much wider or "
+        "narrower, and widens where the PSF matters (default 0: the PSF is exact)",
     )
     p.add_argument(
         "--overwrite", action="store_true", help="replace --out and --samples-out if they exist"
     )
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.set_defaults(func=run)
+
+
+def number_or_column(text: str) -> float | str:
+    """A number, or else the name of a catalog column."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def column_list(text: str) -> tuple[str, ...] | str:

@@ -36,9 +36,10 @@ class PredictOptions:
     #: Catalog column (or header keyword) holding each condition the model takes, where
     #: it is not the condition's own name, e.g. ``{"psf_fwhm": "SEEING"}``.
     conditions: dict[str, str] = field(default_factory=dict)
-    #: rms of ln(true / reported PSF FWHM): the posterior is marginalised over a PSF
-    #: that much wider or narrower (:mod:`gampen.infer.psf_error`); 0: the PSF is exact.
-    psf_fwhm_error: float = 0.0
+    #: rms of ln(true / reported PSF FWHM), or the catalog column holding each galaxy's:
+    #: the posterior is marginalised over a PSF that much wider or narrower
+    #: (:mod:`gampen.infer.psf_error`); 0: the PSF is exact.
+    psf_fwhm_error: float | str = 0.0
 
     def __post_init__(self) -> None:
         check_int(WHERE, "n_passes", self.n_passes, 1, 100_000)
@@ -47,4 +48,5 @@ class PredictOptions:
         check_int(WHERE, "chunk_size", self.chunk_size, 1, 1_000_000)
         check_int(WHERE, "seed", self.seed, 0, 2**63 - 1)
         check_int(WHERE, "num_workers", self.num_workers, 0, 256)
-        check_float(WHERE, "psf_fwhm_error", self.psf_fwhm_error, low=0.0, high=MAX_PSF_ERROR)
+        if not (isinstance(self.psf_fwhm_error, str) and self.psf_fwhm_error):
+            check_float(WHERE, "psf_fwhm_error", self.psf_fwhm_error, low=0.0, high=MAX_PSF_ERROR)

@@ -44,7 +44,7 @@ from gampen.infer.output import (
     refuse_unwritable_text,
 )
 from gampen.infer.parts import PartStore, add_counts
-from gampen.infer.psf_error import psf_factors
+from gampen.infer.psf_error import NODES, psf_sigmas
 from gampen.infer.sampling import galaxy_keys, posterior_samples
 from gampen.infer.summary import LEVELS, min_samples
 from gampen.infer.summary import summarise as summarise_samples
@@ -87,7 +87,7 @@ def predict(
         source,
         image_dir=options.image_dir,
         conditions=options.conditions,
-        keep_columns=options.keep_columns,
+        keep_columns=_keep_also(options.keep_columns, options.psf_fwhm_error),
     )
     if len(catalog) == 0:
         raise CatalogError(
@@ -117,7 +117,8 @@ def _run(
     n_chunks = max(1, math.ceil(len(catalog) / options.chunk_size))
     store = PartStore(out, _settings(bundle, catalog, options))
     dataset = bundle_dataset(bundle, catalog, hdu=options.hdu)
-    dataset.psf_factors = psf_factors(dataset.scalars, options.psf_fwhm_error, options.n_passes)
+    dataset.psf_sigmas = psf_sigmas(dataset.scalars, options.psf_fwhm_error, catalog)
+    dataset.psf_nodes = min(NODES, options.n_passes)
     module = PosteriorModule(bundle, store, options, catalog)
     trainer = pl.Trainer(
         accelerator=options.accelerator,
@@ -449,6 +450,14 @@ def warn_about_sampling(bundle: Bundle, options: PredictOptions, name: str) -> N
             "may not hold their levels",
             ", ".join(differs),
         )
+
+
+def _keep_also(keep: Sequence[str] | str, psf_error: float | str) -> Sequence[str] | str:
+    """The columns to keep, with the one holding each galaxy's PSF FWHM error (it goes
+    to the output too: the value each posterior was marginalised over)."""
+    if keep == "all" or not isinstance(psf_error, str) or psf_error in keep:
+        return keep
+    return (*keep, psf_error)
 
 
 def _where(source: str | Path) -> str:

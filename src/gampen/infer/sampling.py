@@ -91,14 +91,20 @@ def posterior_samples(
     for i, key in enumerate(keys):
         rng = np.random.default_rng(int(key))
         one = Features(*(t[i : i + 1] for t in features)).repeat_interleave(n_passes)
-        if encoded is not None:
+        sizes = None if encoded is None or _same(node_scalars[i]) else node
+        if sizes is not None:
             one = one._replace(scalars=encoded[i][node])
         with seeded_dropout(layers, rng):
             passes = net.from_features(one)
         samples.append(
-            _draw(passes.mean, passes.scale_tril, n_samples, rng, spread, _at(crowding, i), node)
+            _draw(passes.mean, passes.scale_tril, n_samples, rng, spread, _at(crowding, i), sizes)
         )
     return torch.stack(samples), features.zoom
+
+
+def _same(rows: torch.Tensor) -> bool:
+    """True when every row of ``rows`` (n, m) equals the first: one PSF size, no spread."""
+    return bool(torch.equal(rows, rows[:1].expand_as(rows)))
 
 
 def deterministic(
