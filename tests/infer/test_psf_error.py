@@ -144,15 +144,34 @@ def test_a_column_gives_each_galaxy_its_own_psf_error(swinging):
         np.asarray(exact["r_e_std"])[~even], np.asarray(wide["r_e_std"])[~even]
     )
     assert list(mixed["psf_err"]) == list(table["psf_err"]) and mixed.meta["PSFERR"] == "psf_err"
-    table["psf_err"][3] = -0.1
+    table["psf_err"][3], table["psf_err"][5] = -0.1, 0.5  # 0.5: the largest accepted
     table.write(path, overwrite=True)
-    with pytest.raises(CatalogError, match=r"'psf_err' holds 1 PSF FWHM error.*object_id 3"):
+    expected = r"'psf_err' holds 1 PSF FWHM error.*object_id 3; got '-0.1'; expected \[0, 0.5\]"
+    with pytest.raises(CatalogError, match=expected):
         predict(
             str(path),
             model=str(bundle),
             options=PredictOptions(psf_fwhm_error="psf_err", **options),
         )
-    with pytest.raises(CatalogError, match="names a column the catalog lacks"):
+    table["psf_err"] = np.ma.masked_array(np.full(len(table), 0.1), mask=np.arange(len(table)) == 2)
+    table.write(path, overwrite=True)
+    with pytest.raises(CatalogError, match=r"object_id 2; got 'an empty cell'"):
+        predict(
+            str(path),
+            model=str(bundle),
+            options=PredictOptions(psf_fwhm_error="psf_err", **options),
+        )
+    table["psf_err"] = ["small"] * len(table)
+    table.write(path, overwrite=True)
+    with pytest.raises(CatalogError, match=r"'psf_err' does not hold numbers"):
+        predict(
+            str(path),
+            model=str(bundle),
+            options=PredictOptions(psf_fwhm_error="psf_err", **options),
+        )
+    with pytest.raises(
+        CatalogError, match=r"names a column the catalog lacks; got 'nope'; expected \["
+    ):
         predict(
             str(catalog),
             model=str(bundle),
@@ -163,7 +182,11 @@ def test_a_column_gives_each_galaxy_its_own_psf_error(swinging):
 def test_psf_fwhm_error_refuses_a_model_told_nothing_of_the_psf(swinging, tmp_path):
     catalog, _ = swinging
     blind = tiny_bundle(tmp_path, name="blind")
-    with pytest.raises(ConfigError, match="--psf-fwhm-error needs a model that takes the PSF"):
+    message = (
+        r"^--psf-fwhm-error needs a model that takes the PSF \(a psf_fwhm condition or PSF "
+        r"images\); this one takes neither; got 0.05; expected 0$"
+    )
+    with pytest.raises(ConfigError, match=message):
         predict(
             str(catalog),
             model=str(blind),

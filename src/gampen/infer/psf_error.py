@@ -57,7 +57,14 @@ def _column(catalog: Catalog, name: str) -> np.ndarray:
             allowed=list(catalog.column_names),
         )
     column = catalog.kept[name]
-    values = np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
+    try:
+        values = np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
+    except (TypeError, ValueError) as exc:
+        raise CatalogError(
+            f"{catalog.source}: column {name!r} does not hold numbers (PSF FWHM errors)",
+            value=str(column.dtype),
+            allowed=f"numbers in [0, {MAX_PSF_ERROR}]",
+        ) from exc
     bad = ~((values >= 0) & (values <= MAX_PSF_ERROR))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
@@ -65,7 +72,7 @@ def _column(catalog: Catalog, name: str) -> np.ndarray:
             f"{catalog.source}: column {name!r} holds {int(bad.sum())} PSF FWHM error(s) "
             f"that are not numbers in [0, {MAX_PSF_ERROR}] (the rms of ln(true / reported "
             f"FWHM)), the first for object_id {catalog.object_ids[row]}",
-            value=column[row],
+            value="an empty cell" if np.ma.is_masked(column[row]) else str(column[row]),
             allowed=f"[0, {MAX_PSF_ERROR}]",
         )
     return values.astype(np.float32)
