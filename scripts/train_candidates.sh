@@ -6,13 +6,14 @@
 #   7   stage 6 + 6 epochs on half stage 6's set, half clean hsc (no pure galaxies);
 #   7b  the same with clean hsc holding hsc-real's pure disks and bulges (hsc-clean-pure.yaml);
 #   7c  the same with hsc-real keeping only what an image shows instead of clean hsc
-#       (hsc-real-observable.yaml: no clumps, canonical Sersic indices, exact PSF FWHM).
+#       (hsc-real-observable.yaml: no clumps, canonical Sersic indices, exact PSF FWHM);
+#   7d  7c + 8 epochs at a lower rate (2e-4) on 7c's own mixture.
 # Each is calibrated on the default's clean calibration set (hsc, seed 23).
 #
 #   scripts/train_candidates.sh WORK_DIR     (the WORK_DIR of a finished train_default.sh)
 #
-# Resumable like train_default.sh. About 95 + 3 x 35 minutes of training and 4 x 9 of
-# calibration on 2 CPU cores.
+# Resumable like train_default.sh. About 95 + 3 x 35 + 45 minutes of training and 5 x 10
+# of calibration on 2 CPU cores.
 set -euo pipefail
 
 WORK=${1:?usage: scripts/train_candidates.sh WORK_DIR}
@@ -60,4 +61,8 @@ simulate_set hsc-real $((N_TRAIN / 2)) 47 train-observable --config "$SCRIPTS/hs
 mix train-mix-observable train-observable
 tune base-mix-observable base-bump train-mix-observable/info.csv 6 3e-4 41
 calibrate base-mix-observable candidate-7c
-echo "candidates: $WORK/candidate-6 $WORK/candidate-7 $WORK/candidate-7b $WORK/candidate-7c"
+
+tune base-mix-observable-longer base-mix-observable train-mix-observable/info.csv 8 2e-4 41
+calibrate base-mix-observable-longer candidate-7d
+echo "candidates: $WORK/candidate-6 $WORK/candidate-7 $WORK/candidate-7b $WORK/candidate-7c" \
+    "$WORK/candidate-7d"
