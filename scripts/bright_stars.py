@@ -16,6 +16,7 @@ The truth catalog gains ``star_mag``.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import galsim
@@ -35,6 +36,28 @@ def star_image(
     return star.drawImage(nx=shape[1], ny=shape[0], scale=scale, offset=(dx, dy)).array
 
 
+def star_change(
+    seed: int, mag: tuple[float, float], distance: tuple[float, float], mags: list[float]
+) -> Callable[[fits.HDUList, Row], None]:
+    """The change :func:`altered_set.alter_set` makes to each cutout: a star of magnitude
+    uniform in ``mag`` at ``distance`` arcsec (uniform) and a uniform angle, each star's
+    magnitude appended to ``mags`` (the draws in catalog order from ``seed``)."""
+    rng = np.random.default_rng(seed)
+
+    def change(hdus: fits.HDUList, row: Row) -> None:
+        header = hdus[0].header
+        scale, zero_point = float(header["PIXSCALE"]), float(header["MAGZP"])
+        star_mag, away = rng.uniform(*mag), rng.uniform(*distance) / scale
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        flux = 10 ** (-0.4 * (star_mag - zero_point))
+        offset = (away * np.cos(angle), away * np.sin(angle))
+        star = star_image(hdus[0].data.shape, scale, float(row["psf_fwhm"]), flux, *offset)
+        hdus[0].data = (hdus[0].data + star).astype(np.float32)
+        mags.append(star_mag)
+
+    return change
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("set", type=Path, help="a gampen simulate folder")
@@ -43,21 +66,9 @@ def main() -> None:
     parser.add_argument("--distance", type=float, nargs=2, default=[3.0, 7.0], help="arcsec")
     parser.add_argument("--seed", type=int, default=8)
     args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
     mags: list[float] = []
-
-    def alter(hdus: fits.HDUList, row: Row) -> None:
-        header = hdus[0].header
-        scale, zero_point = float(header["PIXSCALE"]), float(header["MAGZP"])
-        mag, distance = rng.uniform(*args.mag), rng.uniform(*args.distance) / scale
-        angle = rng.uniform(0.0, 2.0 * np.pi)
-        flux = 10 ** (-0.4 * (mag - zero_point))
-        offset = (distance * np.cos(angle), distance * np.sin(angle))
-        star = star_image(hdus[0].data.shape, scale, float(row["psf_fwhm"]), flux, *offset)
-        hdus[0].data = (hdus[0].data + star).astype(np.float32)
-        mags.append(mag)
-
-    catalog = alter_set(args.set, args.out, alter, "with a bright star")
+    change = star_change(args.seed, tuple(args.mag), tuple(args.distance), mags)
+    catalog = alter_set(args.set, args.out, change, "with a bright star")
     catalog["star_mag"] = mags
     write_table(catalog, args.out / "info.csv")
 

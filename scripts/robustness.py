@@ -7,6 +7,8 @@ flag, and the share it flags.
 
 Every shift draws the same galaxies (the nuisances are drawn after all other parameters,
 and the pixel noise comes from the same seed), so the rows differ by the shift alone.
+The last rows change the unshifted row's cutouts after simulation instead: a strip
+without data (``scripts/survey_edge.py``) and a bright star (``scripts/bright_stars.py``).
 Writes ``OUT/<shift>/`` (the simulated set and the predictions) and ``OUT/battery.md``
 (the table, what keeps each row from issue 19's bars, and how far chance alone moves
 its coverage; also printed).  Coverage is of the table's 68.27 / 95.45 / 99.73 %
@@ -19,15 +21,20 @@ models with ``--n 2000`` or more.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy.table import Table
+from altered_set import alter_set
+from astropy.io import fits
+from astropy.table import Row, Table
+from bright_stars import star_change
+from survey_edge import edge_change
 
 import gampen
 from gampen.calibration.workflow import binomial_sd
-from gampen.flags import is_fatal
+from gampen.flags import Flag, is_fatal
 from gampen.infer.summary import LEVELS
 
 #: The parameters judged, in the table's order.
@@ -82,19 +89,54 @@ SHIFTS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def run_shift(name: str, args: argparse.Namespace) -> Table:
-    """Simulate the shift's set (resumable) and predict it; returns the matched rows."""
+#: shift name -> (description, the change made to each of the unshifted row's cutouts,
+#: from the run's seed): shifts of the pixels after simulation, as real data brings them.
+CHANGED: dict[str, tuple[str, Callable[[int], Callable[[fits.HDUList, Row], None]]]] = {
+    "survey-edge": (
+        "a strip 10-30 pixels wide without data (zeros), residual sky +-0.5 sigma "
+        "(`NONFINITE`, on every galaxy, not counted)",
+        lambda seed: edge_change(seed, 0.0, 0.5, (10, 30)),
+    ),
+    "bright-star": (
+        "a star of mag 15-19 3-7 arcsec away",
+        lambda seed: star_change(seed, (15.0, 19.0), (3.0, 7.0), []),
+    ),
+}
+
+
+#: Flag bits a shift sets on every galaxy by design, not counted as flagged.
+EXPECTED = {"survey-edge": int(Flag.NONFINITE)}
+
+
+def describe(name: str) -> str:
+    """A shift's description, simulated or changed after."""
+    return SHIFTS[name][0] if name in SHIFTS else CHANGED[name][0]
+
+
+def simulated(name: str, args: argparse.Namespace) -> Path:
+    """The shift's set, simulated (resumable) or made from the unshifted row's cutouts;
+    returns its catalog."""
     folder = args.out / name
-    overrides = SHIFTS[name][1]
-    catalog = gampen.simulate(
+    if name in CHANGED:
+        clean = simulated("none", args)
+        if not (folder / "sims" / "info.csv").exists():
+            alter_set(clean.parent, folder / "sims", CHANGED[name][1](args.seed), name)
+        return folder / "sims" / "info.csv"
+    return gampen.simulate(
         folder / "sims",
         args.n,
         preset=args.preset,
-        config=overrides or None,
+        config=SHIFTS[name][1] or None,
         seed=args.seed,
         workers=args.workers,
         progress=False,
     )
+
+
+def run_shift(name: str, args: argparse.Namespace) -> Table:
+    """Make the shift's set (resumable) and predict it; returns the matched rows."""
+    folder = args.out / name
+    catalog = simulated(name, args)
     out = folder / "predictions.parquet"
     if not out.exists():
         gampen.predict(catalog, out=out, model=args.model, progress=False)
@@ -121,11 +163,14 @@ def error(table: Table, p: str) -> float:
     return float(np.median(np.abs(median / truth - 1)))
 
 
-def summary(table: Table) -> dict[str, float]:
-    """Flagged shares, then coverage and errors of the unflagged galaxies."""
-    flags = np.asarray(table["flags"])
+def summary(table: Table, expected: int = 0) -> dict[str, float]:
+    """Flagged shares, then coverage and errors of the unflagged galaxies; the
+    ``expected`` bits (those the shift sets on every galaxy by design) are not counted."""
+    flags = np.asarray(table["flags"]) & ~expected
     kept = table[flags == 0]
     row = {"flagged": float(np.mean(flags != 0)), "fatal": float(np.mean(is_fatal(flags)))}
+    if not len(kept):  # every galaxy flagged: nothing to judge
+        return row | {f"{p}_{x}": np.nan for p in PARAMS for x in (*LEVELS, "error")}
     for p in PARAMS:
         truth = np.asarray(kept[f"true_{p}"], dtype=float)
         for level in LEVELS:
@@ -174,7 +219,7 @@ def table(rows: dict[str, dict[str, float]]) -> str:
         cover = {level: [r[f"{p}_{level}"] for p in ("bt", "r_e", "flux")] for level in LEVELS}
         worst = max(cover["ci68"], key=lambda c: abs(c - LEVELS["ci68"]))
         lines.append(
-            f"| {SHIFTS[name][0]} | {r['flagged']:.1%} ({r['fatal']:.1%}) | {worst:.1%} | "
+            f"| {describe(name)} | {r['flagged']:.1%} ({r['fatal']:.1%}) | {worst:.1%} | "
             + " | ".join(" / ".join(f"{c:.1%}" for c in cover[level]) for level in LEVELS)
             + f" | {r['bt_error']:.3f} / {r['r_e_error']:.1%} / {r['flux_error']:.2%} | "
             + (", ".join(missed) or "-")
@@ -208,9 +253,10 @@ def main() -> None:
     parser.add_argument("--preset", default="hsc")
     parser.add_argument("--out", type=Path, default=Path("robustness"))
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--shifts", nargs="+", default=list(SHIFTS), choices=list(SHIFTS))
+    names = [*SHIFTS, *CHANGED]
+    parser.add_argument("--shifts", nargs="+", default=names, choices=names)
     args = parser.parse_args()
-    rows = {name: summary(run_shift(name, args)) for name in args.shifts}
+    rows = {name: summary(run_shift(name, args), EXPECTED.get(name, 0)) for name in args.shifts}
     text = table(rows) + "\n\n" + precision(args.n)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "battery.md").write_text(text + "\n")

@@ -16,6 +16,7 @@ is; the galaxies are the same.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,23 @@ def damaged(image: np.ndarray, width: int, side: int, fill: float, pedestal: flo
     return np.rot90(turned, -side).copy()
 
 
+def edge_change(
+    seed: int, fill: float, pedestal: float, width: tuple[int, int]
+) -> Callable[[fits.HDUList, Row], None]:
+    """The change :func:`altered_set.alter_set` makes to each cutout: a pedestal uniform
+    in +-``pedestal`` sky sigmas, then a strip of ``width`` pixels on a random side set to
+    ``fill`` (the draws in catalog order from ``seed``)."""
+    rng = np.random.default_rng(seed)
+
+    def change(hdus: fits.HDUList, row: Row) -> None:
+        level = rng.uniform(-pedestal, pedestal) * row["sky_sigma"]
+        strip = int(rng.integers(width[0], width[1]))
+        side = int(rng.integers(4))
+        hdus[0].data = damaged(hdus[0].data, strip, side, fill, level)
+
+    return change
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("set", type=Path, help="a gampen simulate folder")
@@ -41,16 +59,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, nargs=2, default=[10, 30], metavar=("MIN", "MAX"))
     parser.add_argument("--seed", type=int, default=6)
     args = parser.parse_args()
-    rng = np.random.default_rng(args.seed)
     fill = 0.0 if args.fill == "zero" else np.nan
-
-    def alter(hdus: fits.HDUList, row: Row) -> None:
-        pedestal = rng.uniform(-args.pedestal, args.pedestal) * row["sky_sigma"]
-        width = int(rng.integers(args.width[0], args.width[1]))
-        side = int(rng.integers(4))
-        hdus[0].data = damaged(hdus[0].data, width, side, fill, pedestal)
-
-    alter_set(args.set, args.out, alter, "at a survey's edge")
+    change = edge_change(args.seed, fill, args.pedestal, tuple(args.width))
+    alter_set(args.set, args.out, change, "at a survey's edge")
 
 
 if __name__ == "__main__":

@@ -43,3 +43,21 @@ def test_the_table_counts_the_rows_that_hold(battery):
     text = battery.table({"none": _row(), "clumps": _row(r_e_ci68=0.55)})
     assert "1 of 2 rows hold" in text
     assert "| r_e 68 |" in text
+
+
+def test_a_bit_every_galaxy_carries_by_design_is_not_counted(battery):
+    """Four galaxies, all NONFINITE (filled pixels), one also OUT_OF_DISTRIBUTION; truth
+    inside every interval but the OOD one's, which the summary must leave out."""
+    from astropy.table import Table
+
+    from gampen.flags import Flag
+
+    table = Table({"flags": [2, 2, 2, 2 | 8192]})
+    for p in ("bt", "r_e", "flux"):
+        table[f"true_{p}"] = [0.5, 0.5, 0.5, 9.0]
+        table[f"{p}_median"] = [0.5, 0.5, 0.5, 0.5]
+        for level in ("ci68", "ci95", "ci99"):
+            table[f"{p}_{level}_lo"], table[f"{p}_{level}_hi"] = [0.4] * 4, [0.6] * 4
+    counted = battery.summary(table, int(Flag.NONFINITE))
+    assert counted["flagged"] == 0.25 and counted["bt_ci68"] == 1.0
+    assert battery.summary(table)["flagged"] == 1.0  # every galaxy flagged without it
