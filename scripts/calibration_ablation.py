@@ -2,7 +2,7 @@
 """The old four-map calibration against the lean one, out of sample: the before/after table.
 
     .venv/bin/python scripts/calibration_ablation.py src/gampen/models/hsc-compact \\
-        /work/data/cal5/info.csv --cache /tmp/cal5.npz --out ablation.md
+        CALIBRATION_SET/info.csv --cache cal5.npz --out ablation.md
 
 1. Each usable galaxy's standardised samples are drawn as ``gampen calibrate`` draws them
    (``--seed``, ``--n-passes``, ``--n-samples``; ``--rows N``: the first N rows only), or
