@@ -128,14 +128,12 @@ def test_a_column_gives_each_galaxy_its_own_psf_error(swinging):
     table["psf_err"] = np.where(np.arange(len(table)) % 2 == 0, 0.0, 0.3)
     path = catalog.parent / "with-errors.csv"
     table.write(path, overwrite=True)
-    options = {"progress": False, "num_workers": 0}
-    mixed = predict(
-        str(path), model=str(bundle), options=PredictOptions(psf_fwhm_error="psf_err", **options)
-    )
-    exact = predict(str(catalog), model=str(bundle), options=PredictOptions(**options))
-    wide = predict(
-        str(catalog), model=str(bundle), options=PredictOptions(psf_fwhm_error=0.3, **options)
-    )
+
+    def run(source, error: float | str = 0.0):
+        options = PredictOptions(psf_fwhm_error=error, progress=False, num_workers=0)
+        return predict(str(source), model=str(bundle), options=options)
+
+    mixed, exact, wide = run(path, "psf_err"), run(catalog), run(catalog, 0.3)
     even = np.arange(len(table)) % 2 == 0
     for name in ("r_e_median", "r_e_std", "bt_ci68_lo", "flux_ci95_hi"):
         np.testing.assert_array_equal(np.asarray(mixed[name])[even], np.asarray(exact[name])[even])
@@ -148,35 +146,19 @@ def test_a_column_gives_each_galaxy_its_own_psf_error(swinging):
     table.write(path, overwrite=True)
     expected = r"'psf_err' holds 1 PSF FWHM error.*object_id 3; got '-0.1'; expected \[0, 0.5\]"
     with pytest.raises(CatalogError, match=expected):
-        predict(
-            str(path),
-            model=str(bundle),
-            options=PredictOptions(psf_fwhm_error="psf_err", **options),
-        )
+        run(path, "psf_err")
     table["psf_err"] = np.ma.masked_array(np.full(len(table), 0.1), mask=np.arange(len(table)) == 2)
     table.write(path, overwrite=True)
     with pytest.raises(CatalogError, match=r"object_id 2; got 'an empty cell'"):
-        predict(
-            str(path),
-            model=str(bundle),
-            options=PredictOptions(psf_fwhm_error="psf_err", **options),
-        )
+        run(path, "psf_err")
     table["psf_err"] = ["small"] * len(table)
     table.write(path, overwrite=True)
     with pytest.raises(CatalogError, match=r"'psf_err' does not hold numbers"):
-        predict(
-            str(path),
-            model=str(bundle),
-            options=PredictOptions(psf_fwhm_error="psf_err", **options),
-        )
+        run(path, "psf_err")
     with pytest.raises(
         CatalogError, match=r"names a column the catalog lacks; got 'nope'; expected \["
     ):
-        predict(
-            str(catalog),
-            model=str(bundle),
-            options=PredictOptions(psf_fwhm_error="nope", **options),
-        )
+        run(catalog, "nope")
 
 
 def test_psf_fwhm_error_refuses_a_model_told_nothing_of_the_psf(swinging, tmp_path):

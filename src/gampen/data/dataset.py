@@ -124,10 +124,12 @@ class GalaxyDataset(Dataset):
             "sources": sources,
         }
         if self.psf_sigmas is not None:
-            factors = size_factors(float(self.psf_sigmas[index]), self.psf_nodes)
-            nodes = np.repeat(scalars[None], len(factors), axis=0)
-            if not is_fatal(flags):
+            sigma = float(self.psf_sigmas[index])
+            if sigma and not is_fatal(flags):
+                factors = size_factors(sigma, self.psf_nodes)
                 nodes = self._node_scalars(index, cutout, fluxes, row, factors)
+            else:  # one PSF size: the sampler sees identical rows and spreads nothing
+                nodes = np.repeat(scalars[None], self.psf_nodes, axis=0)
             item["node_scalars"] = torch.from_numpy(nodes)
         if self._targets is not None:
             item["target"] = torch.from_numpy(self._targets[index])
@@ -140,6 +142,7 @@ class GalaxyDataset(Dataset):
         (n_factors, n_scalars): the ``psf_fwhm`` condition times the factor, the PSF
         image's features as if it were that much wider."""
         conditions = list(self.scalars.conditions)
+        fwhm = conditions.index("psf_fwhm") if "psf_fwhm" in conditions else None
         psf = self.psf(index, cutout)[0] if self.scalars.psf_image else None
         scale = None if psf is None else psf.pixel_scale or self.psf_pixel_scale
         features = np.repeat(ABSENT[None], len(factors), axis=0)
@@ -148,8 +151,8 @@ class GalaxyDataset(Dataset):
         out = []
         for factor, node_features in zip(factors, features, strict=True):
             widened = np.array(row, dtype=np.float64)
-            if "psf_fwhm" in conditions:
-                widened[conditions.index("psf_fwhm")] *= factor
+            if fwhm is not None:
+                widened[fwhm] *= factor
             out.append(self.scalars.values(fluxes, self.stretch.softening, widened, node_features))
         return np.stack(out)
 

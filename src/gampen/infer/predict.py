@@ -472,15 +472,7 @@ def _numpy(value: Any) -> np.ndarray:
 
 def _settings(bundle: Bundle, catalog: Catalog, options: PredictOptions) -> dict[str, Any]:
     """What determines the output; a resumed run must match it."""
-    kept = (
-        "n_passes",
-        "n_samples",
-        "chunk_size",
-        "seed",
-        "image_dir",
-        "hdu",
-        "samples_out",
-    )
+    kept = ("n_passes", "n_samples", "chunk_size", "seed", "image_dir", "hdu", "samples_out")
     wanted = {k: v for k, v in asdict(options).items() if k in kept}
     if options.conditions:
         wanted["conditions"] = dict(options.conditions)
