@@ -162,14 +162,15 @@ def test_predict_applies_a_stored_faint_map_to_faint_galaxies_only(tmp_path, cal
 
 
 def _four_classes(below: float) -> CalibrationFit:
-    """A calibration of clean / crowded x bright / faint galaxies (numbers of 5 decimals)."""
+    """A calibration of clean / crowded x higher / lower flux galaxies (numbers of 5
+    decimals)."""
     return CalibrationFit(
-        Split(True, True),
+        Split(True, "flux"),
         np.array([[0.9, 1.0, 1.1], [1.2, 1.3, 1.4], [0.8, 0.7, 0.6], [1.5, 1.6, 1.7]]),
         np.array([1.25, 0.75, 1.5]),
         np.array([0.125, 0.0, -0.25]),
         np.array([0.15, 0.035, 0.006]),
-        below,
+        (2, below),
         np.zeros(3),
         np.zeros(3),
         np.ones(3),
@@ -190,11 +191,11 @@ def test_stored_factors_are_read_back_as_the_fitted_maps():
     samples = rng.normal(size=(12, 201, 3)) * np.array([0.3, 0.05, 0.01])
     samples[:, :, 2] += rng.uniform(-0.5, 1.0, size=(12, 1))
     crowding = rng.uniform(0.0, 0.2, size=12)
-    expected = fit.maps(2).apply(samples, crowding)
+    expected = fit.maps().apply(samples, crowding)
     np.testing.assert_array_equal(read.apply(samples, crowding), expected)
     one = CalibrationFit(**{**fit.__dict__, "split": Split(), "core": fit.core[:1]})
     assert isinstance(Recalibration.from_calibration(stored_factors(one, NAMES), NAMES), SpreadMap)
-    dim = CalibrationFit(**{**fit.__dict__, "split": Split(False, True), "core": fit.core[:2]})
+    dim = CalibrationFit(**{**fit.__dict__, "split": Split(False, "flux"), "core": fit.core[:2]})
     by_light = Recalibration.from_calibration(stored_factors(dim, NAMES), NAMES)
     assert isinstance(by_light, BrightnessSplit) and by_light.below == 0.25
 
@@ -239,26 +240,27 @@ def test_the_printed_table_names_every_class_and_the_faint_limit_in_adu(calibrat
         "bootstrap": {**stored["fit"]["bootstrap"], "numbers_sd": sd},
     }
     check = stored["check"]
-    groups = {"bright": check["after"], "faint": check["after"]}
+    groups = {"higher flux": check["after"], "lower flux": check["after"]}
     calibration = {
         **stored,
         **stored_factors(fit, NAMES),
         "fit": record,
-        "check": {**check, "after_by_brightness": groups},
+        "check": {**check, "after_by_split": groups},
     }
     text = CalibrationResult(load_bundle(bundle), calibration).table()
     adu = np.exp(labels["mean"][2] + labels["std"][2] * 0.25)
     limit = f"{adu:.4g} ADU (mag {read_metadata(bundle)['zero_point'] - 2.5 * np.log10(adu):.2f})"
-    assert f"faint: predicted flux < {limit}" in text
+    assert f"lower flux: predicted flux < {limit}" in text
     assert "crowded: crowding index > 0.1" in text
     assert (
         "calibration: 19 fitted numbers, knee fixed at 1 sd; +- bootstrap sd over 3 refits" in text
     )
-    for c in ("clean bright", "clean faint", "crowded bright", "crowded faint"):
+    for c in ("clean higher flux", "clean lower flux", "crowded higher flux", "crowded lower flux"):
         assert f"core, {c}" in text
-    row = next(line for line in text.splitlines() if line.startswith("core, crowded faint"))
-    assert row.split()[3:] == ["1.500", "+-0.015", "1.600", "+-0.016", "1.700", "+-0.017"]
-    assert "after, faint galaxies: 68 % coverage" in text
+    for group in ("higher flux", "lower flux"):
+        assert f"after, {group} galaxies: 68 % coverage" in text
+    row = next(line for line in text.splitlines() if line.startswith("core, crowded lower flux"))
+    assert row.split()[4:] == ["1.500", "+-0.015", "1.600", "+-0.016", "1.700", "+-0.017"]
 
 
 def test_refuses_the_training_catalog_and_an_existing_output(tmp_path, calibrated, capsys):

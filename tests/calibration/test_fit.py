@@ -23,6 +23,7 @@ from gampen.calibration.fit import (
     _challenge,
     _judged_loss,
     _resample_weights,
+    candidate_splits,
     choose_split,
     coverage_below,
     coverage_from_pit,
@@ -32,7 +33,7 @@ from gampen.calibration.fit import (
     fit_marginals,
     fit_shrink,
     inside,
-    is_faint,
+    is_below,
     joint_coverage,
     pit,
     refit,
@@ -120,7 +121,7 @@ def _fit(split: Split, core, tail, power, width_ref, knee) -> CalibrationFit:
         np.array(tail, dtype=float),
         np.array(power, dtype=float),
         np.array(width_ref, dtype=float),
-        0.0,
+        (k - 1, 0.0),  # a split by a parameter: by the last, at 0
         np.zeros(k),
         np.zeros(k),
         np.array(knee, dtype=float),
@@ -136,11 +137,11 @@ def test_inside_is_the_weibull_interval_of_the_mapped_samples():
     truth = 1.5 * rng.normal(size=(n, 2))
     crowding = rng.uniform(0, 0.2, n)
     flux = np.median(samples[:, :, 1], axis=1)
-    galaxies = Galaxies.from_samples(samples, truth, crowding > CROWDED, flux < 0.0)
+    galaxies = Galaxies.from_samples(samples, truth, crowding > CROWDED, {"flux": flux < 0.0})
     core = [[0.8, 1.3], [1.2, 0.7], [0.6, 1.9], [1.0, 1.1]]
-    fit = _fit(Split(True, True), core, [2.0, 0.5], [0.3, -0.2], [1.0, 1.2], [1.0, 0.7])
+    fit = _fit(Split(True, "flux"), core, [2.0, 0.5], [0.3, -0.2], [1.0, 1.2], [1.0, 0.7])
     covered = inside(fit, galaxies)
-    mapped = fit.maps(1).apply(samples, crowding)
+    mapped = fit.maps().apply(samples, crowding)
     for j in range(2):
         for i, level in enumerate(FIT_LEVELS):
             expected = _weibull_inside(mapped[:, :, j], truth[:, j], level)
@@ -155,7 +156,7 @@ def test_inside_counts_a_truth_on_an_interval_end_as_inside():
     # an order statistic itself: then it is exact, whatever the arithmetic.
     samples = rng.integers(-1, 2, size=(500, 30, 1)).astype(float)
     truth = rng.integers(-2, 3, size=(500, 1)).astype(float)
-    galaxies = Galaxies.from_samples(samples, truth, np.zeros(500), np.zeros(500))
+    galaxies = Galaxies.from_samples(samples, truth, np.zeros(500))
     covered = inside(_fit(Split(), [[1.0]], [1.0], [0.0], [1.0], [1.0]), galaxies)
     on_an_end = 0
     for i, level in enumerate(FIT_LEVELS):
@@ -194,7 +195,7 @@ def test_coverage_over_cores_is_the_coverage_of_each_core(integer):
     truth = rng.normal(size=(n, 1))
     if integer:  # ties at the median, truths on it
         samples, truth = np.round(samples), np.round(truth)
-    galaxies = Galaxies.from_samples(samples, truth, np.zeros(n), np.zeros(n))
+    galaxies = Galaxies.from_samples(samples, truth, np.zeros(n))
     quantiles, excess = galaxies.bend(0, 1.0)
     ends = quantiles + 0.7 * excess  # tail factor 1.7
     v = galaxies.t[:, 0] / galaxies.sd[:, 0] ** 0.2
@@ -232,7 +233,7 @@ def test_fit_recovers_known_miscalibration():
     true_sigma = np.ones(3)
     claimed = np.array([0.5, 1.0, 2.0])  # over-confident, right, under-confident
     samples, truth = _gaussian_posteriors(2000, true_sigma, claimed, seed=6, n_samples=200)
-    fit, evidence = fit_calibration(samples, truth, np.zeros(2000), None, seed=0)
+    fit, evidence = fit_calibration(samples, truth, np.zeros(2000), {}, seed=0)
     assert evidence == {"chosen": "none", "steps": []}  # one class: nothing to split
     # 2000 galaxies pin a width to ~1.6 %.  Gaussian posteriors need no tail correction: out
     # to 2.5 sd (beyond, few truths constrain it) the map is the plain rescaling.
@@ -249,8 +250,8 @@ def test_fit_recovers_known_miscalibration():
 def test_fitted_factors_make_held_out_coverage_nominal():
     claimed = np.array([0.6, 1.6])
     samples, truth = _gaussian_posteriors(4000, np.ones(2), claimed, seed=7)
-    fit, _ = fit_calibration(samples[:2000], truth[:2000], np.zeros(2000), None, seed=0)
-    held_out = fit.maps(None).apply(samples[2000:])
+    fit, _ = fit_calibration(samples[:2000], truth[:2000], np.zeros(2000), {}, seed=0)
+    held_out = fit.maps().apply(samples[2000:])
     levels = np.array([0.6827, 0.9545])
     for j in range(2):
         before = _coverage(samples[2000:, :, j], truth[2000:, j], levels)
@@ -266,7 +267,7 @@ def test_fit_recovers_heavy_tails():
     n = 3000
     truth = stats.t.rvs(3, size=(n, 1), random_state=rng) * np.sqrt(1 / 3)  # unit variance
     samples = rng.normal(size=(n, 500, 1))
-    fit, _ = fit_calibration(samples, truth, np.zeros(n), None, seed=0)
+    fit, _ = fit_calibration(samples, truth, np.zeros(n), {}, seed=0)
     assert fit.tail[0] > 1.2 and fit.core[0, 0] < 0.9  # narrower core, wider tails
     assert fit.n_fitted == 3 and fit.shrink == 0.0  # one parameter: nothing to correlate
     levels = np.array([0.6827, 0.9545, 0.9973])
@@ -287,7 +288,7 @@ def test_fit_recovers_a_width_power_and_calibrates_each_width_quarter():
     mu = rng.normal(size=(n, 1))
     truth = mu + w**1.5 * rng.normal(size=(n, 1))
     samples = mu[:, None] + w[:, None] * rng.normal(size=(n, 400, 1))
-    fit, _ = fit_calibration(samples[:3000], truth[:3000], np.zeros(3000), None, seed=0)
+    fit, _ = fit_calibration(samples[:3000], truth[:3000], np.zeros(3000), {}, seed=0)
     assert abs(fit.power[0] - 0.5) < 0.12
     w_ref = np.median(samples[:3000, :, 0].std(axis=1))
     assert fit.width_ref[0] == pytest.approx(w_ref)
@@ -315,17 +316,17 @@ def test_a_refit_on_the_same_galaxies_gives_the_same_numbers_and_keeps_the_frame
         [samples, light[:, None, None] + rng.normal(size=(1200, 300, 1))], axis=2
     )
     truth = np.concatenate([truth, (light + wider * rng.normal(size=1200))[:, None]], axis=1)
-    fit, _ = fit_calibration(samples, truth, crowding, 1, seed=0)
-    assert fit.split == Split(True, True) and fit.below is not None
-    faint = np.median(samples[:, :, 1], axis=1) < fit.below
-    galaxies = Galaxies.from_samples(samples, truth, crowding > CROWDED, faint)
-    same = refit(fit, galaxies, samples, truth, crowding, 1)
+    fit, _ = fit_calibration(samples, truth, crowding, {"flux": 1}, seed=0)
+    assert fit.split == Split(True, "flux") and fit.limit is not None
+    faint = np.median(samples[:, :, 1], axis=1) < fit.limit[1]
+    galaxies = Galaxies.from_samples(samples, truth, crowding > CROWDED, {"flux": faint})
+    same = refit(fit, galaxies, samples, truth, crowding)
     for key in ("core", "tail", "power", "width_ref", "knee"):
         np.testing.assert_array_equal(getattr(same, key), getattr(fit, key))
     assert same.shrink == fit.shrink and same.split == fit.split
     rows = np.random.default_rng(2).integers(0, 1200, 1200)
-    other = refit(fit, galaxies.take(rows), samples[rows], truth[rows], crowding[rows], 1)
-    assert other.split == fit.split and other.below == fit.below
+    other = refit(fit, galaxies.take(rows), samples[rows], truth[rows], crowding[rows])
+    assert other.split == fit.split and other.limit == fit.limit
     np.testing.assert_array_equal(other.width_ref, fit.width_ref)
     assert not np.array_equal(other.core, fit.core)  # new galaxies, new numbers
     np.testing.assert_allclose(other.core, fit.core, rtol=0.15)
@@ -344,18 +345,18 @@ def test_joint_coverage_counts_truths_inside_the_mahalanobis_regions():
 
 def test_fit_refuses_bad_shapes_and_tiny_sets():
     with pytest.raises(GampenValueError) as error:
-        fit_calibration(np.zeros((30, 10)), np.zeros((30, 1)), np.zeros(30), None, seed=0)
+        fit_calibration(np.zeros((30, 10)), np.zeros((30, 1)), np.zeros(30), {}, seed=0)
     assert str(error.value) == (
         "samples must be (galaxies, samples, params) and truth (galaxies, params); "
         "got ((30, 10), (30, 1))"
     )
     with pytest.raises(GampenValueError) as error:
-        fit_calibration(np.zeros((19, 30, 1)), np.zeros((19, 1)), np.zeros(19), None, seed=0)
+        fit_calibration(np.zeros((19, 30, 1)), np.zeros((19, 1)), np.zeros(19), {}, seed=0)
     assert str(error.value) == "too few galaxies to fit a calibration; got 19; expected >= 20"
     rng = np.random.default_rng(0)  # 20 galaxies are enough
     samples, truth = rng.normal(size=(20, 30, 1)), rng.normal(size=(20, 1))
-    fit, _ = fit_calibration(samples, truth, np.zeros(20), None, seed=0)
-    assert fit.below is None and fit.split == Split()  # no brightness parameter: no limit
+    fit, _ = fit_calibration(samples, truth, np.zeros(20), {}, seed=0)
+    assert fit.limit is None and fit.split == Split()  # no parameter to split by: no limit
 
 
 def test_single_precision_samples_are_fitted_in_double_precision():
@@ -363,9 +364,9 @@ def test_single_precision_samples_are_fitted_in_double_precision():
     included, is that of the same values in float64."""
     samples, truth = _gaussian_posteriors(300, np.ones(2), np.array([0.7, 1.3]), seed=5)
     single = samples.astype(np.float32)
-    fit, _ = fit_calibration(single, truth, np.zeros(300), 1, seed=0)
-    same, _ = fit_calibration(single.astype(np.float64), truth, np.zeros(300), 1, seed=0)
-    assert fit.below == same.below
+    fit, _ = fit_calibration(single, truth, np.zeros(300), {"p": 1}, seed=0)
+    same, _ = fit_calibration(single.astype(np.float64), truth, np.zeros(300), {"p": 1}, seed=0)
+    assert fit.limit == same.limit
     np.testing.assert_array_equal(fit.core, same.core)
     assert fit.shrink == same.shrink
 
@@ -384,14 +385,14 @@ def _crowded_set(n: int, crowded_sigma: float, seed: int):
 
 def test_crowded_galaxies_get_a_core_of_their_own_when_held_out_halves_show_it_helps():
     samples, truth, crowding = _crowded_set(4000, 1.6, seed=15)
-    fit, evidence = fit_calibration(samples[:2000], truth[:2000], crowding[:2000], None, seed=0)
+    fit, evidence = fit_calibration(samples[:2000], truth[:2000], crowding[:2000], {}, seed=0)
     assert fit.split == Split(crowding=True) and evidence["chosen"] == "crowding"
     step = evidence["steps"][0]
     assert step["kept"] and step["gain"] < -step["spread"] < 0
     assert fit.core[0, 0] == pytest.approx(1.0, rel=0.08)  # clean
     assert fit.core[1, 0] == pytest.approx(1.6, rel=0.1)  # crowded
     assert fit.n_fitted == 4  # two cores, one tail, one power
-    maps = fit.maps(None)
+    maps = fit.maps()
     assert isinstance(maps, Recalibration) and maps.above == CROWDED
     held, t_held, c_held = samples[2000:], truth[2000:, 0], crowding[2000:]
     for group in (c_held > CROWDED, c_held <= CROWDED):
@@ -401,52 +402,55 @@ def test_crowded_galaxies_get_a_core_of_their_own_when_held_out_halves_show_it_h
 
 def test_the_held_out_halves_follow_the_seed():
     samples, truth, crowding = _crowded_set(900, 1.3, seed=25)
-    first = fit_calibration(samples, truth, crowding, None, seed=3)[1]
-    assert fit_calibration(samples, truth, crowding, None, seed=3)[1] == first
-    assert fit_calibration(samples, truth, crowding, None, seed=4)[1] != first
+    first = fit_calibration(samples, truth, crowding, {}, seed=3)[1]
+    assert fit_calibration(samples, truth, crowding, {}, seed=3)[1] == first
+    assert fit_calibration(samples, truth, crowding, {}, seed=4)[1] != first
 
 
-def test_is_faint_is_strictly_below_the_limit_as_the_maps_pick():
+def test_is_below_is_strictly_below_the_limit_as_the_maps_pick():
     samples = np.zeros((5, 3, 2))
     samples[:, :, 1] = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])[:, None]  # medians
-    np.testing.assert_array_equal(is_faint(samples, 1, 0.0), [True, True, False, False, False])
+    np.testing.assert_array_equal(is_below(samples, (1, 0.0)), [True, True, False, False, False])
     split = BrightnessSplit(SpreadMap(np.ones(2)), SpreadMap(np.full(2, 2.0)), 0.0, 1)
     picked = [split.pick(None, galaxy) is split.faint for galaxy in samples]
-    np.testing.assert_array_equal(is_faint(samples, 1, 0.0), picked)
-    np.testing.assert_array_equal(is_faint(samples, None, None), [False] * 5)
+    np.testing.assert_array_equal(is_below(samples, (1, 0.0)), picked)
+    np.testing.assert_array_equal(is_below(samples, (0, 0.0)), [False] * 5)  # param 0 is 0
+    np.testing.assert_array_equal(is_below(samples, None), [False] * 5)
 
 
 def test_a_class_split_that_does_not_help_is_not_kept():
     samples, truth, crowding = _crowded_set(2000, 1.0, seed=16)
-    fit, evidence = fit_calibration(samples, truth, crowding, None, seed=0)
+    fit, evidence = fit_calibration(samples, truth, crowding, {}, seed=0)
     assert fit.split == Split() and fit.core.shape == (1, 1)
     assert [s["kept"] for s in evidence["steps"]] == [False]
-    few = fit_calibration(samples[:300], truth[:300], np.full(300, 1.0), None, seed=0)
+    few = fit_calibration(samples[:300], truth[:300], np.full(300, 1.0), {}, seed=0)
     assert few[1]["steps"] == []  # no clean galaxies: no split tried
 
 
-def test_faint_galaxies_get_a_core_of_their_own():
-    """Parameter 1 is the brightness, uniform on (-2, 2): faint galaxies (below 0) have
-    errors 1.5x wider than claimed in it, bright ones are right.  The limit falls at the
-    median, 0, and each side gets its own core factor."""
+@pytest.mark.parametrize("j", [0, 1])
+def test_galaxies_below_the_median_of_the_parameter_that_matters_get_a_core_of_their_own(j):
+    """Both parameters are uniform on (-2, 2); galaxies whose parameter ``j`` is below 0
+    (faint in the flux, or small in r_e) have errors 1.5x wider than claimed in parameter
+    1, the others are right.  The split by ``j`` is chosen, not by the other parameter;
+    its limit falls at the median, 0, and each side gets its own core factor."""
     rng = np.random.default_rng(16)
     n = 1200
-    mu = np.stack([rng.normal(size=n), rng.uniform(-2, 2, size=n)], 1)
-    widths = np.stack([np.ones(n), np.where(mu[:, 1] < 0, 1.5, 1.0)], 1)
+    mu = rng.uniform(-2, 2, size=(n, 2))
+    widths = np.stack([np.ones(n), np.where(mu[:, j] < 0, 1.5, 1.0)], 1)
     truth = mu + 0.1 * widths * rng.normal(size=(n, 2))
     samples = mu[:, None] + 0.1 * rng.normal(size=(n, 150, 2))
-    fit, _ = fit_calibration(samples, truth, np.zeros(n), 1, seed=0)
-    assert fit.split == Split(brightness=True)
-    assert fit.below == np.median(np.median(samples[:, :, 1], axis=1))  # of the medians
-    assert abs(fit.below) < 0.2  # near the true median, 0 (its sd: ~0.06)
-    np.testing.assert_allclose(fit.core[:, 1], [1.0, 1.5], rtol=0.1)  # bright, faint
+    names = ["r_e", "flux"]
+    fit, evidence = fit_calibration(samples, truth, np.zeros(n), {"r_e": 0, "flux": 1}, seed=0)
+    assert fit.split == Split(by=names[j])  # the other parameter tells nothing
+    assert set(evidence["held_out_loss"]) == {"none", "r_e", "flux"}
+    below = np.median(np.median(samples[:, :, j], axis=1))  # of the medians
+    assert fit.limit == (j, below) and abs(below) < 0.25  # near the true median, 0
+    np.testing.assert_allclose(fit.core[:, 1], [1.0, 1.5], rtol=0.1)  # higher, lower
     np.testing.assert_allclose(fit.core[:, 0], [1.0, 1.0], rtol=0.08)
-    maps = fit.maps(1)
-    assert isinstance(maps, BrightnessSplit) and maps.param == 1 and maps.below == fit.below
-    with pytest.raises(
-        GampenValueError, match=r"^a brightness split needs its parameter and limit$"
-    ):
-        fit.maps(None)
+    maps = fit.maps()
+    assert isinstance(maps, BrightnessSplit) and maps.param == j and maps.below == below
+    with pytest.raises(GampenValueError, match=rf"^a split by {names[j]} needs its limit$"):
+        replace(fit, limit=None).maps()
 
 
 def test_choose_split_tries_only_classes_with_enough_galaxies():
@@ -454,14 +458,14 @@ def test_choose_split_tries_only_classes_with_enough_galaxies():
     n = 2 * MIN_CLASS + 50
     samples, truth = rng.normal(size=(n, 50, 1)), rng.normal(size=(n, 1))
     crowded = np.arange(n) < MIN_CLASS - 1  # one short
-    galaxies = Galaxies.from_samples(samples, truth, crowded, np.arange(n) % 2 == 0)
+    galaxies = Galaxies.from_samples(samples, truth, crowded, {"flux": np.arange(n) % 2 == 0})
     split, evidence = choose_split(galaxies, np.ones(1), seed=0)
     assert split == Split()  # noise only: nothing to gain
-    assert [s["to"] for s in evidence["steps"]] == ["brightness"]
-    assert set(evidence["held_out_loss"]) == {"none", "brightness"}
+    assert [s["to"] for s in evidence["steps"]] == ["flux"]
+    assert set(evidence["held_out_loss"]) == {"none", "flux"}
     # The held-out loss of one map: fitted on each half, judged on the other, summed.
     halves = np.array_split(np.random.default_rng(0).permutation(n), 2)
-    cells = Split(False, True).classes(galaxies.crowded, galaxies.faint)
+    cells = np.arange(n) % 2  # the cells of the finest split tried: by flux
     total = 0.0
     for fitted, judged in (halves, halves[::-1]):
         fit = fit_marginals(galaxies.take(fitted), Split(), np.ones(1), None)
@@ -470,31 +474,41 @@ def test_choose_split_tries_only_classes_with_enough_galaxies():
         )[0]
     assert evidence["held_out_loss"]["none"] == round(total, 6)
     crowded[MIN_CLASS - 1] = True  # exactly enough
-    galaxies = Galaxies.from_samples(samples, truth, crowded, np.arange(n) % 2 == 0)
+    galaxies = Galaxies.from_samples(samples, truth, crowded, {"flux": np.arange(n) % 2 == 0})
     assert "crowding" in choose_split(galaxies, np.ones(1), seed=0)[1]["held_out_loss"]
 
 
 def test_split_classes_and_names():
     crowded = np.array([False, False, True, True])
-    faint = np.array([False, True, False, True])
-    both = Split(True, True)
-    np.testing.assert_array_equal(both.classes(crowded, faint), [0, 1, 2, 3])
-    np.testing.assert_array_equal(Split(True).classes(crowded, faint), [0, 0, 1, 1])
-    np.testing.assert_array_equal(Split(False, True).classes(crowded, faint), [0, 1, 0, 1])
-    np.testing.assert_array_equal(Split().classes(crowded, faint), [0, 0, 0, 0])
-    assert both.class_names == ["clean bright", "clean faint", "crowded bright", "crowded faint"]
-    assert [s.name for s in (Split(), Split(True), Split(False, True), both)] == [
-        "none",
-        "crowding",
-        "brightness",
-        "crowding x brightness",
+    lower = np.array([False, True, False, True])
+    both = Split(True, "r_e")
+    np.testing.assert_array_equal(both.classes(crowded, lower), [0, 1, 2, 3])
+    np.testing.assert_array_equal(Split(True).classes(crowded, None), [0, 0, 1, 1])
+    np.testing.assert_array_equal(Split(False, "r_e").classes(crowded, lower), [0, 1, 0, 1])
+    np.testing.assert_array_equal(Split().classes(crowded, None), [0, 0, 0, 0])
+    assert both.class_names == [
+        "clean higher r_e",
+        "clean lower r_e",
+        "crowded higher r_e",
+        "crowded lower r_e",
     ]
-    assert [s.n_classes for s in (Split(), Split(True), Split(False, True), both)] == [1, 2, 2, 4]
+    assert Split().class_names == ["all"]
+    splits = (Split(), Split(True), Split(False, "r_e"), both)
+    assert [s.name for s in splits] == ["none", "crowding", "r_e", "crowding x r_e"]
+    assert [s.n_classes for s in splits] == [1, 2, 2, 4]
+    assert candidate_splits(["bt", "r_e"]) == [
+        Split(),
+        Split(True),
+        Split(False, "bt"),
+        Split(False, "r_e"),
+        Split(True, "bt"),
+        Split(True, "r_e"),
+    ]
 
 
-def test_maps_of_a_crowding_and_brightness_split_route_each_galaxy():
-    fit = _fit(Split(True, True), [[1.0], [2.0], [3.0], [4.0]], [1.0], [0.0], [1.0], [1.0])
-    maps = replace(fit, below=0.5).maps(0)
+def test_maps_of_a_crowding_and_parameter_split_route_each_galaxy():
+    fit = _fit(Split(True, "p"), [[1.0], [2.0], [3.0], [4.0]], [1.0], [0.0], [1.0], [1.0])
+    maps = replace(fit, limit=(0, 0.5)).maps()
     rng = np.random.default_rng(8)
     base = rng.normal(size=(4, 101, 1))
     base -= np.median(base, axis=1, keepdims=True)
@@ -556,8 +570,8 @@ def test_judged_loss_by_a_loop():
 def test_challenge_replaces_the_split_only_beyond_the_spread():
     """Hand-made held-out losses (first entry) and resamples (the rest): splits are tried
     coarse first, the cheaper of equally coarse ones first, each against the split chosen
-    so far; a gain exactly equal to minus its spread is not enough."""
-    none, crowd, light, both = Split(), Split(True), Split(False, True), Split(True, True)
+    so far; a gain exactly equal to minus two spreads is not enough."""
+    none, crowd, light, both = Split(), Split(True), Split(False, "flux"), Split(True, "flux")
     losses = {
         none: np.array([0.0040, 0.0040, 0.0040, 0.0040]),
         crowd: np.array([0.0030, 0.0030, 0.0029, 0.0031]),  # gain -0.001, spread 0.0001
@@ -569,8 +583,8 @@ def test_challenge_replaces_the_split_only_beyond_the_spread():
     steps = evidence["steps"]
     assert [(s["from"], s["to"], s["kept"]) for s in steps] == [
         ("none", "crowding", True),
-        ("crowding", "brightness", False),
-        ("crowding", "crowding x brightness", True),
+        ("crowding", "flux", False),
+        ("crowding", "crowding x flux", True),
     ]
     assert set(steps[0]) == {"from", "to", "gain", "spread", "kept"}
     assert steps[0]["gain"] == -0.001 and steps[0]["spread"] == 0.0001
@@ -580,18 +594,21 @@ def test_challenge_replaces_the_split_only_beyond_the_spread():
     assert evidence["held_out_loss"] == {
         "none": 0.004,
         "crowding": 0.003,
-        "brightness": 0.0035,
-        "crowding x brightness": 0.001235,
+        "flux": 0.0035,
+        "crowding x flux": 0.001235,
     }
-    assert evidence["chosen"] == "crowding x brightness"
-    # A gain of exactly minus its spread (sqrt 2 from resamples 0 and 2) is not kept.
-    edge = {none: np.array([0.0, 0.0, 0.0]), crowd: np.array([-np.sqrt(2.0), 0.0, 2.0])}
+    assert evidence["chosen"] == "crowding x flux"
+    # A gain of exactly minus two spreads (spread sqrt 2 from resamples 0 and 2) is not
+    # kept; a little more is.
+    edge = {none: np.array([0.0, 0.0, 0.0]), crowd: np.array([-2 * np.sqrt(2.0), 0.0, 2.0])}
     assert _challenge([none, crowd], edge)[0] == none
-    # Equally coarse splits go cheapest first: brightness, of lower held-out loss (its
+    edge[crowd][0] = -2.001 * np.sqrt(2.0)
+    assert _challenge([none, crowd], edge)[0] == crowd
+    # Equally coarse splits go cheapest first: by flux, of lower held-out loss (its
     # first resample is higher), is tried first.
     order = {**losses, light: np.array([0.002, 0.0035, 0.002, 0.002])}
     steps = _challenge([none, crowd, light, both], order)[1]["steps"]
-    assert [s["to"] for s in steps] == ["brightness", "crowding", "crowding x brightness"]
+    assert [s["to"] for s in steps] == ["flux", "crowding", "crowding x flux"]
 
 
 def test_coverage_below_by_hand():
@@ -607,7 +624,7 @@ def test_the_fine_pass_reaches_between_coarse_points():
     in 6 steps each way (1 = 0.5 x 4 ** (3 / 6)), power +-1/2 step in 5 steps
     (0 = -0.5 + 0.5)."""
     samples, truth = _gaussian_posteriors(4000, np.ones(1), np.ones(1), seed=27, n_samples=200)
-    galaxies = Galaxies.from_samples(samples, truth, np.zeros(4000), np.zeros(4000))
+    galaxies = Galaxies.from_samples(samples, truth, np.zeros(4000))
     width_ref = np.median(galaxies.sd, axis=0)
     tails, powers = np.array([0.5, 2.0]), np.array([-0.5, 0.5])
     fit = fit_marginals(galaxies, Split(), width_ref, None, tails=tails, powers=powers)
@@ -617,7 +634,7 @@ def test_the_fine_pass_reaches_between_coarse_points():
 
 def test_fit_marginals_with_a_fixed_tail_and_power():
     samples, truth = _gaussian_posteriors(1000, np.ones(1), np.array([0.5]), seed=12)
-    galaxies = Galaxies.from_samples(samples, truth, np.zeros(1000), np.zeros(1000))
+    galaxies = Galaxies.from_samples(samples, truth, np.zeros(1000))
     fit = fit_marginals(
         galaxies, Split(), np.ones(1), None, tails=np.ones(1), powers=np.zeros(1), knee=2.0
     )
@@ -691,12 +708,12 @@ def test_joint_frame_leaves_out_galaxies_no_shrink_moves():
 
 def test_fit_shrinks_over_confident_correlations_to_the_truths():
     samples, truth = _correlated_posteriors(3000, claimed_rho=0.95, true_rho=0.8, seed=21)
-    fit, _ = fit_calibration(samples[:1500], truth[:1500], np.zeros(1500), None, seed=0)
+    fit, _ = fit_calibration(samples[:1500], truth[:1500], np.zeros(1500), {}, seed=0)
     # (1 - shrink) 0.95 = 0.8 gives 0.158; the grid steps by 27 %.
     assert 0.12 <= fit.shrink <= 0.21
     held, t_held = samples[1500:], truth[1500:]
     for level in (0.6827, 0.9545):
-        after = np.mean(_mahalanobis_rank(fit.maps(None).apply(held), t_held) < level)
+        after = np.mean(_mahalanobis_rank(fit.maps().apply(held), t_held) < level)
         before = np.mean(_mahalanobis_rank(held, t_held) < level)
         assert abs(after - level) < 0.035  # 3 binomial sd at n=1500
         assert level - before > 0.1  # the thin regions under-cover: this must fail

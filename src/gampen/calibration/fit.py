@@ -13,10 +13,12 @@ numbers each calibrated galaxies they were not fitted on no better than 19 numbe
 (``scripts/calibration_ablation.py``).  So the tail factor and the width power are one
 per parameter, shared by every galaxy; the knee is fixed (a free knee did not help on
 held-out galaxies); only the core factor may differ between classes of galaxies, clean /
-crowded (crowding index above :data:`CROWDED`) and bright / faint (predicted
-:data:`BRIGHTNESS` below the fitting galaxies' median), and a class split is kept only
-when it calibrates galaxies it was not fitted on better, by more than the bootstrap spread
-of that gain (:func:`choose_split`).  A calibration of ``k`` parameters fits ``k`` core
+crowded (crowding index above :data:`CROWDED`) and, within those, the galaxies whose
+predicted median of one parameter is below or above the fitting galaxies' median (faint /
+bright by the flux, small / large by r_e, ...).  A class split is kept only when it
+calibrates galaxies it was not fitted on better, by more than twice the bootstrap spread
+of that gain (:func:`choose_split`); which parameter splits, if any, is the held-out galaxies'
+choice too.  A calibration of ``k`` parameters fits ``k`` core
 factors per class, ``k`` tails, ``k`` powers and a correlation shrink: 10 numbers for one
 class of three parameters, 19 for four classes.
 
@@ -49,6 +51,7 @@ as they claim, over the same levels and weights.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -96,11 +99,11 @@ MIN_GROUP = 20
 CROWDED = 0.1
 #: A class split is tried only when each of its classes has this many fitting galaxies.
 MIN_CLASS = 200
-#: The parameter whose predicted median tells faint galaxies from bright, at the median of
-#: the fitting galaxies (no map moves a median, so the catalog tells which map served).
-BRIGHTNESS = "flux"
 #: Resamples of the judged galaxies that give the spread of a held-out loss difference.
 JUDGE_RESAMPLES = 200
+#: A split is kept when its held-out gain exceeds this many spreads of that gain: with up to
+#: six candidates, one spread would keep a useless split about once in six tries.
+KEEP_SPREADS = 2.0
 
 
 def pit(samples: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -148,38 +151,42 @@ def end_positions(n_samples: int, levels: np.ndarray) -> tuple[np.ndarray, np.nd
 @dataclass(frozen=True)
 class Split:
     """Which classes get a core factor of their own: crowded apart from clean galaxies,
-    faint apart from bright ones, both, or neither (one map for all)."""
+    and/or the galaxies whose predicted median of parameter ``by`` is below the limit
+    (``lower``) apart from the rest, or neither (one map for all)."""
 
     crowding: bool = False
-    brightness: bool = False
+    by: str | None = None
 
     @property
     def n_classes(self) -> int:
         """How many classes this split makes."""
-        return (1 + self.crowding) * (1 + self.brightness)
+        return (1 + self.crowding) * (1 + (self.by is not None))
 
     @property
     def name(self) -> str:
-        """``none``, ``crowding``, ``brightness`` or ``crowding x brightness``."""
-        parts = ["crowding"] * self.crowding + ["brightness"] * self.brightness
+        """``none``, ``crowding``, the parameter's name, or ``crowding x`` it."""
+        parts = ["crowding"] * self.crowding + [self.by] * (self.by is not None)
         return " x ".join(parts) or "none"
 
     @property
     def class_names(self) -> list[str]:
         """The classes, in the order of :meth:`classes`' indices."""
         crowding = ["clean", "crowded"] if self.crowding else [""]
-        light = ["bright", "faint"] if self.brightness else [""]
-        return [" ".join(filter(None, (c, b))) or "all" for c in crowding for b in light]
+        halves = [f"higher {self.by}", f"lower {self.by}"] if self.by else [""]
+        return [" ".join(filter(None, (c, h))) or "all" for c in crowding for h in halves]
 
-    def classes(self, crowded: np.ndarray, faint: np.ndarray) -> np.ndarray:
-        """Each galaxy's class index (N,), given whether it is ``crowded`` and ``faint``."""
+    def classes(self, crowded: np.ndarray, lower: np.ndarray | None) -> np.ndarray:
+        """Each galaxy's class index (N,), given whether it is ``crowded`` and whether its
+        ``by`` is ``lower`` than the limit (``None`` when the split has no ``by``)."""
         crowd = np.asarray(crowded, dtype=bool) & self.crowding
-        dim = np.asarray(faint, dtype=bool) & self.brightness
-        return (1 + self.brightness) * crowd.astype(np.intp) + dim
+        if self.by is None:
+            return crowd.astype(np.intp)
+        return 2 * crowd.astype(np.intp) + np.asarray(lower, dtype=bool)
 
 
-#: Every split, coarsest first.
-SPLITS: tuple[Split, ...] = (Split(), Split(True), Split(False, True), Split(True, True))
+def candidate_splits(params: Sequence[str]) -> list[Split]:
+    """Every split by crowding and at most one of ``params``, coarsest first."""
+    return [Split(), Split(True)] + [Split(c, p) for c in (False, True) for p in params]
 
 
 @dataclass(frozen=True)
@@ -188,18 +195,23 @@ class Galaxies:
     sorted offsets (in sd from the median) on either side of the catalog's interval ends
     at :data:`FIT_LEVELS`, and the ``fraction`` (2L,) of the way between them
     (:func:`end_positions`); the truths ``t`` (N, k) in sd from the median; the widths
-    ``sd`` (N, k); and whether each galaxy is ``crowded`` and ``faint``."""
+    ``sd`` (N, k); whether each galaxy is ``crowded``; and, for each parameter that may
+    split a class (by name), whether its predicted median is ``lower`` than the limit."""
 
     ends: np.ndarray
     fraction: np.ndarray
     t: np.ndarray
     sd: np.ndarray
     crowded: np.ndarray
-    faint: np.ndarray
+    lower: dict[str, np.ndarray]
 
     @classmethod
     def from_samples(
-        cls, samples: np.ndarray, truth: np.ndarray, crowded: np.ndarray, faint: np.ndarray
+        cls,
+        samples: np.ndarray,
+        truth: np.ndarray,
+        crowded: np.ndarray,
+        lower: dict[str, np.ndarray] | None = None,
     ) -> Galaxies:
         """Samples (N, S, k) and truths (N, k), standardised as the map does it."""
         samples = np.asarray(samples, dtype=np.float64)
@@ -210,7 +222,8 @@ class Galaxies:
         low, high, fraction = end_positions(samples.shape[1], FIT_LEVELS)
         ends = np.stack([ordered[:, low], ordered[:, high]], axis=-1).transpose(0, 2, 1, 3)
         t = (np.asarray(truth, dtype=np.float64) - centre) / sd
-        return cls(ends, fraction, t, sd, np.asarray(crowded, bool), np.asarray(faint, bool))
+        lower = {name: np.asarray(mask, bool) for name, mask in (lower or {}).items()}
+        return cls(ends, fraction, t, sd, np.asarray(crowded, bool), lower)
 
     def __len__(self) -> int:
         """How many galaxies."""
@@ -224,12 +237,16 @@ class Galaxies:
             t=self.t[rows],
             sd=self.sd[rows],
             crowded=self.crowded[rows],
-            faint=self.faint[rows],
+            lower={name: mask[rows] for name, mask in self.lower.items()},
         )
+
+    def classes(self, split: Split) -> np.ndarray:
+        """Each galaxy's class index under ``split``."""
+        return split.classes(self.crowded, self.lower.get(split.by) if split.by else None)
 
     def class_sizes(self, split: Split) -> np.ndarray:
         """How many galaxies fall in each class of ``split``."""
-        return np.bincount(split.classes(self.crowded, self.faint), minlength=split.n_classes)
+        return np.bincount(self.classes(split), minlength=split.n_classes)
 
     def bend(self, j: int, knee: float) -> tuple[np.ndarray, np.ndarray]:
         """Parameter ``j``'s interval ends (N, 2L) and their excess beyond ``knee``, both
@@ -247,11 +264,16 @@ class Galaxies:
         return low + self.fraction * (pairs[..., 1] - low)
 
 
+#: Where a class splits: the index of the parameter whose predicted median decides, and the
+#: limit (standardised) below which a galaxy is in the lower class.
+Limit = tuple[int, float]
+
+
 @dataclass(frozen=True)
 class CalibrationFit:
     """A fitted calibration: core factors ``core`` (classes, k) of the classes ``split``
     tells apart, shared tails ``tail``, powers ``power`` and reference widths ``width_ref``
-    (k,), the brightness limit ``below`` (standardised; when split by brightness), the fit's
+    (k,), the ``limit`` of a split by a parameter (``None`` without one), the fit's
     coverage loss per parameter before and after, the knees (k,; fixed, not fitted) and the
     correlation ``shrink``."""
 
@@ -260,7 +282,7 @@ class CalibrationFit:
     tail: np.ndarray
     power: np.ndarray
     width_ref: np.ndarray
-    below: float | None
+    limit: Limit | None
     loss_before: np.ndarray
     loss_after: np.ndarray
     knee: np.ndarray
@@ -279,15 +301,15 @@ class CalibrationFit:
             self.core[index], self.tail, self.knee, self.power, self.width_ref, self.shrink
         )
 
-    def maps(self, param: int | None) -> Maps:
-        """The maps as :mod:`gampen.calibration.maps` applies them; ``param`` is the index of
-        the brightness parameter (needed when split by brightness)."""
+    def maps(self) -> Maps:
+        """The maps as :mod:`gampen.calibration.maps` applies them."""
         per_class = [self.spread(c) for c in range(self.split.n_classes)]
-        if self.split.brightness:
-            if param is None or self.below is None:
-                raise GampenValueError("a brightness split needs its parameter and limit")
+        if self.split.by is not None:
+            if self.limit is None:
+                raise GampenValueError(f"a split by {self.split.by} needs its limit")
+            param, below = self.limit
             per_class = [
-                BrightnessSplit(per_class[c], per_class[c + 1], self.below, param)
+                BrightnessSplit(per_class[c], per_class[c + 1], below, param)
                 for c in range(0, len(per_class), 2)
             ]
         if self.split.crowding:
@@ -316,13 +338,14 @@ def fit_calibration(
     samples: np.ndarray,
     truth: np.ndarray,
     crowding: np.ndarray,
-    brightness_param: int | None,
+    params: Mapping[str, int],
     *,
     seed: int,
 ) -> tuple[CalibrationFit, dict]:
     """The calibration of samples (N, S, k) given truths (N, k), both standardised, and
     galaxies' crowding indices (N,): the class split the held-out folds choose
-    (:func:`choose_split`, its evidence returned too), its maps and the shrink."""
+    (:func:`choose_split`, its evidence returned too), its maps and the shrink.  A class
+    may split at the median of the predicted medians of one of ``params`` (name: index)."""
     samples, truth = np.asarray(samples, np.float64), np.asarray(truth)
     if samples.ndim != 3 or truth.shape != (samples.shape[0], samples.shape[2]):
         raise GampenValueError(
@@ -335,23 +358,22 @@ def fit_calibration(
             value=samples.shape[0],
             allowed=f">= {MIN_GROUP}",
         )
-    below = None
-    if brightness_param is not None:
-        below = float(np.median(brightness(samples, brightness_param)))
-    faint = is_faint(samples, brightness_param, below)
-    galaxies = Galaxies.from_samples(samples, truth, np.asarray(crowding) > CROWDED, faint)
+    limits = {name: (j, float(np.median(brightness(samples, j)))) for name, j in params.items()}
+    lower = {name: is_below(samples, limit) for name, limit in limits.items()}
+    galaxies = Galaxies.from_samples(samples, truth, np.asarray(crowding) > CROWDED, lower)
     width_ref = np.median(galaxies.sd, axis=0)
     split, evidence = choose_split(galaxies, width_ref, seed)
-    fit = fit_marginals(galaxies, split, width_ref, below)
-    return with_shrink(fit, samples, truth, crowding, brightness_param), evidence
+    fit = fit_marginals(galaxies, split, width_ref, limits[split.by] if split.by else None)
+    return with_shrink(fit, samples, truth, crowding), evidence
 
 
-def is_faint(samples: np.ndarray, param: int | None, below: float | None) -> np.ndarray:
-    """Which galaxies (samples (N, S, k)) are faint: their median sample of ``param`` is
-    below ``below``, as :class:`gampen.calibration.maps.BrightnessSplit` picks (none without a
-    limit, which there is without a brightness parameter)."""
-    if below is None:
+def is_below(samples: np.ndarray, limit: Limit | None) -> np.ndarray:
+    """Which galaxies (samples (N, S, k)) are in the lower class of a split at ``limit``:
+    their median sample of its parameter is below it, as
+    :class:`gampen.calibration.maps.BrightnessSplit` picks (none without a limit)."""
+    if limit is None:
         return np.full(len(samples), False)
+    param, below = limit
     return brightness(samples, param) < below
 
 
@@ -361,12 +383,11 @@ def refit(
     samples: np.ndarray,
     truth: np.ndarray,
     crowding: np.ndarray,
-    brightness_param: int | None,
 ) -> CalibrationFit:
     """``fit``'s calibration fitted again on other galaxies (a bootstrap resample): the
-    same split, brightness limit and reference widths, new numbers."""
-    again = fit_marginals(galaxies, fit.split, fit.width_ref, fit.below)
-    return with_shrink(again, samples, truth, crowding, brightness_param)
+    same split, limit and reference widths, new numbers."""
+    again = fit_marginals(galaxies, fit.split, fit.width_ref, fit.limit)
+    return with_shrink(again, samples, truth, crowding)
 
 
 def with_shrink(
@@ -374,13 +395,12 @@ def with_shrink(
     samples: np.ndarray,
     truth: np.ndarray,
     crowding: np.ndarray,
-    brightness_param: int | None,
 ) -> CalibrationFit:
     """``fit`` with the correlation shrink that best calibrates the joint regions of the
     samples its marginal maps calibrate (none for a single parameter)."""
     if samples.shape[2] == 1:
         return fit
-    maps = fit.maps(brightness_param)
+    maps = fit.maps()
     calibrated = (
         maps.apply(samples) if isinstance(maps, SpreadMap) else maps.apply(samples, crowding)
     )
@@ -391,7 +411,7 @@ def fit_marginals(
     galaxies: Galaxies,
     split: Split,
     width_ref: np.ndarray,
-    below: float | None,
+    limit: Limit | None,
     *,
     tails: np.ndarray = TAIL_GRID,
     powers: np.ndarray = POWER_GRID,
@@ -400,7 +420,7 @@ def fit_marginals(
     """The marginal maps (no shrink) that best calibrate ``galaxies``: a core factor per
     class of ``split``, a tail and a power per parameter, searched over ``tails`` and
     ``powers`` (then finer around the best) with the knee at ``knee``."""
-    classes = split.classes(galaxies.crowded, galaxies.faint)
+    classes = galaxies.classes(split)
     fits = [
         _fit_parameter(galaxies, j, classes, split.n_classes, width_ref[j], tails, powers, knee)
         for j in range(galaxies.t.shape[1])
@@ -408,7 +428,7 @@ def fit_marginals(
     core, tail, power, before, after = (np.array([f[i] for f in fits]) for i in range(5))
     knees = np.full(len(tail), float(knee))
     return CalibrationFit(
-        split, core.T, tail, power, np.asarray(width_ref), below, before, after, knees
+        split, core.T, tail, power, np.asarray(width_ref), limit, before, after, knees
     )
 
 
@@ -528,7 +548,7 @@ def _class_means(values: np.ndarray, cell_class: np.ndarray, n_classes: int) -> 
 def inside(fit: CalibrationFit, galaxies: Galaxies) -> np.ndarray:
     """Whether each galaxy's interval at each of :data:`FIT_LEVELS` holds its truth under
     ``fit``'s marginal maps: (N, k, L), as the catalog's intervals would say."""
-    core = fit.core[fit.split.classes(galaxies.crowded, galaxies.faint)]
+    core = fit.core[galaxies.classes(fit.split)]
     n_levels = len(FIT_LEVELS)
     out = []
     for j in range(galaxies.t.shape[1]):
@@ -541,27 +561,34 @@ def inside(fit: CalibrationFit, galaxies: Galaxies) -> np.ndarray:
 
 def choose_split(galaxies: Galaxies, width_ref: np.ndarray, seed: int) -> tuple[Split, dict]:
     """The class split, and the evidence for it: one map for all, unless a split's
-    held-out coverage loss beats it by more than the bootstrap spread of that gain (and a
+    held-out coverage loss beats it by more than :data:`KEEP_SPREADS` bootstrap spreads of
+    that gain (and a
     finer split must beat a coarser one so chosen the same way: :func:`_challenge`).
 
     Held out: the galaxies are cut at random into two halves, every split fitted on each
-    and judged on the other, by coverage in each class of the finest split tried (summed
-    over parameters and both halves); the spread comes from resampling the judged halves.
-    A split is tried only when each of its classes has :data:`MIN_CLASS` galaxies."""
-    tried = [s for s in SPLITS if galaxies.class_sizes(s).min() >= MIN_CLASS]
+    and judged on the other, by coverage in each class of each finest split tried
+    (crowding x each parameter that may split; averaged over those, summed over parameters
+    and both halves), so every candidate is judged on the same cells; the spread comes
+    from resampling the judged halves.  A split is tried only when each of its classes has
+    :data:`MIN_CLASS` galaxies."""
+    splits = candidate_splits(list(galaxies.lower))
+    tried = [s for s in splits if galaxies.class_sizes(s).min() >= MIN_CLASS]
     if len(tried) == 1:
         return Split(), {"chosen": Split().name, "steps": []}
-    judge = Split(any(s.crowding for s in tried), any(s.brightness for s in tried))
+    crowding = any(s.crowding for s in tried)
+    judges = [Split(crowding, p) for p in dict.fromkeys(s.by for s in tried if s.by)]
+    judges = judges or [Split(crowding)]
     rng = np.random.default_rng(seed)
     halves = np.array_split(rng.permutation(len(galaxies)), 2)
     losses = {s: np.zeros(JUDGE_RESAMPLES + 1) for s in tried}
     for fitted, judged in (halves, halves[::-1]):
         held = galaxies.take(judged)
         weights = np.vstack([np.ones(len(judged)), _resample_weights(rng, len(judged))])
-        cells = judge.classes(held.crowded, held.faint)
         for split in tried:
-            fit = fit_marginals(galaxies.take(fitted), split, width_ref, None)
-            losses[split] += _judged_loss(inside(fit, held), cells, weights)
+            covered = inside(fit_marginals(galaxies.take(fitted), split, width_ref, None), held)
+            losses[split] += sum(
+                _judged_loss(covered, held.classes(judge), weights) for judge in judges
+            ) / len(judges)
     return _challenge(tried, losses)
 
 
@@ -589,13 +616,13 @@ def _judged_loss(covered: np.ndarray, cells: np.ndarray, weights: np.ndarray) ->
 def _challenge(tried: list[Split], losses: dict[Split, np.ndarray]) -> tuple[Split, dict]:
     """Starting from one map for all, let each split tried, coarser ones first, replace
     the split chosen so far when its held-out loss (first entry of ``losses``; the rest
-    are resamples) is lower by more than the spread of the difference."""
+    are resamples) is lower by more than :data:`KEEP_SPREADS` spreads of the difference."""
     chosen = Split()
     steps = []
     for split in sorted(tried[1:], key=lambda s: (s.n_classes, losses[s][0])):
         gains = losses[split] - losses[chosen]
         gain, spread = float(gains[0]), float(gains[1:].std(ddof=1))
-        kept = gain < -spread
+        kept = gain < -KEEP_SPREADS * spread
         steps.append(
             {
                 "from": chosen.name,

@@ -34,9 +34,10 @@ Galaxies overlapped by a neighbour have heavier-tailed errors than lone ones of 
 predicted width, so a bundle may hold two maps (:class:`Recalibration`): one for clean
 galaxies, one for crowded ones, told apart by an observable, the crowding index of the
 cutout (:func:`gampen.data.scalars.crowding_index`) above a threshold.  Within each of
-those classes, faint galaxies' flux errors can also be heavier-tailed than bright ones' of
-the same predicted width, so a class may split once more (:class:`BrightnessSplit`) by the
-median of the galaxy's own samples of one parameter (the flux), which no map moves.
+those classes, the errors of large galaxies (or faint ones) can be wider than those of
+small (or bright) ones of the same predicted width, so a class may split once more
+(:class:`BrightnessSplit`, named for the first such split, by the flux) by the median of
+the galaxy's own samples of one parameter, which no map moves.
 ``gampen calibrate`` now fits one tail and one power per parameter for all classes and
 keeps a class only where held-out galaxies show it helps, but writes every class's map in
 full, so this one format serves old and new bundles alike.

@@ -26,16 +26,16 @@ from tqdm.auto import tqdm
 
 from gampen.calibration.command import BOOTSTRAP
 from gampen.calibration.fit import (
-    BRIGHTNESS,
     CROWDED,
     FIT_LEVELS,
+    KEEP_SPREADS,
     MIN_CLASS,
     MIN_GROUP,
     CalibrationFit,
     Galaxies,
     coverage_from_pit,
     fit_calibration,
-    is_faint,
+    is_below,
     joint_coverage,
     pit,
     refit,
@@ -151,7 +151,7 @@ class CalibrationResult:
                 f"flagged out of distribution: {check['ood_flagged']:.1%} of the check part "
                 "(the threshold keeps 99.5 % of the fitting part)"
             )
-        groups = {**check.get("after_by_crowding", {}), **check.get("after_by_brightness", {})}
+        groups = {**check.get("after_by_crowding", {}), **check.get("after_by_split", {})}
         for group, report in groups.items():
             cells = ", ".join(f"{n} {report[n]['ci68']:.3f}" for n in cal["scale"])
             lines.append(f"after, {group} galaxies: 68 % coverage {cells}")
@@ -185,7 +185,9 @@ class CalibrationResult:
         lines.append(f"correlations shrunk by {shrink}")
         if "faint" in self.calibration or "faint" in self.calibration.get("crowded", {}):
             faint = self.calibration.get("faint") or self.calibration["crowded"]["faint"]
-            lines.append(f"faint: predicted {faint['param']} < {self._limit(faint)}")
+            lines.append(
+                f"lower {faint['param']}: predicted {faint['param']} < {self._limit(faint)}"
+            )
         if "crowded" in self.calibration:
             lines.append(f"crowded: crowding index > {self.calibration['crowded']['above']:g}")
         return lines
@@ -196,7 +198,10 @@ class CalibrationResult:
         steps = fit["selection"]["steps"]
         if not steps:
             return [f"classes: none tried (a class needs {MIN_CLASS} fitting galaxies)"]
-        lines = ["classes judged on held-out halves (gain in coverage loss; kept if < -spread):"]
+        lines = [
+            "classes judged on held-out halves (gain in coverage loss; kept if < "
+            f"-{KEEP_SPREADS:g} x spread):"
+        ]
         for step in steps:
             verdict = "kept" if step["kept"] else "not kept"
             lines.append(
@@ -206,7 +211,7 @@ class CalibrationResult:
         return lines
 
     def _limit(self, faint: dict[str, Any]) -> str:
-        """A brightness split's limit, stored standardised, in the parameter's physical
+        """A split's limit (stored standardised) in its parameter's physical
         unit; a flux also as a magnitude (the bundle's zero point)."""
         labels = LabelTransform.from_dict(self.bundle.preprocessing["labels"])
         z = np.zeros((1, len(labels.names)))
@@ -314,8 +319,8 @@ def fit_and_check(
     """The calibration fitted on ``part`` and checked on ``held`` (standardised samples):
     the stored maps' fields, ``fit`` (the numbers, how the classes were chosen, the
     bootstrap spreads) and ``check`` (coverage before and after)."""
-    param = names.index(BRIGHTNESS) if BRIGHTNESS in names else None
-    fit, selection = fit_calibration(part.z, part.truth, part.crowding, param, seed=seed)
+    params = {name: j for j, name in enumerate(names)}
+    fit, selection = fit_calibration(part.z, part.truth, part.crowding, params, seed=seed)
     factors = stored_factors(fit, names)
     # Checked as stored (rounded), i.e. as ``gampen predict`` will apply it.
     stored = Recalibration.from_calibration(factors, names)
@@ -327,19 +332,16 @@ def fit_and_check(
         "selection": selection,
     }
     if bootstrap:
-        record["bootstrap"] = _bootstrap(fit, part, held, names, param, bootstrap, seed, progress)
-    return {
-        **factors,
-        "fit": record,
-        "check": _check_report(held, after_z, names, param, fit.below),
-    }
+        record["bootstrap"] = _bootstrap(fit, part, held, names, bootstrap, seed, progress)
+    return {**factors, "fit": record, "check": _check_report(held, after_z, names, fit)}
 
 
 def _check_report(
-    held: Part, after_z: np.ndarray, names: list[str], param: int | None, below: float | None
+    held: Part, after_z: np.ndarray, names: list[str], fit: CalibrationFit
 ) -> dict[str, Any]:
     """Coverage of the check part before and after calibration: per parameter, jointly,
-    and after in each crowding and brightness class (where each has a few galaxies)."""
+    and after in each crowding class and each half of the split by a parameter (where
+    each has a few galaxies)."""
     check: dict[str, Any] = {
         "n": len(held.z),
         "before": _coverage_report(held.z, held.truth, names),
@@ -348,8 +350,9 @@ def _check_report(
         "joint_after": _joint_report(after_z, held.truth),
     }
     classes = {"after_by_crowding": (held.crowding > CROWDED, ("clean", "crowded"))}
-    if below is not None:
-        classes["after_by_brightness"] = (is_faint(held.z, param, below), ("bright", "faint"))
+    if fit.split.by is not None:
+        lower = is_below(held.z, fit.limit)
+        classes["after_by_split"] = (lower, (f"higher {fit.split.by}", f"lower {fit.split.by}"))
     for key, (mask, groups) in classes.items():
         if min(mask.sum(), (~mask).sum()) >= MIN_GROUP:
             check[key] = _split_report(after_z, held.truth, names, mask, groups)
@@ -361,25 +364,22 @@ def _bootstrap(
     part: Part,
     held: Part,
     names: list[str],
-    param: int | None,
     resamples: int,
     seed: int,
     progress: bool,
 ) -> dict[str, Any]:
     """The spread (sd) of every fitted number, and of the check part's coverage at the
     catalog's levels, over refits on resamples (with replacement) of the fitting part."""
-    faint = is_faint(part.z, param, fit.below)
-    galaxies = Galaxies.from_samples(part.z, part.truth, part.crowding > CROWDED, faint)
+    lower = {fit.split.by: is_below(part.z, fit.limit)} if fit.split.by else {}
+    galaxies = Galaxies.from_samples(part.z, part.truth, part.crowding > CROWDED, lower)
     rng = np.random.default_rng(seed)
     numbers, coverage = [], []
     bar = tqdm(range(resamples), unit="refit", desc="bootstrap", disable=not progress)
     for _ in bar:
         rows = rng.integers(0, len(part.z), len(part.z))
-        again = refit(
-            fit, galaxies.take(rows), part.z[rows], part.truth[rows], part.crowding[rows], param
-        )
+        again = refit(fit, galaxies.take(rows), part.z[rows], part.truth[rows], part.crowding[rows])
         numbers.append(again.numbers(names))
-        after = _apply(again.maps(param), held.z, held.crowding)
+        after = _apply(again.maps(), held.z, held.crowding)
         coverage.append(_coverage_report(after, held.truth, names))
     return {
         "resamples": resamples,
@@ -432,11 +432,13 @@ def map_fields(spread: SpreadMap, names: list[str]) -> dict[str, Any]:
 
 def stored_factors(fit: CalibrationFit, names: list[str]) -> dict[str, Any]:
     """``fit``'s maps in the bundle's format, which every earlier version reads: the clean
-    (or only) class's map, its faint galaxies' under ``faint``, the crowded class under
-    ``crowded`` (with its own ``faint``).  Shared numbers are written into every map."""
+    (or only) class's map; the map of its galaxies whose predicted median of the split's
+    parameter is below the limit under ``faint`` (named when only the flux could split);
+    the crowded class under ``crowded`` (with its own ``faint``).  Shared numbers are
+    written into every map."""
     maps = [map_fields(fit.spread(c), names) for c in range(fit.split.n_classes)]
-    if fit.split.brightness and fit.below is not None:
-        limit = {"param": BRIGHTNESS, "below": round(fit.below, 5)}
+    if fit.split.by is not None and fit.limit is not None:
+        limit = {"param": fit.split.by, "below": round(fit.limit[1], 5)}
         maps = [
             {**bright, "faint": {**limit, **faint}}
             for bright, faint in zip(maps[::2], maps[1::2], strict=True)

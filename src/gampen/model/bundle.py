@@ -24,7 +24,8 @@ field                content
                      (:mod:`gampen.calibration.maps`), ``shrink`` its correlation shrink,
                      ``crowded`` (``above`` and the same keys) a second map for
                      crowded galaxies, and ``faint`` in either (``param``, ``below``
-                     and the same keys) a map for the class's faint galaxies; by
+                     and the same keys) a map for the class's galaxies whose median
+                     of ``param`` is below ``below`` (faint, or small for r_e); by
                      default the identity;
                      ``gampen calibrate`` adds ``method``, ``ood``
                      (:mod:`gampen.model.ood`), ``fit``, ``check``
