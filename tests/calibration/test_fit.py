@@ -478,6 +478,29 @@ def test_choose_split_tries_only_classes_with_enough_galaxies():
     assert "crowding" in choose_split(galaxies, np.ones(1), seed=0)[1]["held_out_loss"]
 
 
+def test_every_candidate_is_judged_by_the_mean_loss_over_each_parameters_cells():
+    """With two parameters that may split, one map's held-out loss is the mean of its
+    losses in the cells of each parameter's halves (fitted on each half, judged on the
+    other, summed over the halves)."""
+    rng = np.random.default_rng(7)
+    n = 2 * MIN_CLASS + 60
+    samples, truth = rng.normal(size=(n, 50, 1)), rng.normal(size=(n, 1))
+    lower = {"r_e": np.arange(n) % 2 == 0, "flux": np.arange(n) % 4 < 2}
+    galaxies = Galaxies.from_samples(samples, truth, np.zeros(n, bool), lower)
+    evidence = choose_split(galaxies, np.ones(1), seed=0)[1]
+    assert set(evidence["held_out_loss"]) == {"none", "r_e", "flux"}
+    halves = np.array_split(np.random.default_rng(0).permutation(n), 2)
+    total = 0.0
+    for fitted, judged in (halves, halves[::-1]):
+        covered = inside(
+            fit_marginals(galaxies.take(fitted), Split(), np.ones(1), None),
+            galaxies.take(judged),
+        )
+        one = np.ones((1, len(judged)))
+        total += np.mean([_judged_loss(covered, m[judged], one)[0] for m in lower.values()])
+    assert evidence["held_out_loss"]["none"] == round(total, 6)
+
+
 def test_split_classes_and_names():
     crowded = np.array([False, False, True, True])
     lower = np.array([False, True, False, True])
