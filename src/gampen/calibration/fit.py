@@ -358,8 +358,9 @@ def fit_calibration(
             value=samples.shape[0],
             allowed=f">= {MIN_GROUP}",
         )
-    limits = {name: (j, float(np.median(brightness(samples, j)))) for name, j in params.items()}
-    lower = {name: is_below(samples, limit) for name, limit in limits.items()}
+    medians = {name: brightness(samples, j) for name, j in params.items()}
+    limits = {name: (j, float(np.median(medians[name]))) for name, j in params.items()}
+    lower = {name: medians[name] < limits[name][1] for name in params}
     galaxies = Galaxies.from_samples(samples, truth, np.asarray(crowding) > CROWDED, lower)
     width_ref = np.median(galaxies.sd, axis=0)
     split, evidence = choose_split(galaxies, width_ref, seed)

@@ -33,6 +33,7 @@ from gampen.calibration.fit import (
     MIN_GROUP,
     CalibrationFit,
     Galaxies,
+    Split,
     coverage_from_pit,
     fit_calibration,
     is_below,
@@ -351,8 +352,8 @@ def _check_report(
     }
     classes = {"after_by_crowding": (held.crowding > CROWDED, ("clean", "crowded"))}
     if fit.split.by is not None:
-        lower = is_below(held.z, fit.limit)
-        classes["after_by_split"] = (lower, (f"higher {fit.split.by}", f"lower {fit.split.by}"))
+        higher, lower = Split(by=fit.split.by).class_names
+        classes["after_by_split"] = (is_below(held.z, fit.limit), (higher, lower))
     for key, (mask, groups) in classes.items():
         if min(mask.sum(), (~mask).sum()) >= MIN_GROUP:
             check[key] = _split_report(after_z, held.truth, names, mask, groups)
