@@ -10,7 +10,6 @@ import pytest
 from gampen.data import background
 from gampen.data.background import BorderBackground, fit_plane
 from gampen.errors import ConfigError
-from gampen.flags import Flag
 
 SIZE = 96
 
@@ -185,8 +184,6 @@ def test_a_model_with_the_border_estimate_ignores_a_residual_sky(tmp_path, pedes
     assert np.array_equal(
         runs[("cleaning", tmp_path / "sky")]["flags"], runs[("cleaning", catalog.parent)]["flags"]
     )
-    raw_flux_flagged = runs[("bundle", tmp_path / "sky")]["flags"] & Flag.BAD_FLUX > 0
-    assert raw_flux_flagged.any() == (pedestal < 0)  # without the estimate, faint ones
     # the case that must fail: the same network without the estimate is moved by the sky
     assert shift("bundle") > 100 * max(shift("cleaning"), 1e-6)
 

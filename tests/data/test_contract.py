@@ -409,7 +409,7 @@ def test_condition_messages_and_several_conditions_at_once():
 
 def test_flux_reasons():
     assert CONTRACT.check_flux(75.0) == (0, "")
-    assert "not positive" in CONTRACT.check_flux(-1.0)[1]
+    assert "holds positive flux" in CONTRACT.check_flux(-1.0)[1]
     assert "brighter than 12" in CONTRACT.check_flux(1e9)[1]
 
 
@@ -507,7 +507,8 @@ def test_messages_say_what_to_do():
         "or use a model trained at that scale)"
     )
     assert CONTRACT.check_flux(-2.0)[1] == (
-        "aperture flux -2 is not positive (a negated image, or a sky level left in?)"
+        "no aperture about the centre holds positive flux (at most -2): a negated image, or "
+        "the sky over-subtracted?"
     )
     flam = read_header_facts(fits.Header({"BUNIT": "erg/(s cm2 Angstrom)"}))
     assert flam.unit_problem.endswith(

@@ -9,6 +9,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from gampen.data.catalog import load_catalog
+from gampen.data.contract import InputContract
 from gampen.data.dataset import CutoutDataset
 from gampen.data.psf_features import PSF_FEATURES
 from gampen.data.scalars import (
@@ -17,6 +18,7 @@ from gampen.data.scalars import (
     annulus_fluxes,
     aperture_photometry,
     crowding_index,
+    largest_aperture_flux,
 )
 from gampen.errors import CatalogError, ConfigError
 from gampen.flags import FATAL, Flag
@@ -205,3 +207,32 @@ def test_crowding_index_against_a_hand_worked_image():
     assert crowding_index(annulus_fluxes(two), [1.0, 1.0]) == pytest.approx(
         50.0 / (4.0 * inside.sum())
     )
+
+
+def test_largest_aperture_flux_sees_a_faint_core_under_a_negative_total():
+    """A faint galaxy whose sky came out 0.01 too low: 20 in the four central pixels and
+    one more in a pixel of the second annulus, -0.01 everywhere.  The whole aperture sums
+    21 - 0.01 x (pixels within 48 px) < 0; the largest aperture flux is the pixel-mask
+    oracle's best radius (the second edge, 2.5 px); the negated galaxy holds none."""
+    size = 96
+    galaxy = np.zeros((1, size, size))
+    galaxy[0, 47:49, 47:49] = 5.0
+    galaxy[0, 46, 47] = 1.0  # 1.58 px from the centre
+    image = galaxy - 0.01
+    y, x = np.mgrid[:size, :size]
+    radius = np.hypot(y - 47.5, x - 47.5)
+    within = {edge: int((radius < edge).sum()) for edge in (1.5, 2.5, 48.0)}
+    assert annulus_fluxes(image)[0, 0].sum() == pytest.approx(21.0 - 0.01 * within[48.0])
+    assert 21.0 - 0.01 * within[48.0] < 0  # the whole aperture: not positive
+    assert within[1.5] == 4 and 21.0 - 0.01 * within[2.5] > 19.96  # the second edge wins
+    best = max(image[0][radius < edge * size / 2].sum() for edge in APERTURE_EDGES[1:])
+    assert best == pytest.approx(21.0 - 0.01 * within[2.5])
+    assert largest_aperture_flux(annulus_fluxes(image)) == pytest.approx(best)
+    contract = InputContract(pixel_scale=0.168, zero_point=27.0, input_size=size)
+    assert contract.check_flux(largest_aperture_flux(annulus_fluxes(image))) == (0, "")
+    negated = annulus_fluxes(-galaxy - 0.01)  # the same sky error under a negated galaxy
+    assert largest_aperture_flux(negated) == pytest.approx(-20.04)
+    assert contract.check_flux(largest_aperture_flux(negated))[0] == Flag.BAD_FLUX
+    # bands add up before the curve is taken: a second band of twice the negated galaxy
+    both = annulus_fluxes(np.concatenate([image, -2.0 * galaxy]))
+    assert largest_aperture_flux(both) < 0

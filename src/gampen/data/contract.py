@@ -173,12 +173,13 @@ class InputContract:
         )
 
     def check_flux(self, aperture_flux: float) -> tuple[int, str]:
-        """``BAD_FLUX`` for an aperture flux (model units) that is not positive or is
-        absurdly bright for the zero point; with the reason."""
+        """``BAD_FLUX`` for an aperture flux (model units: the largest within any aperture
+        about the centre) that is not positive or is absurdly bright for the zero point;
+        with the reason."""
         if not aperture_flux > 0:
             return int(Flag.BAD_FLUX), (
-                f"aperture flux {aperture_flux:.4g} is not positive (a negated image, or a "
-                "sky level left in?)"
+                f"no aperture about the centre holds positive flux (at most "
+                f"{aperture_flux:.4g}): a negated image, or the sky over-subtracted?"
             )
         mag = self.zero_point - 2.5 * math.log10(aperture_flux)
         limit = self.ranges["mag"][0] - ABSURD_BRIGHTER if "mag" in self.ranges else ABSURD_MAG

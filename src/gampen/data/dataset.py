@@ -51,7 +51,12 @@ from gampen.data.psf_features import (
     size_factors,
     widened_features,
 )
-from gampen.data.scalars import ScalarInputs, annulus_fluxes, crowding_index
+from gampen.data.scalars import (
+    ScalarInputs,
+    annulus_fluxes,
+    crowding_index,
+    largest_aperture_flux,
+)
 from gampen.errors import CatalogError, CutoutError
 from gampen.flags import Flag, is_fatal
 
@@ -214,7 +219,7 @@ class GalaxyDataset(Dataset):
         image = self._without_background(image, flags, cutout.missing)
         fluxes = annulus_fluxes(image)
         if not is_fatal(flags):
-            flux_flags, reason = contract.check_flux(float(fluxes[:, 0].sum()))
+            flux_flags, reason = contract.check_flux(largest_aperture_flux(fluxes))
             neighbour_flags, neighbour = contract.check_neighbours(image)
             flags |= flux_flags | neighbour_flags
             reasons += [reason, neighbour]
