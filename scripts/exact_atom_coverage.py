@@ -9,6 +9,11 @@ posterior quantiles ``(1 -+ c) / 2``; whenever the mass at 0 exceeds ``(1 - c) /
 interval starts at 0 and holds a pure disk.  So the exact posterior covers pure galaxies far
 above nominal, and only the whole prior (atoms and continuum together) comes near it.
 
+The second table asks the same of a set *without* pure galaxies (bt uniform, as the clean
+``hsc`` preset draws it), per fifth of true bt, for the exact posterior under the atom
+prior and under the matching prior without atoms: issue 20 also wants every fifth within
+5 points, and the atoms pull the outer fifths' intervals toward 0 and 1.
+
     .venv/bin/python scripts/exact_atom_coverage.py [--n 4000] [--seed 1]
 """
 
@@ -55,8 +60,19 @@ def prior_draws(n: int, prior: tuple[float, float], rng) -> np.ndarray:
     return np.where(u < prior[0], 0.0, np.where(u < sum(prior), 1.0, rng.random(n)))
 
 
+def fifth_coverage(
+    sigma: float, prior: tuple[float, float], level: float, n: int, rng
+) -> np.ndarray:
+    """Coverage (5,) in each fifth of true bt of ``n`` galaxies drawn uniformly in (0, 1),
+    each fifth apart, their exact intervals taken under ``prior``."""
+    return np.array(
+        [coverage(rng.uniform(q / 5, (q + 1) / 5, n), sigma, prior, level, rng) for q in range(5)]
+    )
+
+
 def main() -> None:
-    """Print the table: coverage of pure disks, pure bulges and the whole prior."""
+    """Print the tables: coverage of pure disks, pure bulges and the whole prior; then of
+    each fifth of a set without pure galaxies."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=4000, help="galaxies per cell")
     parser.add_argument("--seed", type=int, default=1)
@@ -75,6 +91,18 @@ def main() -> None:
                 print(
                     f"| {prior[0]:g} / {prior[1]:g} | {sigma:g} | {100 * level:.2f} % | "
                     + " | ".join(f"{100 * c:.1f} %" for c in cells)
+                    + " |"
+                )
+    print()
+    print("| posterior's prior pi0 / pi1 | sigma | level | coverage by fifth of true bt |")
+    print("|---|---|---|---|")
+    for prior in (PRIORS[0], (0.0, 0.0)):
+        for sigma in SIGMAS:
+            for level in LEVELS:
+                cells = fifth_coverage(sigma, prior, level, args.n, rng)
+                print(
+                    f"| {prior[0]:g} / {prior[1]:g} | {sigma:g} | {100 * level:.2f} % | "
+                    + " / ".join(f"{100 * c:.1f}" for c in cells)
                     + " |"
                 )
 
