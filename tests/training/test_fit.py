@@ -497,3 +497,42 @@ def test_resume_of_a_run_from_before_the_psf_fields(tmp_path, labelled):
         del old[key]
     saved.write_text(json.dumps(old))
     assert train(_config(tmp_path, labelled, epochs=2, resume=True)) is not None
+
+
+def test_a_sky_sigma_column_sets_the_noise_range_and_predict_flags_other_depths(tmp_path, labelled):
+    """A training catalog's ``sky_sigma`` (0.045-0.055 on the training rows, around the
+    cutouts' 0.05) becomes the contract's noise range: over the training rows only (the
+    validation rows' 0.2 stays out); predict then flags cutouts three times noisier or
+    five times quieter (``CONDITION_RANGE``) and not the training cutouts themselves."""
+    from gampen.flags import Flag
+
+    table = read_catalog(labelled)
+    table["split"] = ["train"] * 72 + ["val"] * (len(table) - 72)
+    table["sky_sigma"] = np.random.default_rng(5).uniform(0.045, 0.055, len(table))
+    table["sky_sigma"][72:] = 0.2
+    table.write(labelled.parent / "noisy.csv", overwrite=True)
+    path = train(_config(tmp_path, labelled.parent / "noisy.csv", epochs=1, split_column="split"))
+    lo, hi = load_bundle(path).contract.ranges["sky_sigma"]
+    used = np.asarray(table["sky_sigma"])[:72]
+    assert lo <= used.min() < lo + 1e-5 and hi - 1e-5 < used.max() <= hi
+
+    def options(folder) -> PredictOptions:
+        return PredictOptions(n_passes=2, n_samples=20, progress=False, image_dir=str(folder))
+
+    same = predict(table[:8], model=path, options=options(labelled.parent / "cutouts"))
+    assert not np.any(np.asarray(same["flags"]) & Flag.CONDITION_RANGE)
+    y, x = np.mgrid[:32, :32] - 15.5
+    profile = np.exp(-1.678 * np.hypot(x, y) / 3.0)
+    header = fits.Header({"PIXSCALE": 0.2, "MAGZP": 27.0})
+    for name, sigma in (("shallow", 0.15), ("deep", 0.01)):
+        for i in range(4):
+            image = 300 * profile / profile.sum() + np.random.default_rng(i).normal(
+                0, sigma, (32, 32)
+            )
+            fits.PrimaryHDU(image.astype(np.float32), header=header).writeto(
+                tmp_path / f"{name}{i}.fits"
+            )
+    other = table[:8].copy()
+    other["file_name"] = [f"{n}{i}.fits" for n in ("shallow", "deep") for i in range(4)]
+    flagged = predict(other, model=path, options=options(tmp_path))
+    assert np.all(np.asarray(flagged["flags"]) & Flag.CONDITION_RANGE)

@@ -37,6 +37,9 @@ from gampen.errors import ConfigError
 CLIP = 3.0
 #: Rounds of fitting and clipping at most.
 ROUNDS = 5
+#: Sky noise: robust sd to MAD; blocks whose MAD exceeds this many times the median
+#: block's hold a source or its wings and are left out.
+MAD_TO_SD, NOISY_BLOCK = 1.482602218505602, 1.5
 #: Source masking: Gaussian smoothing (pixels), detection threshold (robust sigmas of the
 #: smoothed frame), fewest connected pixels of a detection (smaller ones are noise peaks,
 #: whose masking alone would lower the plane by 0.05 sky sigma), growth of each detection
@@ -106,6 +109,42 @@ class BorderBackground:
             recentre=data.get("recentre", False),
             mask_sources=data.get("mask_sources", False),
         )
+
+
+def border_noise(image: np.ndarray, width: int = 8) -> np.ndarray:
+    """Per band of ``image`` (bands, n, n), the sky noise per pixel measured on its border
+    frame ``width`` pixels wide: the frame is cut into ``width`` x ``width`` blocks, those
+    whose spread about their median is :data:`NOISY_BLOCK` times the median block's
+    dropped (neighbours, a large galaxy's wings), and the robust sd (MAD) of the rest's
+    pixels about their own block's mean returned, times ``sqrt(m / (m - 1))`` for the
+    ``m`` pixels a mean takes out.  Block by block, a residual sky, a gradient or a broad
+    bump adds nearly nothing; correlated noise leaves it unbiased (each pixel's sd)."""
+    out = np.empty(image.shape[0])
+    for band, pixels in enumerate(np.asarray(image, dtype=np.float64)):
+        blocks = _frame_blocks(np.nan_to_num(pixels), width)
+        spread = np.median(np.abs(blocks - np.median(blocks, axis=1, keepdims=True)), axis=1)
+        quiet = blocks[spread <= NOISY_BLOCK * np.median(spread)]
+        residual = quiet - quiet.mean(axis=1, keepdims=True)
+        m = quiet.shape[1]
+        out[band] = MAD_TO_SD * np.median(np.abs(residual)) * np.sqrt(m / (m - 1))
+    return out
+
+
+def _frame_blocks(pixels: np.ndarray, width: int) -> np.ndarray:
+    """The border frame of ``pixels`` (n, n) as (blocks, width * width): whole blocks along
+    the top and bottom strips, then along the left and right between them."""
+    n = pixels.shape[0]
+    across = (n // width) * width
+    down = width + ((n - 2 * width) // width) * width
+    strips = (
+        pixels[:width, :across],
+        pixels[n - width :, :across],
+        pixels[width:down, :width].T,
+        pixels[width:down, n - width :].T,
+    )
+    return np.concatenate(
+        [s.reshape(width, -1, width).transpose(1, 0, 2).reshape(-1, width * width) for s in strips]
+    )
 
 
 def source_mask(residual: np.ndarray, frame: np.ndarray) -> np.ndarray:

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from gampen.data.background import BorderBackground
+from gampen.data.background import BorderBackground, border_noise
 from gampen.data.catalog import Catalog
 from gampen.data.contract import InputContract
 from gampen.data.cutouts import Cutout, read_cutout, read_psf
@@ -221,8 +221,9 @@ class GalaxyDataset(Dataset):
         if not is_fatal(flags):
             flux_flags, reason = contract.check_flux(largest_aperture_flux(fluxes))
             neighbour_flags, neighbour = contract.check_neighbours(image)
-            flags |= flux_flags | neighbour_flags
-            reasons += [reason, neighbour]
+            noise_flags, noise = self._check_noise(image)
+            flags |= flux_flags | neighbour_flags | noise_flags
+            reasons += [reason, neighbour, noise]
         condition_flags, reason = contract.check_conditions(self.scalars.conditions, row)
         flags |= condition_flags | (Flag.BAD_CONDITION if psf_problem else 0)
         reasons += [reason, psf_problem]
@@ -230,6 +231,15 @@ class GalaxyDataset(Dataset):
         if text:
             self.report(f"{self.describe(index)}: {text}", fatal=is_fatal(flags))
         return image, fluxes, flags, sources
+
+    def _check_noise(self, image: np.ndarray) -> tuple[int, str]:
+        """The contract's sky-noise check of a one-band ``image`` (model units): its
+        training range is of one band's noise, so other images are not checked."""
+        contract = self.contract
+        assert contract is not None
+        if image.shape[0] != 1 or "sky_sigma" not in contract.ranges:
+            return 0, ""
+        return contract.check_noise(float(border_noise(image)[0]))
 
     def report(self, text: str, *, fatal: bool = True) -> None:
         """Log why a galaxy was flagged: fatal reasons as warnings, the first

@@ -134,7 +134,7 @@ class TrainingData(pl.LightningDataModule):
             images=not is_pack(source),
             conditions=self.scalars.conditions,
             targets=config.targets,
-            keep_columns=(config.split_column,) if config.split_column else (),
+            keep_columns=(config.split_column,) * bool(config.split_column) + ("sky_sigma",),
         )
         self.object_ids = self.catalog.object_ids
         values = _label_values(self.catalog, config.targets)

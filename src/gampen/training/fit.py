@@ -141,6 +141,9 @@ def _contract(data: TrainingData, base: Bundle | None) -> dict[str, Any]:
         name: data.dataset.catalog_conditions[rows, j]
         for j, name in enumerate(data.scalars.conditions)
     }
+    if len(data.bands) == 1 and "sky_sigma" in data.catalog.kept.colnames:
+        # a simulated set's per-pixel sky noise: predict flags images outside its range
+        conditions["sky_sigma"] = np.asarray(data.catalog.kept["sky_sigma"], float)[rows]
     ranges = training_ranges(
         data.config.targets, data.label_values[rows], data.zero_point, conditions
     )
