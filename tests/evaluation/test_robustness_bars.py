@@ -39,6 +39,17 @@ def test_each_bar_crossed_is_named(battery, change, named):
     assert battery.misses(_row(**change), _row()) == [named]
 
 
+def test_a_row_outside_the_training_prior_may_flag_any_share(battery):
+    """Issue 19: flagging galaxies a shift pushes outside the training prior is the right
+    answer; its coverage bars still apply to the rest."""
+    most = _row(flagged=0.75)
+    assert battery.misses(most, _row(), True) == []
+    assert battery.misses(most, _row()) == ["flagged"]
+    assert battery.misses(_row(flagged=0.75, r_e_ci68=0.3), _row(), True) == ["r_e 68"]
+    text = battery.table({"none": _row(), "fainter": most, "clumps": most})
+    assert "2 of 3 rows hold" in text and "fainter than training" in text
+
+
 def test_the_table_counts_the_rows_that_hold(battery):
     text = battery.table({"none": _row(), "clumps": _row(r_e_ci68=0.55)})
     assert "1 of 2 rows hold" in text
