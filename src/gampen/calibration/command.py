@@ -31,8 +31,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Fit spread factors per parameter, and a shrink of the correlations, so "
         "that the MC-dropout posteriors' credible intervals and joint regions hold the truth "
         "as often as they claim, on galaxies the model never trained on (CATALOG needs the "
-        "true parameter columns). Crowded or faint galaxies get core factors of their own "
-        "only where held-out halves of the fitting part show it helps. Coverage before and "
+        "true parameter columns). Crowded galaxies, or those below the median predicted value "
+        "of one parameter (small, faint, disk-like), get core factors of their own only "
+        "where held-out halves of the fitting part show it helps. Coverage before and "
         "after is measured on a part of CATALOG not used for the fit, printed with the "
         "bootstrap spread of every fitted number, and stored in the new bundle, which "
         "'gampen predict' then applies.",
