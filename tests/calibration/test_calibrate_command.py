@@ -463,7 +463,7 @@ def test_calibration_stores_an_ood_model_that_predict_applies(tmp_path, calibrat
 
     catalog, _, out = calibrated
     cal = read_metadata(out)["calibration"]
-    assert cal["ood"]["quantile"] == 0.995 and cal["ood"]["threshold"] > 0
+    assert cal["ood"]["quantile"] == 0.997 and cal["ood"]["threshold"] > 0
     assert 0.0 <= cal["check"]["ood_flagged"] <= 0.1
     options = PredictOptions(n_passes=4, n_samples=60, num_workers=0, progress=False)
     same = predict(catalog, model=out, options=options)

@@ -55,7 +55,7 @@ from gampen.infer.predict import bundle_catalog, bundle_dataset
 from gampen.infer.sampling import galaxy_keys, posterior_samples
 from gampen.infer.summary import LEVELS
 from gampen.model.bundle import Bundle, load_bundle, save_bundle
-from gampen.model.ood import OodModel
+from gampen.model.ood import QUANTILE, OodModel
 
 log = logging.getLogger(__name__)
 WHERE = "calibration option"
@@ -150,7 +150,7 @@ class CalibrationResult:
         if "ood_flagged" in check:
             lines.append(
                 f"flagged out of distribution: {check['ood_flagged']:.1%} of the check part "
-                "(the threshold keeps 99.5 % of the fitting part)"
+                f"(the threshold keeps {QUANTILE:.1%} of the fitting part)"
             )
         groups = {**check.get("after_by_crowding", {}), **check.get("after_by_split", {})}
         for group, report in groups.items():
