@@ -134,7 +134,8 @@ class TrainingData(pl.LightningDataModule):
             images=not is_pack(source),
             conditions=self.scalars.conditions,
             targets=config.targets,
-            keep_columns=(config.split_column,) * bool(config.split_column) + ("sky_sigma",),
+            # sky_sigma, where the catalog has it, gives the contract its noise range
+            keep_columns=[c for c in (config.split_column, "sky_sigma") if c],
         )
         self.object_ids = self.catalog.object_ids
         values = _label_values(self.catalog, config.targets)
