@@ -255,20 +255,18 @@ def test_catalog_unit_spellings_astropy_does_not_parse(tmp_path, spelling, arcse
     assert got[0] == pytest.approx(arcsec)
 
 
-def test_range_flags_need_the_whole_68_interval_outside():
+def test_range_flags_follow_the_posterior_median():
+    # CONTRACT's ranges: mag 17-23, r_e 0.1-4.0.  A 68 % interval reaching back inside
+    # (row 2) no longer saves a galaxy whose median is past the edge; an interval
+    # reaching past the edge (row 4) does not flag one whose median is inside.
     summaries = {
-        "mag_ci68_lo": np.array([22.0, 23.1, 16.0, 22.9]),
-        "mag_ci68_hi": np.array([22.5, 23.5, 16.9, 23.4]),
-        "r_e_ci68_lo": np.array([0.5, 0.5, 4.1, 0.05]),
-        "r_e_ci68_hi": np.array([0.6, 0.6, 5.0, 0.09]),
+        "mag_median": np.array([22.2, 23.1, 16.5, 22.95, 20.0, 20.0]),
+        "mag_ci68_lo": np.array([22.0, 22.8, 16.0, 22.5, 19.0, 19.0]),
+        "mag_ci68_hi": np.array([22.5, 23.5, 16.9, 23.4, 21.0, 21.0]),
+        "r_e_median": np.array([0.5, 0.5, 1.0, 0.5, 4.2, 0.05]),
     }
     flags = CONTRACT.range_flags(summaries)
-    assert flags.tolist() == [
-        0,
-        Flag.PARAM_RANGE,
-        Flag.PARAM_RANGE,
-        Flag.PARAM_RANGE,
-    ]
+    assert flags.tolist() == [0, Flag.PARAM_RANGE, Flag.PARAM_RANGE, 0] + [Flag.PARAM_RANGE] * 2
 
 
 def test_training_ranges_widen_outward_to_four_digits():
@@ -413,16 +411,13 @@ def test_flux_reasons():
     assert "brighter than 12" in CONTRACT.check_flux(1e9)[1]
 
 
-def test_range_flags_with_partial_ranges_and_touching_intervals():
+def test_range_flags_with_partial_ranges_and_medians_on_the_edge():
     only_size = InputContract(0.2, 27.0, 32, ranges={"r_e": (0.1, 4.0)})
-    summaries = {
-        "r_e_ci68_lo": np.array([0.05, 4.0, 4.01]),
-        "r_e_ci68_hi": np.array([0.1, 5.0, 5.0]),
-    }
-    assert only_size.range_flags(summaries).tolist() == [0, 0, Flag.PARAM_RANGE]
-    no_mag_columns = {"r_e_ci68_lo": np.array([5.0]), "r_e_ci68_hi": np.array([6.0])}
+    summaries = {"r_e_median": np.array([0.1, 4.0, 4.01, 0.099]), "mag_median": np.zeros(4)}
+    assert only_size.range_flags(summaries).tolist() == [0, 0] + [Flag.PARAM_RANGE] * 2
+    no_mag_columns = {"r_e_median": np.array([5.0])}
     assert CONTRACT.range_flags(no_mag_columns).tolist() == [Flag.PARAM_RANGE]
-    nan = {"r_e_ci68_lo": np.array([np.nan]), "r_e_ci68_hi": np.array([np.nan])}
+    nan = {"r_e_median": np.array([np.nan])}
     assert CONTRACT.range_flags(nan).tolist() == [0]  # a fatal row: nothing to add
 
 

@@ -252,16 +252,22 @@ class InputContract:
         )
 
     def range_flags(self, summaries: Mapping[str, np.ndarray]) -> np.ndarray:
-        """``PARAM_RANGE`` where a galaxy's 68 % interval of ``mag`` or ``r_e``
-        (``<p>_ci68_lo``/``_hi`` columns) lies wholly outside the training range."""
+        """``PARAM_RANGE`` where a galaxy's posterior median of ``mag`` or ``r_e``
+        (``<p>_median`` columns) lies outside the training range: more than half its
+        posterior is where the network never saw a galaxy.  A network trained on a
+        bounded prior presses the posteriors of galaxies past its edge against the edge:
+        of 600 galaxies 0-1.5 mag past the faint limit, the median catches 84-86 %, the
+        whole 68 % interval beyond it (the rule before) 65-67 %; of clean galaxies it
+        flags 0.1-0.2 % (the shipped model, model card)."""
         n = len(next(iter(summaries.values())))
         flags = np.zeros(n, dtype=np.int64)
         for name in ("mag", "r_e"):
-            if name not in self.ranges or f"{name}_ci68_lo" not in summaries:
+            if name not in self.ranges or f"{name}_median" not in summaries:
                 continue
             lo, hi = self.ranges[name]
             with np.errstate(invalid="ignore"):
-                outside = (summaries[f"{name}_ci68_hi"] < lo) | (summaries[f"{name}_ci68_lo"] > hi)
+                median = np.asarray(summaries[f"{name}_median"])
+                outside = (median < lo) | (median > hi)
             flags[outside] |= int(Flag.PARAM_RANGE)
         return flags
 
