@@ -257,6 +257,43 @@ def test_fit_plane_edge_cases():
     np.testing.assert_array_equal(fit_plane(design, few), np.zeros(3))
 
 
+def test_fit_plane_clips_a_one_sided_crowd_of_outliers():
+    # 30 % of the points 50 sigma high (a frame half covered by a bright neighbour): the
+    # least-squares plane is pulled up by ~15, the residuals' median sits well below zero,
+    # and only scales and cuts taken about that median find the true plane again
+    rng = np.random.default_rng(21)
+    design = np.column_stack([np.ones(1000), rng.uniform(-1, 1, 1000), rng.uniform(-1, 1, 1000)])
+    values = design @ np.array([2.0, 0.5, -1.0]) + rng.normal(0, 1.0, 1000)
+    values[:300] += 50.0
+    assert np.linalg.lstsq(design, values, rcond=None)[0][0] > 15.0
+    np.testing.assert_allclose(fit_plane(design, values), [2.0, 0.5, -1.0], atol=0.2)
+
+
+def test_source_mask_measures_the_noise_about_the_frames_own_level():
+    # a residual left 10 ADU high (sd 1): the detection threshold is the frame's median
+    # plus DETECT robust sigmas of the smoothed noise, not of the offset itself
+    rng = np.random.default_rng(22)
+    residual = 10.0 + rng.normal(0, 1.0, (SIZE, SIZE))
+    residual[2:8, 30:40] += 3.0  # a faint source on the frame: 3 sd a pixel, 60 pixels
+    frame = np.flatnonzero(_frame())
+    mask = background.source_mask(residual, frame)
+    assert mask[4, 35] and mask[2:8, 30:40].all()
+    assert mask.mean() < 0.1  # the noise itself is not a source
+
+
+def test_source_mask_keeps_a_detection_of_exactly_the_least_area(monkeypatch):
+    # smoothing off (a kernel narrower than a pixel is the identity), a 4 x 5 block far
+    # above the noise is a detection of MIN_AREA = 20 pixels: masked, and grown
+    monkeypatch.setattr(background, "SMOOTH", 1e-3)
+    rng = np.random.default_rng(23)
+    residual = rng.normal(0, 1.0, (SIZE, SIZE))
+    residual[1:5, 40:45] = 100.0
+    mask = background.source_mask(residual, np.flatnonzero(_frame()))
+    assert mask[1:5, 40:45].all() and mask[4 + background.GROW, 42]
+    residual[1, 40] = 0.0  # 19 pixels: noise
+    assert not background.source_mask(residual, np.flatnonzero(_frame()))[2:5, 41:44].any()
+
+
 def _frame(width: int = 8) -> np.ndarray:
     """The border frame's mask, by hand: the pixels within ``width`` of an edge."""
     inner = np.zeros((SIZE, SIZE), dtype=bool)
