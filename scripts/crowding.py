@@ -23,10 +23,12 @@ from astropy.table import Table
 from robustness import error, with_truth
 from scipy import ndimage
 
+from gampen.data import background, neighbours
 from gampen.data.background import BorderBackground
 
-#: Peak search: smoothing (pixels), significance (robust sigmas), separation (arcsec).
-SMOOTH, SIGNIFICANCE, SEPARATION = 1.5, 5.0, 2.5
+#: Peak search: smoothing (pixels) and significance (robust sigmas); the 5-pixel box and
+#: the 2.5-arcsec separation are the bright-star check's (``gampen.data.neighbours``).
+SMOOTH, SIGNIFICANCE = 1.5, 5.0
 
 
 def load_row(folder: Path) -> Table:
@@ -39,18 +41,15 @@ def load_row(folder: Path) -> Table:
 
 
 def neighbour_peaks(path: Path, pixel_scale: float, width: int = 8) -> int:
-    """Neighbour peaks of one cutout (the module docstring says how they are found)."""
+    """Neighbour peaks of one cutout (the module docstring says how they are found): the
+    bright-star check's peak search (:mod:`gampen.data.neighbours`) on an image smoothed
+    more, kept above :data:`SIGNIFICANCE` robust sigmas of the smoothed border frame."""
     image = np.asarray(fits.getdata(path), dtype=np.float64)
     total = BorderBackground(width=width, recentre=True)(image.reshape(-1, *image.shape[-2:]))
     smoothed = ndimage.gaussian_filter(total.sum(axis=0).astype(np.float64), SMOOTH)
-    n = smoothed.shape[0]
-    border = np.ones((n, n), dtype=bool)
-    border[width:-width, width:-width] = False
-    edge = smoothed[border]
-    sigma = 1.4826 * np.median(np.abs(edge - np.median(edge)))
-    y, x = np.mgrid[:n, :n] - (n - 1) / 2.0
-    far = np.hypot(x, y) * pixel_scale > SEPARATION
-    peaks = (smoothed == ndimage.maximum_filter(smoothed, 5)) & far
+    edge = smoothed.ravel()[background._geometry(smoothed.shape[0], width)[1]]
+    sigma = background.MAD_TO_SD * np.median(np.abs(edge - np.median(edge)))
+    peaks = neighbours._peaks(smoothed, neighbours._radius(smoothed.shape[0], pixel_scale))
     return int(np.count_nonzero(peaks & (smoothed > SIGNIFICANCE * sigma)))
 
 

@@ -47,7 +47,8 @@ def test_peaks_count_the_neighbours_above_five_sigma_beyond_the_separation(
     # a blob 2.2 arcsec from the centre (13 pixels) is the galaxy's, not a neighbour ...
     near = _cutout(tmp_path / "near.fits", [(47.5, 60.5, 30.0)], seed=9)
     assert crowding.neighbour_peaks(near, SCALE) == 0
-    monkeypatch.setattr(crowding, "SEPARATION", 1.5)  # ... though it is a peak of its own
+    # ... though it is a peak of its own
+    monkeypatch.setattr(crowding.neighbours, "SEPARATION", 1.5)
     assert crowding.neighbour_peaks(near, SCALE) == 1
     monkeypatch.undo()
     beyond = _cutout(tmp_path / "beyond.fits", [(47.5, 65.5, 30.0)], seed=11)  # 3.0 arcsec
