@@ -44,7 +44,7 @@ MEANINGS: dict[Flag, str] = {
     Flag.MASKED_CORE: "over 5 % of the central pixels without data",
     Flag.BAD_FLUX: "no aperture about the centre holds positive flux, or absurdly bright",
     Flag.CONDITION_RANGE: "a condition (psf_fwhm, or the sky noise) outside the training range",
-    Flag.PARAM_RANGE: "mag or r_e (posterior median) outside the training range",
+    Flag.PARAM_RANGE: "mag or r_e out of the trained (median) or calibrated (68 % interval) range",
     Flag.OUT_OF_DISTRIBUTION: "image unlike the training set's: ood_score > 1, or a star beside it",
 }
 

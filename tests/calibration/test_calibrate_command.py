@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from astropy.table import Table
 
 import gampen
 from gampen.calibration.fit import CalibrationFit, Split
@@ -81,6 +82,20 @@ def test_calibration_is_stored_with_its_check(calibrated):
         assert set(cal["check"][key]) == {"ci68", "ci95"}
         assert all(0.0 <= v <= 1.0 for v in cal["check"][key].values())
     assert meta["weights_sha256"] == read_metadata(bundle)["weights_sha256"]
+
+
+def test_calibration_claims_the_magnitudes_and_sizes_of_its_catalog(calibrated):
+    catalog, bundle, out = calibrated
+    truth = Table.read(catalog)
+    mag = 27.0 - 2.5 * np.log10(np.asarray(truth["flux"]))
+    claimed = read_metadata(out)["contract"]["calibrated_ranges"]
+    assert set(claimed) == {"mag", "r_e"}
+    for name, values in (("mag", mag), ("r_e", np.asarray(truth["r_e"]))):
+        lo, hi = claimed[name]  # widened outward to 4 significant digits
+        assert values.min() - 1e-3 * abs(values.min()) <= lo <= values.min()
+        assert values.max() <= hi <= values.max() + 1e-3 * abs(values.max())
+    assert "calibrated_ranges" not in read_metadata(bundle).get("contract", {})
+    assert load_bundle(out).contract.calibrated_ranges == {k: tuple(v) for k, v in claimed.items()}
 
 
 def _with_calibration(bundle, folder, name: str, **fields):

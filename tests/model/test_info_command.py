@@ -109,3 +109,25 @@ def test_info_says_a_model_takes_psf_images_falling_back_to_the_fwhm(
         "PSF image where given (column psf_image, else the cutout's PSF HDU); else psf_fwhm alone"
         in text
     )
+
+
+def test_info_says_where_a_model_was_trained_and_calibrated(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = load_bundle(tiny_bundle(tmp_path))
+    contract = {"ranges": {"mag": [16.5, 23.75]}, "calibrated_ranges": {"mag": [17.0, 23.0]}}
+    path = save_bundle(
+        tmp_path / "claimed",
+        bundle.net,
+        param_names=bundle.param_names,
+        bands=bundle.bands,
+        pixel_scale=bundle.pixel_scale,
+        zero_point=bundle.zero_point,
+        preprocessing=bundle.preprocessing,
+        contract=contract,
+    )
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "trained on: mag [16.5, 23.75]" in text and "calibrated on: mag [17, 23]" in text
+    assert main(["info", str(tiny_bundle(tmp_path, name="plain"))]) == 0
+    assert "calibrated on" not in capsys.readouterr().out

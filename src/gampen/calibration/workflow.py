@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from gampen.calibration.maps import FIELDS, KNEE, Maps, Recalibration, SpreadMap
 from gampen.checks import check_float, check_int
 from gampen.checksum import file_sha256
 from gampen.data.catalog import Catalog, table_format
+from gampen.data.contract import range_lists, training_ranges
 from gampen.data.dataset import CutoutDataset
 from gampen.data.labels import LabelTransform
 from gampen.data.provenance import training_overlap
@@ -87,6 +88,9 @@ class CalibrationResult:
 
     bundle: Bundle
     calibration: dict[str, Any]
+    #: ``mag`` / ``r_e`` ranges of the calibration galaxies: the contract's
+    #: ``calibrated_ranges``, where ``PARAM_RANGE`` asks for the whole 68 % interval.
+    calibrated_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def worst_deviation(self, when: str) -> float:
         """The largest marginal coverage deviation, over parameters and levels, of the
@@ -237,8 +241,15 @@ class CalibrationResult:
             calibration=self.calibration,
             provenance=b.provenance,
             metrics=b.metrics,
-            contract=b.metadata.get("contract"),
+            contract=self.contract(),
         )
+
+    def contract(self) -> dict[str, Any] | None:
+        """The bundle's ``contract`` field with the calibration's ``calibrated_ranges``."""
+        contract = self.bundle.metadata.get("contract")
+        if contract is None or not self.calibrated_ranges:
+            return contract
+        return {**contract, "calibrated_ranges": range_lists(self.calibrated_ranges)}
 
 
 @dataclass
@@ -311,7 +322,10 @@ def calibrate(
         **fields.pop("fit"),
     }
     calibration = {"method": "spread", **fields, "ood": ood, "fit": record, "check": check}
-    return CalibrationResult(bundle, calibration)
+    # the catalog's physical truths (``truth`` is standardised)
+    ranges = training_ranges(bundle.param_names, loaded.labels, bundle.zero_point, {})
+    claimed = {name: ranges[name] for name in ("mag", "r_e") if name in ranges}
+    return CalibrationResult(bundle, calibration, claimed)
 
 
 def fit_and_check(

@@ -2,7 +2,8 @@
 
 A bundle states the pixel scale (arcsec/pixel), the zero point of its pixel unit (AB:
 ``mag = zero_point - 2.5 log10(sum of pixels)``), the unit of each condition (``psf_fwhm``
-in arcsec) and the ranges of conditions, magnitude and size it was trained on.
+in arcsec), the ranges of conditions, magnitude and size it was trained on and, once
+calibrated, the magnitude and size range its intervals were calibrated on.
 :func:`read_header_facts` reads what a cutout's header says about its own pixels, and
 :meth:`InputContract.check_image` compares the two, per galaxy:
 
@@ -98,14 +99,18 @@ class ImageCheck:
 
 @dataclass(frozen=True)
 class InputContract:
-    """What a model expects: its pixel scale, zero point, cutout size, condition units and
-    training ranges (``{name: (lo, hi)}`` for conditions, ``mag`` and ``r_e``)."""
+    """What a model expects: its pixel scale, zero point, cutout size, condition units,
+    training ranges (``{name: (lo, hi)}`` for conditions, ``mag`` and ``r_e``) and the
+    ``mag`` / ``r_e`` ranges of its calibration set (``calibrated_ranges``)."""
 
     pixel_scale: float
     zero_point: float
     input_size: int
     condition_units: dict[str, str] = field(default_factory=dict)
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: Where ``gampen calibrate`` made the intervals nominal: its catalog's ``mag`` and
+    #: ``r_e`` ranges (none before calibration, or in bundles calibrated before 2026-12-08).
+    calibrated_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
     #: The model takes each galaxy's PSF image where one is given (its preprocessing's
     #: ``scalars.psf_image``; not part of the ``contract`` field).
     psf_image: bool = False
@@ -115,7 +120,12 @@ class InputContract:
         return {
             "magnitudes": "AB",
             "condition_units": dict(self.condition_units),
-            "ranges": {k: [float(lo), float(hi)] for k, (lo, hi) in self.ranges.items()},
+            "ranges": range_lists(self.ranges),
+            **(
+                {"calibrated_ranges": range_lists(self.calibrated_ranges)}
+                if self.calibrated_ranges
+                else {}
+            ),
         }
 
     @classmethod
@@ -128,13 +138,6 @@ class InputContract:
         units = dict(data.get("condition_units", {}))
         for name in conditions:
             units.setdefault(name, DEFAULT_CONDITION_UNITS.get(name, ""))
-        ranges = {}
-        for name, pair in dict(data.get("ranges", {})).items():
-            ok = isinstance(pair, list | tuple) and len(pair) == 2
-            lo, hi = (float(v) for v in pair) if ok else (math.nan, math.nan)
-            if not (ok and math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-                raise BundleError(f"field 'contract.ranges.{name}' is invalid", value=pair)
-            ranges[name] = (lo, hi)
         for name, unit in units.items():
             if unit:
                 _parse_unit(unit, f"field 'contract.condition_units.{name}'", BundleError)
@@ -143,7 +146,8 @@ class InputContract:
             zero_point=float(metadata["zero_point"]),
             input_size=int(metadata["input_size"]),
             condition_units=units,
-            ranges=ranges,
+            ranges=_read_ranges(data, "ranges"),
+            calibrated_ranges=_read_ranges(data, "calibrated_ranges"),
             psf_image=bool(scalars.get("psf_image", False)),
         )
 
@@ -252,23 +256,31 @@ class InputContract:
         )
 
     def range_flags(self, summaries: Mapping[str, np.ndarray]) -> np.ndarray:
-        """``PARAM_RANGE`` where a galaxy's posterior median of ``mag`` or ``r_e``
-        (``<p>_median`` columns) lies outside the training range: more than half its
-        posterior is where the network never saw a galaxy.  A network trained on a
-        bounded prior presses the posteriors of galaxies past its edge against the edge:
-        of 600 galaxies 0-1.5 mag past the faint limit, the median catches 84-86 %, the
-        whole 68 % interval beyond it (the rule before) 65-67 %; of clean galaxies it
-        flags 0.1-0.2 % (the shipped model, model card)."""
+        """``PARAM_RANGE`` where a galaxy of ``mag`` or ``r_e`` is outside what the model
+        knows: its posterior median outside the training range (more than half its
+        posterior where the network never saw a galaxy), or its whole 68 % interval
+        outside the calibrated range (``<p>_median``, ``<p>_ci68_lo/hi`` columns).
+
+        A network trained on a bounded prior presses the posteriors of galaxies past its
+        edge against the edge, so only the median catches them (84-86 % of 600 galaxies
+        0-1.5 mag past the faint limit; the interval 65-67 %).  A network trained past
+        the calibrated range has honest posteriors there: asking for the median would flag
+        ~0.8 % of clean galaxies near the edge by their noise alone, the interval 0.1 %
+        (model card, "PARAM_RANGE")."""
         n = len(next(iter(summaries.values())))
         flags = np.zeros(n, dtype=np.int64)
-        for name in ("mag", "r_e"):
-            if name not in self.ranges or f"{name}_median" not in summaries:
-                continue
-            lo, hi = self.ranges[name]
-            with np.errstate(invalid="ignore"):
-                median = np.asarray(summaries[f"{name}_median"])
-                outside = (median < lo) | (median > hi)
-            flags[outside] |= int(Flag.PARAM_RANGE)
+        with np.errstate(invalid="ignore"):
+            for name in ("mag", "r_e"):
+                outside = np.zeros(n, dtype=bool)
+                if name in self.ranges and f"{name}_median" in summaries:
+                    lo, hi = self.ranges[name]
+                    median = np.asarray(summaries[f"{name}_median"])
+                    outside |= (median < lo) | (median > hi)
+                if name in self.calibrated_ranges and f"{name}_ci68_lo" in summaries:
+                    lo, hi = self.calibrated_ranges[name]
+                    below = np.asarray(summaries[f"{name}_ci68_hi"]) < lo
+                    outside |= below | (np.asarray(summaries[f"{name}_ci68_lo"]) > hi)
+                flags[outside] |= int(Flag.PARAM_RANGE)
         return flags
 
     def condition_in_unit(
@@ -514,6 +526,24 @@ def training_ranges(
         finite = finite[np.isfinite(finite)]
         if finite.size:
             ranges[name] = (_round(finite.min(), math.floor), _round(finite.max(), math.ceil))
+    return ranges
+
+
+def range_lists(ranges: Mapping[str, tuple[float, float]]) -> dict[str, list[float]]:
+    """Ranges as the bundle's JSON stores them."""
+    return {k: [float(lo), float(hi)] for k, (lo, hi) in ranges.items()}
+
+
+def _read_ranges(data: Mapping[str, Any], key: str) -> dict[str, tuple[float, float]]:
+    """The contract's ``key`` field as ``{name: (lo, hi)}``; a pair that is not two finite
+    numbers in order is a :class:`BundleError` naming the field."""
+    ranges = {}
+    for name, pair in dict(data.get(key, {})).items():
+        ok = isinstance(pair, list | tuple) and len(pair) == 2
+        lo, hi = (float(v) for v in pair) if ok else (math.nan, math.nan)
+        if not (ok and math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+            raise BundleError(f"field 'contract.{key}.{name}' is invalid", value=pair)
+        ranges[name] = (lo, hi)
     return ranges
 
 

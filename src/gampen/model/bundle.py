@@ -33,9 +33,11 @@ field                content
 ``metrics``          dict of validation metrics
 ``contract``         (format 2) what the model expects of its inputs beyond pixel scale, zero
                      point and size: ``magnitudes`` ("AB"), ``condition_units``
-                     (``{"psf_fwhm": "arcsec"}``) and the training ``ranges`` of conditions,
-                     ``mag``, ``r_e`` ... (:class:`gampen.data.contract.InputContract`);
-                     format-1 bundles load with no ranges
+                     (``{"psf_fwhm": "arcsec"}``), the training ``ranges`` of conditions,
+                     ``mag``, ``r_e`` ... and, written by ``gampen calibrate``, the
+                     ``calibrated_ranges`` of ``mag`` and ``r_e``
+                     (:class:`gampen.data.contract.InputContract`); format-1 bundles load
+                     with no ranges
 ``weights_sha256``   SHA-256 of ``model.safetensors``; a mismatched pair is refused
 ===================  =========================================================================
 
@@ -452,13 +454,13 @@ def _check_contract(metadata: dict[str, Any]) -> None:
     units and ranges."""
     contract = metadata.get("contract", {})
     _check_type("contract", contract, dict, "a JSON object")
-    known = ("magnitudes", "condition_units", "ranges")
+    known = ("magnitudes", "condition_units", "ranges", "calibrated_ranges")
     unknown = sorted(set(contract) - set(known))
     if unknown:
         raise BundleError("field 'contract' has unknown key(s)", value=unknown, allowed=known)
     if contract.get("magnitudes", "AB") != "AB":
         raise BundleError("field 'contract.magnitudes'", value=contract["magnitudes"], allowed="AB")
-    for key in ("condition_units", "ranges"):
+    for key in ("condition_units", "ranges", "calibrated_ranges"):
         _check_type(f"contract.{key}", contract.get(key, {}), dict, "a JSON object")
     try:
         InputContract.from_metadata(metadata)

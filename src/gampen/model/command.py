@@ -95,9 +95,16 @@ def _contract_lines(bundle: Bundle) -> list[str]:
             "PSF image where given (column psf_image, else the cutout's PSF HDU); "
             f"else {fallback} alone"
         )
-    ranges = ", ".join(f"{name} [{lo:g}, {hi:g}]" for name, (lo, hi) in contract.ranges.items())
+    ranges = _ranges_text(contract.ranges)
     lines.append(f"trained on: {ranges}" if ranges else "training ranges: not recorded")
+    if contract.calibrated_ranges:
+        lines.append(f"calibrated on: {_ranges_text(contract.calibrated_ranges)}")
     return lines
+
+
+def _ranges_text(ranges: dict[str, tuple[float, float]]) -> str:
+    """``name [lo, hi], ...`` for a contract's ranges."""
+    return ", ".join(f"{name} [{lo:g}, {hi:g}]" for name, (lo, hi) in ranges.items())
 
 
 def _architecture(c: NetworkConfig, n_parameters: int) -> list[str]:
