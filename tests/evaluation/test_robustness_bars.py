@@ -72,3 +72,15 @@ def test_a_bit_every_galaxy_carries_by_design_is_not_counted(battery):
     counted = battery.summary(table, int(Flag.NONFINITE))
     assert counted["flagged"] == 0.25 and counted["bt_ci68"] == 1.0
     assert battery.summary(table)["flagged"] == 1.0  # every galaxy flagged without it
+
+
+def test_too_few_unflagged_galaxies_are_not_judged(battery):
+    """Below 20 unflagged galaxies one galaxy moves a coverage past the 5-point bar: a
+    row beyond the prior then holds by its flags alone; from 20 on, it is judged."""
+    few = _row(flagged=0.99, kept=19.0, bt_ci68=0.5, r_e_error=0.09)
+    assert battery.misses(few, _row(), True) == []
+    assert battery.misses(few, _row()) == ["flagged"]
+    judged = few | {"kept": 20.0}
+    assert battery.misses(judged, _row(), True) == ["bt 68", "r_e error"]
+    text = battery.table({"none": _row(), "brighter": few})
+    assert "(19 unflagged: not judged)" in text and "2 of 2 rows hold" in text
