@@ -204,6 +204,12 @@ COVERAGE_BAR, ERROR_BAR, FLAGGED_BAR = 0.05, 1.5, 0.10
 MIN_JUDGED = 20
 
 
+def judged(row: dict[str, float]) -> bool:
+    """Whether ``row`` keeps enough unflagged galaxies for its coverage and errors to be
+    judged (a row without a count, made by hand, is)."""
+    return row.get("kept", MIN_JUDGED) >= MIN_JUDGED
+
+
 def misses(
     row: dict[str, float], unshifted: dict[str, float], outside_prior: bool = False
 ) -> list[str]:
@@ -211,7 +217,7 @@ def misses(
     a row ``outside_prior`` may flag any share; coverage and errors of fewer than
     :data:`MIN_JUDGED` unflagged galaxies are not judged."""
     flagged = ["flagged"] if row["flagged"] > FLAGGED_BAR and not outside_prior else []
-    if row.get("kept", MIN_JUDGED) < MIN_JUDGED:
+    if not judged(row):
         return flagged
     out = [
         f"{p} {level.removeprefix('ci')}"
@@ -248,11 +254,7 @@ def table(rows: dict[str, dict[str, float]]) -> str:
             + " | ".join(" / ".join(f"{c:.1%}" for c in cover[level]) for level in LEVELS)
             + f" | {r['bt_error']:.3f} / {r['r_e_error']:.1%} / {r['flux_error']:.2%} | "
             + (", ".join(missed) or "-")
-            + (
-                f" ({r['kept']:.0f} unflagged: not judged)"
-                if r.get("kept", 99) < MIN_JUDGED
-                else ""
-            )
+            + ("" if judged(r) else f" ({r['kept']:.0f} unflagged: not judged)")
             + " |"
         )
     if unshifted:
